@@ -1,0 +1,351 @@
+//! `claribi-host`: the command line of the connector host. See `claribi-host --help`.
+
+use clap::{Parser, Subcommand};
+use claribi_host::errors::HostError;
+use claribi_host::policy::Policy;
+use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+mod bench;
+#[cfg(feature = "demo")]
+mod demo;
+mod output;
+
+#[derive(Parser)]
+#[command(name = "claribi-host", version, about = "Load data-source connectors (WebAssembly components), keep their secrets, and call their read-only tools.")]
+struct Cli {
+    /// Where connections, secrets and caches live [env: CLARIBI_HOME] [default: ~/.local/share/claribi]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug). CLARIBI_LOG takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a connection: load and pin a connector, store its credentials encrypted, check them.
+    Connect {
+        /// Connection name (a-z, 0-9, - and _).
+        name: String,
+        /// The connector component: a .wasm file, or `builtin:close`.
+        #[arg(long, value_name = "PATH")]
+        plugin: String,
+        /// Vendor endpoint [default: the connector's, e.g. https://mcp.close.com/mcp].
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Name of the environment variable holding the API key.
+        #[arg(long, value_name = "VAR")]
+        api_key_env: Option<String>,
+        /// Scope to request (repeatable) [default: the connector's, e.g. mcp.read].
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Origin the connector may reach (repeatable), e.g. http://127.0.0.1:8080. Replaces the
+        /// default grant (the endpoint's origin plus the connector's declared public https origins).
+        #[arg(long = "allow-origin", value_name = "ORIGIN")]
+        allow_origins: Vec<String>,
+        /// Policy file (TOML: allow_origins, memory_mib, call_timeout_ms, max_response_bytes, max_requests_per_call).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Connector option key=value (repeatable).
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List connections.
+    Connections {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the read-only tools of a connection (write tools are withheld by the blocklist).
+    Tools {
+        /// Connection name.
+        name: String,
+        /// Also list the withheld tools and why.
+        #[arg(long)]
+        show_blocked: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call one tool with JSON arguments, e.g. `call close find_opportunities '{"status_type":"active"}'`.
+    Call {
+        /// Connection name.
+        name: String,
+        /// Tool name.
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(default_value = "{}")]
+        args_json: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a connection's credentials again.
+    Check {
+        /// Connection name.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a connection's policy as a policy file.
+    Policy {
+        /// Connection name.
+        name: String,
+    },
+    /// Remove a connection: revoke its tokens where possible, delete its secrets and state.
+    Disconnect {
+        /// Connection name.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-encrypt every stored secret under a new master key.
+    RotateKey {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the write-tool blocklist in force.
+    Blocklist,
+    /// Run the whole path against a local Close stand-in: build-in connector, connect, list, call.
+    #[cfg(feature = "demo")]
+    Demo {
+        /// Connect with SSE responses instead of JSON.
+        #[arg(long)]
+        sse: bool,
+    },
+    /// Measure compile, load, instantiate and call latency (component vs native client).
+    Bench {
+        /// Calls per measurement.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+    },
+}
+
+fn default_data_dir() -> Result<PathBuf, HostError> {
+    if let Some(d) = std::env::var_os("CLARIBI_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("claribi"));
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local").join("share").join("claribi")),
+        None => Err(HostError::Usage("cannot find a home directory; pass --data-dir DIR or set CLARIBI_HOME".into())),
+    }
+}
+
+fn init_logging(verbose: u8, json: bool) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug,cranelift=warn,wasmtime=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLARIBI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn read_plugin(spec: &str) -> Result<Vec<u8>, HostError> {
+    if let Some(name) = spec.strip_prefix("builtin:") {
+        return builtin::get(name)
+            .map(|b| b.to_vec())
+            .ok_or_else(|| HostError::Usage(format!("no built-in connector `{name}`; built-in: builtin:close")));
+    }
+    std::fs::read(spec).map_err(|e| {
+        HostError::Usage(format!("cannot read the connector file `{spec}` ({e}); give the path of a .wasm component or builtin:close"))
+    })
+}
+
+fn parse_options(items: &[String]) -> Result<Vec<(String, String)>, HostError> {
+    items
+        .iter()
+        .map(|o| {
+            o.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| HostError::Usage(format!("--option `{o}` must look like key=value")))
+        })
+        .collect()
+}
+
+async fn run(cli: Cli) -> Result<(), HostError> {
+    let data_dir = match cli.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    match cli.command {
+        #[cfg(feature = "demo")]
+        Command::Demo { sse } => return demo::run(sse).await,
+        Command::Bench { iterations } => return bench::run(iterations).await,
+        Command::RotateKey { json } => {
+            let (id, n) = HostService::rotate_key(&data_dir)?;
+            if json {
+                output::print_json(&json!({"key_id": id, "reencrypted": n}));
+            } else {
+                println!("re-encrypted {n} secret(s) under the new master key {id}");
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let host = HostService::open(HostConfig::new(&data_dir))?;
+    match cli.command {
+        Command::Connect { name, plugin, endpoint, api_key_env, scopes, allow_origins, policy, options, json } => {
+            let plugin = read_plugin(&plugin)?;
+            let var = api_key_env.ok_or_else(|| {
+                HostError::Usage("give --api-key-env VAR naming the environment variable that holds the API key (OAuth is not available yet)".into())
+            })?;
+            let key = std::env::var(&var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
+            })?;
+            let policy = match policy {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| HostError::Usage(format!("cannot read policy file {} ({e})", path.display())))?;
+                    Some(Policy::parse(&text).map_err(|e| HostError::Usage(format!("policy file {}: {e}", path.display())))?)
+                }
+            };
+            let outcome = host
+                .connect(ConnectRequest {
+                    name,
+                    plugin,
+                    endpoint,
+                    credentials: Credentials::ApiKey(Zeroizing::new(key.trim().to_string())),
+                    scopes,
+                    allow_origins: if allow_origins.is_empty() { None } else { Some(allow_origins) },
+                    policy,
+                    options: parse_options(&options)?,
+                })
+                .await?;
+            if json {
+                output::print_json(&outcome);
+            } else {
+                println!(
+                    "connected `{}` to {} at {}{}",
+                    outcome.name,
+                    outcome.connector,
+                    outcome.endpoint,
+                    outcome.account.as_ref().map(|a| format!(" as {a}")).unwrap_or_default()
+                );
+                println!("granted scopes: {}", if outcome.granted_scopes.is_empty() { "-".into() } else { outcome.granted_scopes.join(" ") });
+                println!("allowed origins: {}", outcome.allowed_origins.join(", "));
+            }
+        }
+        Command::Connections { json } => output::connections(&host.connections()?, json),
+        Command::Tools { name, show_blocked, json } => {
+            let listing = host.list_tools(&name).await?;
+            output::tools(&listing, show_blocked, json);
+        }
+        Command::Call { name, tool, args_json, json } => {
+            let out = host.call_tool(&name, &tool, &args_json).await?;
+            output::tool_output(&out, json);
+        }
+        Command::Check { name, json } => {
+            let outcome = host.check(&name).await?;
+            if json {
+                output::print_json(&outcome);
+            } else {
+                println!(
+                    "`{}` is ready{}; granted scopes: {}",
+                    outcome.name,
+                    outcome.account.as_ref().map(|a| format!(" ({a})")).unwrap_or_default(),
+                    outcome.granted_scopes.join(" ")
+                );
+            }
+        }
+        Command::Policy { name } => print!("{}", host.connection(&name)?.policy.to_toml()),
+        Command::Disconnect { name, json } => {
+            let out = host.disconnect(&name).await?;
+            if json {
+                output::print_json(&out);
+            } else {
+                println!("disconnected `{}`; its credentials and state are deleted", out.name);
+                if let Some(w) = &out.warning {
+                    eprintln!("warning: the connector could not revoke its tokens: {w}");
+                }
+            }
+        }
+        Command::Blocklist => {
+            for (id, re) in host.blocklist().rules() {
+                println!("{id:<22} {re}");
+            }
+            for (id, reason) in host.blocklist().overrides() {
+                println!("{id:<22} DISABLED by operator: {reason}");
+            }
+        }
+        #[cfg(feature = "demo")]
+        Command::Demo { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::RotateKey { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error in claribi-host ({}{at}); please report it", claribi_host::errors::one_line(&msg));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            }
+            let text = e.to_string();
+            let head: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            let line = head.join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            eprintln!("error: {line}; run `claribi-host --help` for usage");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.verbose, cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Human tables and `--json` output for the CLI.
+
+use claribi_host::service::{Content, ToolListing, ToolOutput};
+use claribi_host::store::ConnectionRecord;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let s = s.replace(['\n', '\r', '\t'], " ");
+    if s.chars().count() <= n {
+        s
+    } else {
+        s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+/// Render rows as an aligned table.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i + 1 == cells.len() { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+/// `claribi-host connections`.
+pub fn connections(list: &[ConnectionRecord], json: bool) {
+    if json {
+        let v: Vec<Value> = list
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name, "connector": c.connector_id, "endpoint": c.endpoint,
+                    "auth": c.auth_method.as_str(), "status": c.status.as_str(), "account": c.account,
+                    "granted_scopes": c.granted_scopes, "allowed_origins": c.policy.grant.to_strings(),
+                    "last_error": c.last_error,
+                })
+            })
+            .collect();
+        print_json(&v);
+        return;
+    }
+    if list.is_empty() {
+        println!("no connections; create one with `claribi-host connect NAME --plugin builtin:close --api-key-env VAR`");
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.connector_id.clone(),
+                c.auth_method.as_str().to_string(),
+                c.status.as_str().to_string(),
+                c.account.clone().unwrap_or_else(|| "-".into()),
+                c.endpoint.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["NAME", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "ENDPOINT"], &rows));
+}
+
+/// `claribi-host tools NAME`.
+pub fn tools(listing: &ToolListing, show_blocked: bool, json: bool) {
+    if json {
+        if show_blocked {
+            print_json(listing);
+        } else {
+            print_json(&listing.tools);
+        }
+        return;
+    }
+    let rows: Vec<Vec<String>> = listing
+        .tools
+        .iter()
+        .map(|t| vec![t.name.clone(), clip(t.title.as_deref().unwrap_or("-"), 32), clip(t.description.as_deref().unwrap_or(""), 70)])
+        .collect();
+    print!("{}", table(&["TOOL", "TITLE", "DESCRIPTION"], &rows));
+    println!("{} read-only tool(s); {} write tool(s) withheld by the blocklist", listing.tools.len(), listing.blocked.len());
+    if show_blocked && !listing.blocked.is_empty() {
+        let rows: Vec<Vec<String>> =
+            listing.blocked.iter().map(|b| vec![b.name.clone(), b.rule.clone(), clip(&b.reason, 80)]).collect();
+        print!("\n{}", table(&["WITHHELD", "RULE", "WHY"], &rows));
+    }
+}
+
+/// `claribi-host call ...`.
+pub fn tool_output(out: &ToolOutput, json: bool) {
+    if json {
+        print_json(out);
+        return;
+    }
+    if let Some(v) = &out.structured_content {
+        if let Some(t) = render_table(v) {
+            print!("{t}");
+            return;
+        }
+        print_json(v);
+        return;
+    }
+    for c in &out.content {
+        match c {
+            Content::Text { text } => println!("{text}"),
+            Content::Image { mime_type, data } => println!("[image {mime_type}, {} bytes base64]", data.len()),
+            Content::Audio { mime_type, data } => println!("[audio {mime_type}, {} bytes base64]", data.len()),
+            Content::Other { value } => println!("{value}"),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{} items]", a.len()),
+        Value::Object(_) => "{…}".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A list-like result (`{"data": [...]}` or a top-level array of objects) as a table of its first
+/// scalar columns; `None` for anything else.
+pub fn render_table(v: &Value) -> Option<String> {
+    let (rows, extra) = match v {
+        Value::Array(a) => (a, None),
+        Value::Object(o) => {
+            let (_, arr) = o.iter().find(|(_, v)| v.as_array().is_some_and(|a| a.first().is_some_and(Value::is_object)))?;
+            let rest: Vec<String> = o
+                .iter()
+                .filter(|(_, v)| !v.is_array() && !v.is_object())
+                .map(|(k, v)| format!("{k}: {}", scalar(v)))
+                .collect();
+            (arr.as_array()?, Some(rest.join(", ")))
+        }
+        _ => return None,
+    };
+    let first = rows.first()?.as_object()?;
+    let cols: Vec<String> = first
+        .iter()
+        .filter(|(_, v)| !v.is_array() && !v.is_object())
+        .map(|(k, _)| k.clone())
+        .take(7)
+        .collect();
+    if cols.is_empty() {
+        return None;
+    }
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| clip(&r.get(c).map(scalar).unwrap_or_default(), 36)).collect())
+        .collect();
+    let headers: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let mut out = table(&headers, &body);
+    if let Some(e) = extra.filter(|e| !e.is_empty()) {
+        out.push_str(&format!("({} rows; {e})\n", rows.len()));
+    } else {
+        out.push_str(&format!("({} rows)\n", rows.len()));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn list_results_render_as_tables() {
+        let v = json!({"data": [{"id": "oppo_1", "value": 100, "tags": []}], "has_more": false});
+        let t = render_table(&v).unwrap();
+        assert!(t.starts_with("id"), "{t}");
+        assert!(t.contains("oppo_1"));
+        assert!(t.contains("has_more: false"));
+        assert!(render_table(&json!({"name": "x"})).is_none());
+    }
+}

@@ -1,0 +1,462 @@
+//! Loading connector components and running one call in a fresh, limited instance.
+//!
+//! # Cost model
+//!
+//! * **Compile** once per component per process (cranelift; hundreds of milliseconds), and cache the
+//!   compiled code on disk under `<data-dir>/cache/<sha256>-<engine hash>.cwasm`, so the next process
+//!   only deserializes it (milliseconds). The cache directory is the host's own (mode 0700): compiled
+//!   code is trusted native code and must never come from elsewhere.
+//! * **Pre-instantiate** once per component: imports are resolved against the [`Linker`] then, not per
+//!   call.
+//! * **Instantiate** per call (tens of microseconds): every call gets a new [`Store`] with its own
+//!   memory, its own outbound budget and its own deadline, so nothing leaks between calls or
+//!   connections.
+//!
+//! # What a guest gets
+//!
+//! `wasi:http` (through [`crate::outbound`]), the `claribi:data-source/host` interface (through
+//! [`crate::host_api`]), clocks, randomness, and the parts of `wasi:cli`/`wasi:filesystem` that Rust's
+//! standard library imports — backed by an empty context: no preopened directories, no environment
+//! variables, no arguments, empty stdin, stdout discarded, stderr captured (4 KiB) for crash reports.
+//! `wasi:sockets` is not linked at all: a component importing it fails to load.
+//!
+//! # Limits
+//!
+//! * memory: a [`wasmtime::ResourceLimiter`] refuses growth past the policy's `memory_mib`;
+//! * time: an epoch ticker (10 ms) interrupts running guest code, which yields to the executor and
+//!   traps once the call's deadline has passed; a timer around the whole call also stops a guest that
+//!   waits in host I/O;
+//! * concurrency: at most `max_concurrent_instances` instances exist at once (a semaphore).
+
+use crate::bindings::{guest, wit, DataSource, DataSourcePre};
+use crate::errors::HostError;
+use crate::host_api::{HostApi, HostContext, HostView};
+use crate::outbound::{Outbound, OutboundContext};
+use crate::policy::Limits;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::cli::WasiCliView;
+use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How often the epoch ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Everything a [`Store`] holds during one call.
+pub struct CallState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: Outbound,
+    limiter: CallLimiter,
+    /// The host interface's state.
+    pub host: HostContext,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+struct CallLimiter {
+    memory_limit: usize,
+    memory_denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        100
+    }
+
+    fn tables(&self) -> usize {
+        100
+    }
+
+    fn memories(&self) -> usize {
+        100
+    }
+}
+
+/// The epoch callback's verdict when the deadline has passed.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("call deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// A loaded, pre-instantiated connector component.
+pub struct LoadedPlugin {
+    /// SHA-256 of the component bytes (hex).
+    pub digest: String,
+    /// What the connector says about itself.
+    pub info: wit::ConnectorInfo,
+    pre: DataSourcePre<CallState>,
+    /// How long compiling (or loading from the cache) took.
+    pub load_time: Duration,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// The engine, the linker, the compile cache and the loaded components of this process.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    instances: Arc<tokio::sync::Semaphore>,
+    ticker_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The hex SHA-256 of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+impl Runtime {
+    /// A runtime caching compiled code under `cache_dir` (`None`: no disk cache), allowing at most
+    /// `max_instances` concurrent instances.
+    pub fn new(cache_dir: Option<PathBuf>, max_instances: usize) -> Result<Runtime, HostError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(2 * 1024 * 1024);
+        let engine = Engine::new(&config).map_err(|e| HostError::Storage(format!("cannot create the wasm engine: {e}")))?;
+        let linker = Self::linker(&engine).map_err(|e| HostError::Storage(format!("cannot link host interfaces: {e}")))?;
+        if let Some(dir) = &cache_dir {
+            create_private_dir(dir).map_err(HostError::Storage)?;
+        }
+        // The epoch ticker: a thread holding only a weak reference to the engine.
+        let weak = engine.weak();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::Builder::new()
+            .name("claribi-epoch".into())
+            .spawn(move || {
+                while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| HostError::Storage(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            loaded: Mutex::new(HashMap::new()),
+            instances: Arc::new(tokio::sync::Semaphore::new(max_instances.max(1))),
+            ticker_stop: stop,
+        })
+    }
+
+    fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
+        use wasmtime_wasi::p2::bindings::{cli, filesystem, random};
+        let mut l = Linker::<CallState>::new(engine);
+        // io, clocks, random, stdin/stdout/stderr
+        wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(&mut l)?;
+        // What Rust std on wasip2 also imports, backed by the empty WasiCtx.
+        filesystem::types::add_to_linker::<CallState, wasmtime_wasi::filesystem::WasiFilesystem>(&mut l, |t| {
+            t.filesystem()
+        })?;
+        filesystem::preopens::add_to_linker::<CallState, wasmtime_wasi::filesystem::WasiFilesystem>(&mut l, |t| {
+            t.filesystem()
+        })?;
+        cli::environment::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::exit::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::terminal_input::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::terminal_output::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::terminal_stdin::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::terminal_stdout::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        cli::terminal_stderr::add_to_linker::<CallState, wasmtime_wasi::cli::WasiCli>(&mut l, |t| t.cli())?;
+        random::insecure::add_to_linker::<CallState, wasmtime_wasi::random::WasiRandom>(&mut l, |t| {
+            t.wasi.random()
+        })?;
+        random::insecure_seed::add_to_linker::<CallState, wasmtime_wasi::random::WasiRandom>(&mut l, |t| {
+            t.wasi.random()
+        })?;
+        // wasi:http, through our hooks.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
+        // claribi:data-source/host
+        crate::bindings::claribi::data_source::types::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
+            ctx: &mut s.host,
+            table: &mut s.table,
+        })?;
+        crate::bindings::claribi::data_source::host::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
+            ctx: &mut s.host,
+            table: &mut s.table,
+        })?;
+        Ok(l)
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn cache_key(&self, digest: &str) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{digest}-{:016x}", h.finish())
+    }
+
+    /// Compile (or load from the cache) a component. Returns the component and whether it came from
+    /// the cache.
+    pub fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), HostError> {
+        if let Some(dir) = &self.cache_dir {
+            let path = dir.join(format!("{}.cwasm", self.cache_key(digest)));
+            if path.exists() {
+                // SAFETY: the file was written by `Component::serialize` of this engine configuration
+                // into the host's private cache directory (0700), keyed by the component's digest and
+                // the engine's compatibility hash; it is never taken from anywhere else.
+                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(c) => return Ok((c, true)),
+                    Err(e) => {
+                        tracing::warn!("discarding unusable compile cache entry {}: {e}", path.display());
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            let component = self.compile_fresh(bytes)?;
+            if let Ok(serialized) = component.serialize() {
+                let tmp = dir.join(format!(".{}.{}.tmp", self.cache_key(digest), std::process::id()));
+                if std::fs::write(&tmp, serialized).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
+            return Ok((component, false));
+        }
+        Ok((self.compile_fresh(bytes)?, false))
+    }
+
+    fn compile_fresh(&self, bytes: &[u8]) -> Result<Component, HostError> {
+        if bytes.starts_with(b"\0asm") && bytes.len() >= 8 && bytes[4..8] == [1, 0, 0, 0] {
+            return Err(HostError::InvalidPlugin(
+                "this is a core wasm module, not a component; build the connector with `cargo build --target wasm32-wasip2`".into(),
+            ));
+        }
+        Component::new(&self.engine, bytes).map_err(|e| {
+            HostError::InvalidPlugin(format!("the file is not a loadable WebAssembly component: {}", root_cause(&e)))
+        })
+    }
+
+    /// Load a component: compile (once per process), pre-instantiate, and ask it to describe itself.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, HostError> {
+        let digest = digest(bytes);
+        if let Some(p) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
+            return Ok(p.clone());
+        }
+        let started = Instant::now();
+        let (component, from_cache) = self.compile(bytes, &digest)?;
+        let load_time = started.elapsed();
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            HostError::InvalidPlugin(format!(
+                "the component does not fit the claribi:data-source world: {} (a connector may import only wasi:http, the claribi host interface and what Rust std needs)",
+                root_cause(&e)
+            ))
+        })?;
+        let pre = DataSourcePre::new(instance_pre).map_err(|e| {
+            HostError::InvalidPlugin(format!("the component does not export claribi:data-source/connector: {}", root_cause(&e)))
+        })?;
+        let mut plugin = LoadedPlugin {
+            digest: digest.clone(),
+            info: wit::ConnectorInfo {
+                id: String::new(),
+                display_name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                default_endpoint: String::new(),
+                outbound_origins: vec![],
+                scopes: vec![],
+                auth_methods: vec![],
+            },
+            pre,
+            load_time,
+            from_cache,
+        };
+        let ctx = HostContext::detached();
+        let info = self
+            .invoke(&plugin, "(loading)", ctx, Limits { call_timeout: Duration::from_secs(10), ..Limits::default() }, None, |b, s| {
+                Box::pin(async move { b.claribi_data_source_connector().call_describe(s).await })
+            })
+            .await?;
+        validate_info(&info)?;
+        plugin.info = info;
+        let plugin = Arc::new(plugin);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Run one export of `plugin` in a fresh instance under `limits`. `outbound` carries the grant and
+    /// the credentials; `None` means the call may not make any request at all.
+    pub async fn invoke<R: Send + 'static>(
+        &self,
+        plugin: &LoadedPlugin,
+        connection: &str,
+        host: HostContext,
+        limits: Limits,
+        outbound: Option<Arc<OutboundContext>>,
+        f: impl for<'a> FnOnce(&'a DataSource, &'a mut Store<CallState>) -> CallFuture<'a, R> + Send,
+    ) -> Result<R, HostError> {
+        let _permit = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HostError::Storage("the runtime is shutting down".into()))?;
+        let outbound = outbound.unwrap_or_else(|| {
+            Arc::new(OutboundContext::new(
+                connection,
+                crate::policy::Grant::default(),
+                limits,
+                Default::default(),
+                Arc::new(crate::outbound::SystemResolver),
+            ))
+        });
+        let stderr = MemoryOutputPipe::new(4096);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let state = CallState {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: Outbound::new(outbound.clone()),
+            limiter: CallLimiter { memory_limit: limits.memory_bytes as usize, memory_denied: false },
+            host,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + limits.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let pre = plugin.pre.clone();
+        let run = async {
+            let bindings = pre.instantiate_async(&mut store).await?;
+            f(&bindings, &mut store).await
+        };
+        let outcome = tokio::time::timeout(limits.call_timeout + Duration::from_millis(250), run).await;
+        let limit_ms = limits.call_timeout.as_millis();
+        match outcome {
+            Err(_) => Err(HostError::Deadline { connection: connection.to_string(), limit_ms }),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                let state = store.data();
+                if state.limiter.memory_denied {
+                    return Err(HostError::MemoryLimit {
+                        connection: connection.to_string(),
+                        limit_mib: limits.memory_bytes / (1024 * 1024),
+                    });
+                }
+                if e.downcast_ref::<DeadlineExceeded>().is_some() {
+                    return Err(HostError::Deadline { connection: connection.to_string(), limit_ms });
+                }
+                if let Some(failure) = state.host.host_failure() {
+                    return Err(HostError::Storage(failure));
+                }
+                let mut detail = root_cause(&e);
+                let captured = String::from_utf8_lossy(&stderr.contents()).to_string();
+                let captured = captured.lines().find(|l| l.contains("panicked")).unwrap_or("").trim().to_string();
+                if !captured.is_empty() {
+                    detail = format!("{detail}; {captured}");
+                }
+                Err(HostError::Crashed { connection: connection.to_string(), detail: state.host.mask(&detail) })
+            }
+        }
+    }
+}
+
+/// The innermost message of an error chain, one line.
+pub fn root_cause(e: &wasmtime::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        msg = cause.to_string();
+    }
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        msg = format!("wasm trap: {trap}");
+    }
+    crate::errors::one_line(&msg)
+}
+
+fn validate_info(info: &wit::ConnectorInfo) -> Result<(), HostError> {
+    let id_ok = !info.id.is_empty()
+        && info.id.len() <= 64
+        && info.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !id_ok {
+        return Err(HostError::InvalidPlugin(format!(
+            "connector id `{}` must be 1-64 characters of a-z, 0-9, - and _",
+            crate::errors::one_line(&info.id)
+        )));
+    }
+    if info.display_name.trim().is_empty() || info.display_name.len() > 128 {
+        return Err(HostError::InvalidPlugin("connector display name must be 1-128 characters".into()));
+    }
+    for o in &info.outbound_origins {
+        crate::policy::OriginPattern::parse(o)
+            .map_err(|e| HostError::InvalidPlugin(format!("connector declares a bad outbound origin: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Create a directory readable only by this user.
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The exports of the connector interface, re-exported for callers of [`Runtime::invoke`].
+pub use guest::Guest as ConnectorExports;

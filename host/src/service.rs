@@ -1,0 +1,733 @@
+//! The host service: the one checked path every operation goes through, whoever asks (the CLI, the
+//! demo, the MCP server for the engine).
+//!
+//! ```text
+//! call_tool(connection, tool, args)
+//!   ├─ blocklist: tool name, and annotations from the last listing   (crate::blocklist)
+//!   ├─ arguments: must be a JSON object
+//!   ├─ connection record + policy + secrets                           (crate::store, crate::secrets)
+//!   ├─ fresh instance under the policy's limits                        (crate::runtime)
+//!   │    └─ every outgoing request → grant, credential origins, DNS/IP, byte cap (crate::outbound)
+//!   └─ result or error (one line), connection status updated, one log line
+//! ```
+
+use crate::blocklist::Blocklist;
+use crate::bindings::wit;
+use crate::errors::{ConnectorError, HostError};
+use crate::host_api::HostContext;
+use crate::outbound::{CredentialGuard, OutboundContext, Resolve, SystemResolver};
+use crate::policy::{Grant, Origin, OriginPattern, Policy};
+use crate::runtime::{LoadedPlugin, Runtime};
+use crate::secrets::{CredentialLocks, MasterKeys};
+use crate::store::{AuthMethod, ConnectionRecord, Status, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// Built-in connector components (compiled into this binary).
+pub mod builtin {
+    /// The Close CRM connector component.
+    pub const CLOSE: &[u8] = include_bytes!(env!("CLARIBI_CLOSE_CONNECTOR_WASM"));
+
+    /// A built-in component by name (`builtin:close`).
+    pub fn get(name: &str) -> Option<&'static [u8]> {
+        match name {
+            "close" => Some(CLOSE),
+            _ => None,
+        }
+    }
+}
+
+/// How the service is set up.
+pub struct HostConfig {
+    /// Where everything is stored.
+    pub data_dir: PathBuf,
+    /// Name resolution for outgoing requests.
+    pub resolver: Arc<dyn Resolve>,
+    /// Concurrent connector instances allowed.
+    pub max_instances: usize,
+}
+
+impl HostConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> HostConfig {
+        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16 }
+    }
+}
+
+/// Tool annotations as the engine sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Annotations {
+    /// The tool does not modify anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may destroy data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    /// Repeating the call has no further effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool reaches an open world.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+/// A tool that passed the blocklist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolInfo {
+    /// Tool name.
+    pub name: String,
+    /// Human title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Description for a model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    /// JSON Schema of the structured result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// Behaviour hints, as the vendor gave them.
+    pub annotations: Annotations,
+}
+
+/// A tool the host withheld, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedTool {
+    /// Tool name (as the connector gave it, made printable).
+    pub name: String,
+    /// Rule id.
+    pub rule: String,
+    /// One sentence.
+    pub reason: String,
+}
+
+/// The result of listing a connection's tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolListing {
+    /// Tools the engine may see and call.
+    pub tools: Vec<ToolInfo>,
+    /// Tools withheld by the blocklist.
+    pub blocked: Vec<BlockedTool>,
+}
+
+/// One content block of a result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    /// Text.
+    Text { text: String },
+    /// An image (base64).
+    Image { data: String, #[serde(rename = "mimeType")] mime_type: String },
+    /// Audio (base64).
+    Audio { data: String, #[serde(rename = "mimeType")] mime_type: String },
+    /// Any other block, as MCP JSON.
+    Other { value: Value },
+}
+
+/// A successful tool call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolOutput {
+    /// The vendor's JSON result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    /// Human-readable blocks.
+    pub content: Vec<Content>,
+}
+
+/// How a new connection authenticates.
+pub enum Credentials {
+    /// An API key.
+    ApiKey(Zeroizing<String>),
+}
+
+/// Everything `connect` needs.
+pub struct ConnectRequest {
+    /// Connection name.
+    pub name: String,
+    /// The component bytes.
+    pub plugin: Vec<u8>,
+    /// Vendor endpoint (`None`: the connector's default).
+    pub endpoint: Option<String>,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// Scopes (`empty`: the connector's).
+    pub scopes: Vec<String>,
+    /// `--allow-origin` values (`None`: default grant, or the policy file's).
+    pub allow_origins: Option<Vec<String>>,
+    /// A policy file's content.
+    pub policy: Option<Policy>,
+    /// `--option key=value`.
+    pub options: Vec<(String, String)>,
+}
+
+/// What `connect` established.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectOutcome {
+    /// Connection name.
+    pub name: String,
+    /// Connector display name.
+    pub connector: String,
+    /// Endpoint.
+    pub endpoint: String,
+    /// Account reached.
+    pub account: Option<String>,
+    /// Scopes granted.
+    pub granted_scopes: Vec<String>,
+    /// The operator's grant.
+    pub allowed_origins: Vec<String>,
+}
+
+/// What `disconnect` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisconnectOutcome {
+    /// Connection name.
+    pub name: String,
+    /// Whether the connector's `disconnect` (revocation) succeeded.
+    pub revoked: bool,
+    /// Why revocation failed, if it did (the credentials are deleted anyway).
+    pub warning: Option<String>,
+}
+
+/// The host service. Cheap to share behind an `Arc`.
+pub struct HostService {
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    keys: Arc<MasterKeys>,
+    locks: CredentialLocks,
+    runtime: Runtime,
+    blocklist: Blocklist,
+    resolver: Arc<dyn Resolve>,
+}
+
+/// Check a connection name.
+pub fn validate_name(name: &str) -> Result<(), HostError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(HostError::Usage(format!(
+            "`{}` is not a valid connection name; use 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit",
+            crate::errors::one_line(name)
+        )))
+    }
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+}
+
+fn random_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+impl HostService {
+    /// Open the data directory (creating it, mode 0700), the database, the master key and the
+    /// blocklist.
+    pub fn open(config: HostConfig) -> Result<HostService, HostError> {
+        let dir = &config.data_dir;
+        crate::runtime::create_private_dir(dir).map_err(HostError::Storage)?;
+        let keys = MasterKeys::load_or_create(dir).map_err(HostError::Storage)?;
+        let store = Store::open(dir).map_err(HostError::Storage)?;
+        let blocklist = Blocklist::load(&dir.join("blocklist.toml")).map_err(HostError::Usage)?;
+        for (rule, reason) in blocklist.overrides() {
+            tracing::warn!("blocklist override: default rule `{rule}` is disabled by the operator ({reason})");
+        }
+        let runtime = Runtime::new(Some(dir.join("cache")), config.max_instances)?;
+        Ok(HostService {
+            data_dir: dir.clone(),
+            store: Arc::new(store),
+            keys: Arc::new(keys),
+            locks: CredentialLocks::new(Some(dir.join("locks"))),
+            runtime,
+            blocklist,
+            resolver: config.resolver,
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The runtime (for benchmarks).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The blocklist in force.
+    pub fn blocklist(&self) -> &Blocklist {
+        &self.blocklist
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn plugin_path(&self, digest: &str) -> PathBuf {
+        self.data_dir.join("plugins").join(format!("{digest}.wasm"))
+    }
+
+    /// Load the component a connection runs.
+    async fn plugin_for(&self, c: &ConnectionRecord) -> Result<Arc<LoadedPlugin>, HostError> {
+        let path = self.plugin_path(&c.plugin_digest);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            HostError::Storage(format!("the component of connection `{}` is missing ({}: {e}); connect it again", c.name, path.display()))
+        })?;
+        if crate::runtime::digest(&bytes) != c.plugin_digest {
+            return Err(HostError::Storage(format!(
+                "the component of connection `{}` changed on disk ({}); connect it again",
+                c.name,
+                path.display()
+            )));
+        }
+        self.runtime.load(&bytes).await
+    }
+
+    /// Look up a connection.
+    pub fn connection(&self, name: &str) -> Result<ConnectionRecord, HostError> {
+        self.store
+            .connection(name)
+            .map_err(HostError::Storage)?
+            .ok_or_else(|| HostError::NoSuchConnection(name.to_string()))
+    }
+
+    /// All connections.
+    pub fn connections(&self) -> Result<Vec<ConnectionRecord>, HostError> {
+        self.store.connections().map_err(HostError::Storage)
+    }
+
+    fn outbound_for(&self, c: &ConnectionRecord) -> Result<Arc<OutboundContext>, HostError> {
+        let secrets = self.store.secret_values(&self.keys, &c.id).map_err(HostError::Storage)?;
+        let origins = c.credential_origins.iter().filter_map(|o| Origin::parse(o).ok()).collect();
+        Ok(Arc::new(OutboundContext::new(
+            &c.name,
+            c.policy.grant.clone(),
+            c.policy.limits,
+            CredentialGuard::new(secrets, origins),
+            self.resolver.clone(),
+        )))
+    }
+
+    /// Run one export for a connection, mapping the connector's error and substituting the host's
+    /// detailed reason for a policy denial.
+    async fn run<R: Send + 'static>(
+        &self,
+        c: &ConnectionRecord,
+        plugin: &LoadedPlugin,
+        f: impl for<'a> FnOnce(
+                &'a crate::bindings::DataSource,
+                &'a mut wasmtime::Store<crate::runtime::CallState>,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<Result<R, wit::Error>>> + Send + 'a>>
+            + Send,
+    ) -> Result<R, HostError> {
+        let outbound = self.outbound_for(c)?;
+        let ctx = HostContext::for_connection(c.clone(), self.store.clone(), self.keys.clone(), self.locks.clone(), outbound.clone());
+        let result = self.runtime.invoke(plugin, &c.name, ctx, c.policy.limits, Some(outbound.clone()), f).await;
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                let mut e = ConnectorError::from(e);
+                if let ConnectorError::DeniedByPolicy { message } = &mut e {
+                    if let Some(detail) = outbound.first_denial() {
+                        *message = detail;
+                    }
+                } else if let Some(detail) = outbound.first_denial() {
+                    // The connector reported something else, but the host stopped one of its
+                    // requests: the operator needs to know that first.
+                    if detail.contains("max_response_bytes") || detail.contains("max_requests_per_call") {
+                        e = ConnectorError::DeniedByPolicy { message: detail };
+                    }
+                }
+                // Never let a connector echo a secret into an error.
+                e.map_text(|t| outbound.mask(t));
+                Err(HostError::Connector(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn record_outcome<T>(&self, c: &ConnectionRecord, r: &Result<T, HostError>) {
+        let (status, err) = match r {
+            Ok(_) => (Status::Ready, None),
+            Err(HostError::Connector(ConnectorError::Unauthorized { .. })) => (Status::NeedsReconnect, r.as_ref().err()),
+            Err(HostError::Connector(ConnectorError::InsufficientScope { .. })) => {
+                (Status::InsufficientScope, r.as_ref().err())
+            }
+            Err(HostError::Blocked { .. }) | Err(HostError::Usage(_)) => return,
+            Err(e) => (c.status, Some(e)),
+        };
+        let msg = err.map(|e| e.to_string());
+        if status != c.status || msg != c.last_error {
+            if let Err(e) = self.store.set_status(&c.id, status, msg.as_deref()) {
+                tracing::warn!("cannot record the status of connection `{}`: {e}", c.name);
+            }
+        }
+    }
+
+    /// Create a connection: load and pin the component, store the credentials sealed, and check that
+    /// they work. On any failure nothing is left behind.
+    pub async fn connect(&self, req: ConnectRequest) -> Result<ConnectOutcome, HostError> {
+        validate_name(&req.name)?;
+        if let Some(existing) = self.store.connection(&req.name).map_err(HostError::Storage)? {
+            if existing.status == Status::Pending {
+                self.store.delete_connection(&existing.id).map_err(HostError::Storage)?;
+            } else {
+                return Err(HostError::Usage(format!(
+                    "a connection named `{}` already exists; run `claribi-host disconnect {}` first or choose another name",
+                    req.name, req.name
+                )));
+            }
+        }
+        let plugin = self.runtime.load(&req.plugin).await?;
+        let info = &plugin.info;
+        let endpoint = req.endpoint.clone().unwrap_or_else(|| info.default_endpoint.clone());
+        let endpoint_origin = Origin::parse(&endpoint).map_err(|e| HostError::Usage(format!("--endpoint: {e}")))?;
+        let method = match req.credentials {
+            Credentials::ApiKey(_) => AuthMethod::ApiKey,
+        };
+        let wit_method = match method {
+            AuthMethod::ApiKey => wit::AuthMethod::ApiKey,
+            AuthMethod::Oauth => wit::AuthMethod::Oauth,
+        };
+        if !info.auth_methods.contains(&wit_method) {
+            return Err(HostError::Usage(format!(
+                "connector `{}` does not support {} authentication",
+                info.id,
+                method.as_str()
+            )));
+        }
+        let mut policy = req.policy.clone().unwrap_or_default();
+        if let Some(origins) = &req.allow_origins {
+            policy.grant = Grant::parse_list(origins).map_err(|e| HostError::Usage(format!("--allow-origin: {e}")))?;
+        } else if req.policy.is_none() {
+            policy.grant = default_grant(&endpoint_origin, &info.outbound_origins);
+        }
+        if !policy.grant.allows(&endpoint_origin) {
+            return Err(HostError::Usage(format!(
+                "the endpoint's origin {endpoint_origin} is not in the grant; add --allow-origin {endpoint_origin}"
+            )));
+        }
+        // Pin the component: keep our own copy, addressed by its digest.
+        let plugins = self.data_dir.join("plugins");
+        crate::runtime::create_private_dir(&plugins).map_err(HostError::Storage)?;
+        let path = self.plugin_path(&plugin.digest);
+        if !path.exists() {
+            let tmp = plugins.join(format!(".{}.{}.tmp", plugin.digest, std::process::id()));
+            std::fs::write(&tmp, &req.plugin)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| HostError::Storage(format!("cannot store the component in {}: {e}", plugins.display())))?;
+        }
+        let record = ConnectionRecord {
+            id: random_id("conn"),
+            name: req.name.clone(),
+            plugin_digest: plugin.digest.clone(),
+            connector_id: info.id.clone(),
+            connector_name: info.display_name.clone(),
+            endpoint: endpoint.clone(),
+            auth_method: method,
+            scopes: if req.scopes.is_empty() { info.scopes.clone() } else { req.scopes.clone() },
+            options: req.options.clone(),
+            policy: policy.clone(),
+            credential_origins: vec![endpoint_origin.to_string()],
+            account: None,
+            granted_scopes: vec![],
+            status: Status::Pending,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        self.store.insert_connection(&record).map_err(HostError::Storage)?;
+        let result = async {
+            match &req.credentials {
+                Credentials::ApiKey(key) => {
+                    self.store
+                        .update_secrets(&self.keys, &record.id, &[("api-key".to_string(), Some(key.as_str().to_string()))])
+                        .map_err(HostError::Storage)?;
+                }
+            }
+            let account = self
+                .run(&record, &plugin, |b, s| {
+                    Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await })
+                })
+                .await?;
+            self.finish_connect(&record, &account)
+        }
+        .await;
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                if let Err(del) = self.store.delete_connection(&record.id) {
+                    tracing::warn!("cannot remove the failed connection `{}`: {del}", record.name);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_connect(&self, record: &ConnectionRecord, account: &wit::Account) -> Result<ConnectOutcome, HostError> {
+        let endpoint_origin = Origin::parse(&record.endpoint).map_err(HostError::Usage)?;
+        let mut origins = vec![endpoint_origin.to_string()];
+        for o in &account.credential_origins {
+            if let Ok(origin) = Origin::parse(o) {
+                if record.policy.grant.allows(&origin) && !origins.contains(&origin.to_string()) {
+                    origins.push(origin.to_string());
+                }
+            }
+        }
+        let display = account.display_name.as_deref().map(crate::errors::one_line);
+        self.store
+            .mark_connected(&record.id, display.as_deref(), &account.granted_scopes, &origins)
+            .map_err(HostError::Storage)?;
+        Ok(ConnectOutcome {
+            name: record.name.clone(),
+            connector: record.connector_name.clone(),
+            endpoint: record.endpoint.clone(),
+            account: display,
+            granted_scopes: account.granted_scopes.clone(),
+            allowed_origins: record.policy.grant.to_strings(),
+        })
+    }
+
+    /// List the tools of a connection that pass the blocklist.
+    pub async fn list_tools(&self, name: &str) -> Result<ToolListing, HostError> {
+        let c = self.connection(name)?;
+        let started = Instant::now();
+        let plugin = self.plugin_for(&c).await?;
+        let result = self
+            .run(&c, &plugin, |b, s| Box::pin(async move { b.claribi_data_source_connector().call_list_tools(s).await }))
+            .await
+            .map(|tools| self.filter_tools(tools));
+        self.record_outcome(&c, &result);
+        if let Ok(listing) = &result {
+            if let Ok(json) = serde_json::to_string(listing) {
+                let _ = self.store.set_tool_cache(&c.id, &json);
+            }
+        }
+        log_call(&c.name, "tools/list", started, &result.as_ref().map(|l| serde_json::to_vec(l).map(|v| v.len()).unwrap_or(0)));
+        result
+    }
+
+    /// Apply the blocklist to a connector's tool list.
+    pub fn filter_tools(&self, tools: Vec<wit::Tool>) -> ToolListing {
+        let mut listing = ToolListing { tools: vec![], blocked: vec![] };
+        let mut seen = std::collections::HashSet::new();
+        for t in tools {
+            let printable = crate::errors::one_line(&t.name);
+            if !valid_tool_name(&t.name) {
+                listing.blocked.push(BlockedTool {
+                    name: printable,
+                    rule: "invalid-name".into(),
+                    reason: "tool name is not 1-128 characters of A-Z a-z 0-9 _ . - /".into(),
+                });
+                continue;
+            }
+            if !seen.insert(t.name.clone()) {
+                listing.blocked.push(BlockedTool { name: printable, rule: "duplicate".into(), reason: "tool listed twice".into() });
+                continue;
+            }
+            if let Some(r) = self.blocklist.check(&t.name, t.annotations.read_only_hint, t.annotations.destructive_hint) {
+                listing.blocked.push(BlockedTool { name: printable, rule: r.rule, reason: r.detail });
+                continue;
+            }
+            let schema = match serde_json::from_str::<Value>(&t.input_schema) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    listing.blocked.push(BlockedTool {
+                        name: printable,
+                        rule: "invalid-schema".into(),
+                        reason: "its input schema is not a JSON object".into(),
+                    });
+                    continue;
+                }
+            };
+            listing.tools.push(ToolInfo {
+                name: t.name,
+                title: t.title,
+                description: t.description,
+                input_schema: schema,
+                output_schema: t.output_schema.and_then(|s| serde_json::from_str(&s).ok()),
+                annotations: Annotations {
+                    read_only_hint: t.annotations.read_only_hint,
+                    destructive_hint: t.annotations.destructive_hint,
+                    idempotent_hint: t.annotations.idempotent_hint,
+                    open_world_hint: t.annotations.open_world_hint,
+                },
+            });
+        }
+        listing
+    }
+
+    /// Whether a tool may be called on a connection: the name rules, and the annotations of the last
+    /// listing. Runs before the connector is instantiated.
+    pub fn check_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        if !valid_tool_name(tool) {
+            return Err(HostError::Usage(format!(
+                "`{}` is not a valid tool name; list the tools with `claribi-host tools {}`",
+                crate::errors::one_line(tool),
+                c.name
+            )));
+        }
+        if let Some(r) = self.blocklist.check_name(tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
+        }
+        if let Ok(Some((_, json))) = self.store.tool_cache(&c.id) {
+            if let Ok(listing) = serde_json::from_str::<ToolListing>(&json) {
+                if let Some(b) = listing.blocked.iter().find(|b| b.name == tool) {
+                    return Err(HostError::Blocked {
+                        tool: tool.to_string(),
+                        reason: format!("{} (rule `{}`)", b.reason, b.rule),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Call one tool. The blocklist is applied before anything else.
+    pub async fn call_tool(&self, name: &str, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
+        let c = self.connection(name)?;
+        let started = Instant::now();
+        self.check_callable(&c, tool).inspect_err(|e| log_call(&c.name, tool, started, &Err::<usize, &HostError>(e)))?;
+        let args: Value = serde_json::from_str(arguments).map_err(|e| {
+            HostError::Usage(format!("the arguments are not valid JSON ({e}); pass a JSON object such as '{{}}'"))
+        })?;
+        if !args.is_object() {
+            return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
+        }
+        let plugin = self.plugin_for(&c).await?;
+        let tool_name = tool.to_string();
+        let args_text = args.to_string();
+        let result = self
+            .run(&c, &plugin, move |b, s| {
+                Box::pin(async move { b.claribi_data_source_connector().call_call_tool(s, &tool_name, &args_text).await })
+            })
+            .await
+            .and_then(convert_result);
+        self.record_outcome(&c, &result);
+        log_call(&c.name, tool, started, &result.as_ref().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)));
+        result
+    }
+
+    /// Check a connection's credentials again and refresh its account information.
+    pub async fn check(&self, name: &str) -> Result<ConnectOutcome, HostError> {
+        let c = self.connection(name)?;
+        let plugin = self.plugin_for(&c).await?;
+        let result = self
+            .run(&c, &plugin, |b, s| {
+                Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await })
+            })
+            .await
+            .and_then(|account| self.finish_connect(&c, &account));
+        self.record_outcome(&c, &result);
+        result
+    }
+
+    /// Remove a connection: ask the connector to revoke its tokens, then delete its secrets and state
+    /// whatever the connector said.
+    pub async fn disconnect(&self, name: &str) -> Result<DisconnectOutcome, HostError> {
+        let c = self.connection(name)?;
+        let revoke = match self.plugin_for(&c).await {
+            Ok(plugin) => self
+                .run(&c, &plugin, |b, s| Box::pin(async move { b.claribi_data_source_connector().call_disconnect(s).await }))
+                .await,
+            Err(e) => Err(e),
+        };
+        self.store.delete_connection(&c.id).map_err(HostError::Storage)?;
+        Ok(DisconnectOutcome {
+            name: c.name,
+            revoked: revoke.is_ok(),
+            warning: revoke.err().map(|e| e.to_string()),
+        })
+    }
+
+    /// Re-encrypt every secret under a new master key (see [`crate::secrets`]).
+    pub fn rotate_key(data_dir: &Path) -> Result<(String, usize), HostError> {
+        let mut keys = MasterKeys::load_or_create(data_dir).map_err(HostError::Storage)?;
+        let store = Store::open(data_dir).map_err(HostError::Storage)?;
+        keys.rotate().map_err(HostError::Storage)?;
+        let n = store.reencrypt_all(&keys).map_err(HostError::Storage)?;
+        keys.retire_old_keys().map_err(HostError::Storage)?;
+        Ok((keys.current_id().to_string(), n))
+    }
+}
+
+fn convert_result(r: wit::ToolResult) -> Result<ToolOutput, HostError> {
+    let structured = match r.structured_content {
+        None => None,
+        Some(s) => Some(serde_json::from_str::<Value>(&s).map_err(|e| {
+            HostError::Connector(ConnectorError::Protocol { message: format!("the connector returned structured content that is not JSON ({e})") })
+        })?),
+    };
+    let content = r
+        .content
+        .into_iter()
+        .map(|b| match b {
+            wit::ContentBlock::Text(text) => Content::Text { text },
+            wit::ContentBlock::Image(m) => Content::Image { data: m.data, mime_type: m.mime_type },
+            wit::ContentBlock::Audio(m) => Content::Audio { data: m.data, mime_type: m.mime_type },
+            wit::ContentBlock::Other(json) => Content::Other { value: serde_json::from_str(&json).unwrap_or(Value::String(json)) },
+        })
+        .collect();
+    Ok(ToolOutput { structured_content: structured, content })
+}
+
+/// The default grant: the endpoint's origin, plus the public `https` origins the connector declares.
+pub fn default_grant(endpoint: &Origin, declared: &[String]) -> Grant {
+    let mut items = vec![endpoint.to_string()];
+    for d in declared {
+        let Ok(p) = OriginPattern::parse(d) else { continue };
+        let Ok(o) = Origin::parse(d) else { continue };
+        if o.scheme == "https" && !o.host.contains('*') && o.ip().is_none_or(|ip| !crate::addresses::is_special(ip)) && o.host != "localhost" {
+            items.push(p.as_str().to_string());
+        }
+    }
+    Grant::parse_list(items).unwrap_or_default()
+}
+
+fn log_call<E: std::borrow::Borrow<HostError>>(connection: &str, tool: &str, started: Instant, outcome: &Result<usize, E>) {
+    let ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(bytes) => tracing::info!(target: "claribi::call", connection, tool, duration_ms = ms, bytes = *bytes, outcome = "ok"),
+        Err(e) => {
+            let e = e.borrow();
+            tracing::info!(target: "claribi::call", connection, tool, duration_ms = ms, bytes = 0u64, outcome = e.kind(), error = %e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_grant_is_the_endpoint_and_declared_public_https_origins() {
+        let g = default_grant(
+            &Origin::parse("http://127.0.0.1:8811/mcp").unwrap(),
+            &["https://mcp.close.com".into(), "http://plain.example".into(), "https://10.0.0.1".into(), "https://*.close.com".into()],
+        );
+        assert_eq!(g.to_strings(), vec!["http://127.0.0.1:8811", "https://mcp.close.com"]);
+    }
+
+    #[test]
+    fn connection_names_are_checked() {
+        assert!(validate_name("close-eu_2").is_ok());
+        for bad in ["", "Close", "-x", "a b", "a/b", &"x".repeat(64)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}
