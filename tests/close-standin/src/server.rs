@@ -1,0 +1,838 @@
+//! The HTTP server: rmcp's Streamable HTTP service at `/mcp` behind Close-style authentication, plus the
+//! switches rmcp does not offer.
+//!
+//! What rmcp does: the MCP lifecycle, JSON-RPC framing, Streamable HTTP (POST/GET/DELETE, sessions,
+//! SSE priming, `MCP-Protocol-Version` checks), `tools/list` / `tools/call` dispatch into
+//! [`CloseMcp`] (a [`rmcp::ServerHandler`]).
+//!
+//! What is written here, because Close differs or rmcp cannot be switched at run time:
+//! * authentication, scopes, 401/400 bodies (`auth.rs`), put in front of rmcp as an axum middleware that
+//!   stores a [`Grant`] in the request extensions; rmcp hands the request's `http::request::Parts` to the
+//!   handler, which reads the grant back;
+//! * added latency (same middleware);
+//! * JSON vs SSE at run time: rmcp fixes `json_response` at construction, so stateless mode builds two
+//!   services and picks one per request. In session mode rmcp always answers with SSE; in JSON mode the
+//!   stand-in then reads the SSE body up to the JSON-RPC response and returns that as `application/json`;
+//! * session expiry: a [`SessionManager`] wrapper remembers issued session ids; [`StandIn::expire_sessions`]
+//!   marks them expired (rmcp then answers 404, and the client must re-initialize) and closes them;
+//! * `notifications/message` before a `tools/call` result in SSE mode: rmcp routes logging notifications
+//!   of a session to the standalone GET stream, so in session mode the wrapper prepends one to the POST's
+//!   stream; in stateless mode the handler sends it through rmcp's peer. Progress notifications and the
+//!   server→client ping use rmcp's peer in both cases (rmcp routes them to the request's stream).
+
+// rmcp marks MCP logging deprecated (SEP-2577, protocol 2026-07-28); the 2025 revisions Close speaks have it.
+#![allow(deprecated)]
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use http_body_util::BodyExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest,
+    ContentBlock, ErrorData, Implementation, InitializeRequestParams, InitializeResult,
+    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, Notification,
+    PaginatedRequestParams, PingRequest, ProgressNotificationParam, ProtocolVersion,
+    ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerNotification, ServerRequest,
+    SetLevelRequestParams,
+};
+use rmcp::service::{PeerRequestOptions, RequestContext};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::session::{
+    ServerSseMessage, SessionId, SessionManager,
+};
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{RoleServer, ServerHandler};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, AuthConfig, AuthDecision, Grant, TokenTable};
+use crate::catalog::{self, Scope};
+use crate::data::{Dataset, DatasetConfig};
+use crate::switches::{Counters, CountersSnapshot, ResponseMode, Switches};
+use crate::tools;
+
+/// Name the stand-in reports in `serverInfo`.
+pub const SERVER_NAME: &str = "close-mcp-standin";
+/// API key accepted when the configuration does not list any.
+pub const DEFAULT_API_KEY: &str = "close-standin-key";
+/// How long a `tools/call` waits for the client to answer the server's ping.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to start a stand-in.
+#[derive(Clone, Debug)]
+pub struct StandInConfig {
+    /// Valid `Close-API-Key` values. Default: [`DEFAULT_API_KEY`].
+    pub api_keys: Vec<String>,
+    pub dataset: DatasetConfig,
+    /// Initial switch values (changeable later through the handle).
+    pub switches: Switches,
+    /// Sessions required (rmcp stateful mode: `initialize` issues an `Mcp-Session-Id`, later requests
+    /// must carry it) or not (stateless: no session ids at all). Fixed at start. Default true.
+    pub sessions_required: bool,
+    /// Port on 127.0.0.1; 0 picks a free one. Default 0.
+    pub port: u16,
+    /// Bearer tokens to accept; share the table with whatever issues tokens. Default: a new empty table.
+    pub tokens: Option<Arc<TokenTable>>,
+}
+
+impl Default for StandInConfig {
+    fn default() -> Self {
+        StandInConfig {
+            api_keys: vec![DEFAULT_API_KEY.to_string()],
+            dataset: DatasetConfig::default(),
+            switches: Switches::default(),
+            sessions_required: true,
+            port: 0,
+            tokens: None,
+        }
+    }
+}
+
+/// State shared by the middleware, the MCP handler and the handle.
+pub(crate) struct Shared {
+    dataset: Arc<Dataset>,
+    switches: Arc<RwLock<Switches>>,
+    counters: Arc<Counters>,
+    tokens: Arc<TokenTable>,
+    auth: AuthConfig,
+    base_url: String,
+    sessions_required: bool,
+}
+
+impl Shared {
+    fn switches(&self) -> Switches {
+        self.switches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The MCP handler
+// ---------------------------------------------------------------------------------------------------
+
+/// The rmcp server handler: Close's catalog filtered by the caller's grant, tools answered from the dataset.
+#[derive(Clone)]
+pub struct CloseMcp {
+    shared: Arc<Shared>,
+}
+
+/// The grant the auth middleware stored; read-only if it is somehow missing.
+fn grant_of(context: &RequestContext<RoleServer>) -> Grant {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Grant>())
+        .cloned()
+        .unwrap_or_else(|| Grant::new(Scope::Read, "anonymous"))
+}
+
+fn text_result(value: &Value, structured: bool) -> CallToolResult {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    if structured {
+        result.structured_content = Some(value.clone());
+    }
+    result
+}
+
+fn error_result(message: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
+}
+
+fn logging_notification(tool: &str) -> ServerNotification {
+    ServerNotification::LoggingMessageNotification(Notification::new(
+        LoggingMessageNotificationParam::new(
+            LoggingLevel::Info,
+            serde_json::json!({ "message": format!("Running tool {tool}"), "tool": tool }),
+        )
+        .with_logger(SERVER_NAME),
+    ))
+}
+
+impl ServerHandler for CloseMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_logging().enable_tools().build())
+            .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")).with_title("Close MCP (local stand-in)"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+            .with_instructions("Local stand-in for Close CRM's MCP server (https://mcp.close.com/mcp) over a generated dataset.")
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Owned(vec![
+            ProtocolVersion::V_2025_03_26,
+            ProtocolVersion::V_2025_06_18,
+            ProtocolVersion::V_2025_11_25,
+        ])
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        Counters::bump(&self.shared.counters.initialize);
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Counters::bump(&self.shared.counters.tools_list);
+        let grant = grant_of(&context);
+        let switches = self.shared.switches();
+        let cursor = request.and_then(|r| r.cursor);
+        let (tools, next) = catalog::list_page(
+            grant.scope,
+            switches.annotations,
+            switches.tools_page_size,
+            cursor.as_deref(),
+        )
+        .map_err(|_| ErrorData::invalid_params("Invalid cursor", None))?;
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let shared = &self.shared;
+        let name = request.name.to_string();
+        let grant = grant_of(&context);
+        let spec = catalog::catalog().get(&name);
+        shared
+            .counters
+            .count_tool_call(&name, spec.is_some_and(|s| s.is_write()));
+        let switches = shared.switches();
+        let sse = switches.response_mode == ResponseMode::Sse;
+        let progress = context.meta.get_progress_token();
+
+        if sse && !shared.sessions_required {
+            // Session mode gets this notification from the session manager wrapper instead.
+            let _ = context
+                .peer
+                .send_notification(logging_notification(&name))
+                .await;
+        }
+        let Some(spec) = spec.filter(|s| grant.scope.includes(s.scope())) else {
+            return Err(ErrorData::invalid_params(
+                format!("Unknown tool: {}", catalog::truncate(&name, 100)),
+                None,
+            ));
+        };
+        if sse {
+            if let Some(token) = &progress {
+                let _ = context
+                    .peer
+                    .notify_progress(
+                        ProgressNotificationParam::new(token.clone(), 0.0)
+                            .with_total(1.0)
+                            .with_message(format!("Running {name}")),
+                    )
+                    .await;
+            }
+        }
+
+        let mut result = if spec.is_write() {
+            error_result("The stand-in does not modify data: write tools are counted and refused.")
+        } else {
+            match catalog::validate_arguments(spec, request.arguments.as_ref())
+                .and_then(|args| tools::call_read_tool(&shared.dataset, &grant, &name, &args))
+            {
+                Ok(value) => text_result(&value, switches.structured_content),
+                Err(message) => error_result(&message),
+            }
+        };
+
+        if sse && shared.sessions_required && switches.server_ping_before_result {
+            Counters::bump(&shared.counters.server_pings_sent);
+            let ping = ServerRequest::PingRequest(PingRequest::default());
+            let answer = match context
+                .peer
+                .send_request_with_option(ping, PeerRequestOptions::with_timeout(PING_TIMEOUT))
+                .await
+            {
+                Ok(handle) => handle.await_response().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(()) => Counters::bump(&shared.counters.server_pings_answered),
+                Err(e) => {
+                    result =
+                        error_result(&format!("The client did not answer the server's ping: {e}"))
+                }
+            }
+        }
+        if sse {
+            if let Some(token) = &progress {
+                let _ = context
+                    .peer
+                    .notify_progress(
+                        ProgressNotificationParam::new(token.clone(), 1.0)
+                            .with_total(1.0)
+                            .with_message("Done"),
+                    )
+                    .await;
+            }
+        }
+        Ok(result.into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Session manager wrapper: remembers sessions (for expiry) and adds the SSE logging notification
+// ---------------------------------------------------------------------------------------------------
+
+/// Wraps rmcp's [`LocalSessionManager`].
+pub(crate) struct StandInSessions {
+    inner: Arc<LocalSessionManager>,
+    issued: Mutex<Vec<SessionId>>,
+    expired: Mutex<HashSet<String>>,
+    switches: Arc<RwLock<Switches>>,
+    counters: Arc<Counters>,
+}
+
+impl StandInSessions {
+    fn new(switches: Arc<RwLock<Switches>>, counters: Arc<Counters>) -> Self {
+        StandInSessions {
+            inner: Arc::new(LocalSessionManager::default()),
+            issued: Mutex::new(Vec::new()),
+            expired: Mutex::new(HashSet::new()),
+            switches,
+            counters,
+        }
+    }
+
+    /// Expires every session issued so far; returns how many.
+    fn expire_all(&self) -> usize {
+        let ids: Vec<SessionId> =
+            std::mem::take(&mut *self.issued.lock().unwrap_or_else(|e| e.into_inner()));
+        {
+            let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
+            expired.extend(ids.iter().map(|id| id.to_string()));
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let inner = self.inner.clone();
+            let to_close = ids.clone();
+            rt.spawn(async move {
+                for id in to_close {
+                    let _ = inner.close_session(&id).await;
+                }
+            });
+        }
+        ids.len()
+    }
+
+    fn is_expired(&self, id: &SessionId) -> bool {
+        self.expired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id.as_ref())
+    }
+}
+
+fn is_tool_call(message: &ClientJsonRpcMessage) -> Option<String> {
+    match message {
+        ClientJsonRpcMessage::Request(r) => match &r.request {
+            ClientRequest::CallToolRequest(c) => Some(c.params.name.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl SessionManager for StandInSessions {
+    type Error = <LocalSessionManager as SessionManager>::Error;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let (id, transport) = self.inner.create_session().await?;
+        self.issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.clone());
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner.initialize_session(id, message).await
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        if self.is_expired(id) {
+            Counters::bump(&self.counters.expired_session_hits);
+            return Ok(false);
+        }
+        self.inner.has_session(id).await
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s != id);
+        self.inner.close_session(id).await
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let sse = self
+            .switches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .response_mode
+            == ResponseMode::Sse;
+        let prefix: Vec<ServerSseMessage> = match is_tool_call(&message) {
+            Some(tool) if sse => vec![ServerSseMessage::from_message(
+                ServerJsonRpcMessage::notification(logging_notification(&tool)),
+            )],
+            _ => vec![],
+        };
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(futures::stream::iter(prefix).chain(stream))
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        self.inner.accept_message(id, message).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.create_standalone_stream(id).await
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.resume(id, last_event_id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------------
+
+enum Transport {
+    Stateful(StreamableHttpService<CloseMcp, StandInSessions>),
+    Stateless {
+        json: StreamableHttpService<CloseMcp, NeverSessionManager>,
+        sse: StreamableHttpService<CloseMcp, NeverSessionManager>,
+    },
+}
+
+struct App {
+    shared: Arc<Shared>,
+    transport: Transport,
+}
+
+/// Authentication, latency and counting in front of `/mcp`.
+async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let shared = &app.shared;
+    Counters::bump(&shared.counters.http_requests);
+    let latency = shared.switches().latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    match auth::authenticate(req.headers(), &shared.auth) {
+        AuthDecision::Granted(grant) => {
+            req.extensions_mut().insert(grant);
+            next.run(req).await
+        }
+        AuthDecision::Unauthorized(description) => {
+            Counters::bump(&shared.counters.unauthorized);
+            auth::unauthorized_response(description, &shared.base_url)
+        }
+        AuthDecision::InvalidScope(value) => auth::invalid_scope_response(&value),
+    }
+}
+
+async fn mcp_endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
+    let is_post = req.method() == Method::POST;
+    let mode = app.shared.switches().response_mode;
+    match &app.transport {
+        Transport::Stateful(service) => {
+            let response = service.handle(req).await;
+            let is_sse = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if is_post
+                && mode == ResponseMode::Json
+                && is_sse
+                && response.status() == StatusCode::OK
+            {
+                collapse_sse_to_json(response).await
+            } else {
+                response.map(Body::new)
+            }
+        }
+        Transport::Stateless { json, sse } => {
+            let service = if mode == ResponseMode::Json {
+                json
+            } else {
+                sse
+            };
+            service.handle(req).await.map(Body::new)
+        }
+    }
+}
+
+/// The JSON-RPC message in one SSE event's data, if it is a response or an error.
+fn response_in_event(event: &str) -> Option<String> {
+    let data: Vec<&str> = event
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    if data.is_empty() {
+        return None;
+    }
+    let data = data.join("\n");
+    let value: Value = serde_json::from_str(&data).ok()?;
+    let is_response = value.get("id").is_some()
+        && (value.get("result").is_some() || value.get("error").is_some())
+        && value.get("method").is_none();
+    is_response.then_some(data)
+}
+
+/// Reads an rmcp SSE reply until the JSON-RPC response and returns it as `application/json`, keeping
+/// the other headers (notably `Mcp-Session-Id`).
+async fn collapse_sse_to_json(
+    response: http::Response<
+        http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>,
+    >,
+) -> Response {
+    let (mut parts, mut body) = response.into_parts();
+    let mut buffer = String::new();
+    let mut found = None;
+    'read: while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buffer.push_str(&String::from_utf8_lossy(&data));
+        let normalized = buffer.replace("\r\n", "\n").replace('\r', "\n");
+        buffer = normalized;
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(json) = response_in_event(&event) {
+                found = Some(json);
+                break 'read;
+            }
+        }
+    }
+    let Some(json) = found else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stand-in: the SSE stream ended without a JSON-RPC response",
+        )
+            .into_response();
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CACHE_CONTROL);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(json))
+}
+
+async fn protected_resource(State(app): State<Arc<App>>) -> Response {
+    Json(auth::protected_resource_metadata(&app.shared.base_url)).into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "Not Found").into_response()
+}
+
+fn rmcp_config(ct: &CancellationToken, stateful: bool, json: bool) -> StreamableHttpServerConfig {
+    StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(stateful)
+        .with_json_response(json)
+        .with_cancellation_token(ct.clone())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The handle
+// ---------------------------------------------------------------------------------------------------
+
+/// A running stand-in. Dropping it stops the server too; [`StandIn::shutdown`] waits for that.
+pub struct StandIn {
+    shared: Arc<Shared>,
+    sessions: Option<Arc<StandInSessions>>,
+    addr: SocketAddr,
+    ct: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl StandIn {
+    /// Generates the dataset, binds `127.0.0.1:<config.port>` and serves until shut down.
+    pub async fn start(config: StandInConfig) -> anyhow::Result<StandIn> {
+        let dataset = Arc::new(Dataset::generate(config.dataset));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://127.0.0.1:{}", addr.port());
+        let switches = Arc::new(RwLock::new(config.switches.clone()));
+        let counters = Arc::new(Counters::default());
+        let tokens = config.tokens.clone().unwrap_or_default();
+        let api_keys = if config.api_keys.is_empty() {
+            vec![DEFAULT_API_KEY.to_string()]
+        } else {
+            config.api_keys.clone()
+        };
+        let shared = Arc::new(Shared {
+            auth: AuthConfig {
+                api_keys,
+                api_key_principal: dataset.users[0].id.clone(),
+                tokens: tokens.clone(),
+            },
+            dataset,
+            switches: switches.clone(),
+            counters: counters.clone(),
+            tokens,
+            base_url,
+            sessions_required: config.sessions_required,
+        });
+        let ct = CancellationToken::new();
+        let handler = CloseMcp {
+            shared: shared.clone(),
+        };
+        let factory = move || Ok(handler.clone());
+        let (transport, sessions) = if config.sessions_required {
+            let sessions = Arc::new(StandInSessions::new(switches, counters));
+            (
+                Transport::Stateful(StreamableHttpService::new(
+                    factory,
+                    sessions.clone(),
+                    rmcp_config(&ct, true, false),
+                )),
+                Some(sessions),
+            )
+        } else {
+            let never = Arc::new(NeverSessionManager::default());
+            let json = StreamableHttpService::new(
+                factory.clone(),
+                never.clone(),
+                rmcp_config(&ct, false, true),
+            );
+            let sse = StreamableHttpService::new(factory, never, rmcp_config(&ct, false, false));
+            (Transport::Stateless { json, sse }, None)
+        };
+        let app = Arc::new(App {
+            shared: shared.clone(),
+            transport,
+        });
+        let router = Router::new()
+            .route(
+                "/mcp",
+                any(mcp_endpoint).layer(middleware::from_fn_with_state(app.clone(), guard)),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(protected_resource),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(protected_resource),
+            )
+            .fallback(not_found)
+            .with_state(app);
+        let serve_ct = ct.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { serve_ct.cancelled().await })
+                .await;
+        });
+        Ok(StandIn {
+            shared,
+            sessions,
+            addr,
+            ct,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>/mcp`
+    pub fn url(&self) -> String {
+        format!("{}/mcp", self.shared.base_url)
+    }
+    /// `http://127.0.0.1:<port>` (no trailing slash)
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The dataset the server answers from.
+    pub fn dataset(&self) -> &Dataset {
+        &self.shared.dataset
+    }
+    pub fn dataset_arc(&self) -> Arc<Dataset> {
+        self.shared.dataset.clone()
+    }
+    /// The valid API keys.
+    pub fn api_keys(&self) -> &[String] {
+        &self.shared.auth.api_keys
+    }
+    /// The first valid API key.
+    pub fn api_key(&self) -> &str {
+        self.shared
+            .auth
+            .api_keys
+            .first()
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_API_KEY)
+    }
+    pub fn sessions_required(&self) -> bool {
+        self.shared.sessions_required
+    }
+
+    /// Current switches.
+    pub fn switches(&self) -> Switches {
+        self.shared.switches()
+    }
+    /// Replaces all switches at once.
+    pub fn set_switches(&self, switches: Switches) {
+        *self
+            .shared
+            .switches
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = switches;
+    }
+    fn update(&self, f: impl FnOnce(&mut Switches)) {
+        f(&mut self
+            .shared
+            .switches
+            .write()
+            .unwrap_or_else(|e| e.into_inner()));
+    }
+    pub fn set_response_mode(&self, mode: ResponseMode) {
+        self.update(|s| s.response_mode = mode);
+    }
+    /// `None` (or `Some(0)`) = all tools in one page.
+    pub fn set_tools_page_size(&self, size: Option<usize>) {
+        self.update(|s| s.tools_page_size = size);
+    }
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.update(|s| s.latency_ms = ms);
+    }
+    pub fn set_annotations(&self, on: bool) {
+        self.update(|s| s.annotations = on);
+    }
+    pub fn set_structured_content(&self, on: bool) {
+        self.update(|s| s.structured_content = on);
+    }
+    pub fn set_server_ping_before_result(&self, on: bool) {
+        self.update(|s| s.server_ping_before_result = on);
+    }
+
+    /// Makes every session issued so far answer HTTP 404 (the client must re-initialize). Returns how
+    /// many sessions were expired; 0 in stateless mode.
+    pub fn expire_sessions(&self) -> usize {
+        self.sessions.as_ref().map(|s| s.expire_all()).unwrap_or(0)
+    }
+
+    pub fn counters(&self) -> CountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+    pub fn reset_counters(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// The bearer-token table (shared with whatever issues tokens).
+    pub fn tokens(&self) -> Arc<TokenTable> {
+        self.shared.tokens.clone()
+    }
+    /// Accept `Authorization: Bearer <token>` with `grant` from now on.
+    pub fn insert_token(&self, token: impl Into<String>, grant: Grant) {
+        self.shared.tokens.insert(token, grant);
+    }
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.tokens.remove(token);
+    }
+
+    /// Stops the server and waits (up to 5 s) for it to finish.
+    pub async fn shutdown(mut self) {
+        self.ct.cancel();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.ct.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sse_event_with_a_response_is_recognised() {
+        assert_eq!(response_in_event("id: 0\nretry: 3000\ndata: \n\n"), None);
+        assert_eq!(response_in_event("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n"), None);
+        let r = response_in_event(
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+        );
+        assert_eq!(
+            r.as_deref(),
+            Some("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}")
+        );
+    }
+}
