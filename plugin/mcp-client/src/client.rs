@@ -1,0 +1,985 @@
+//! The MCP client proper: lifecycle, sessions, request/response matching over JSON or SSE answers,
+//! and the `tools/*` methods.
+
+use crate::error::{one_line, reason_phrase, summarize_error_body, McpError, MAX_MESSAGE_CHARS};
+use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, ReadError};
+use crate::rate_limit::{parse_ratelimit, parse_retry_after, secs_to_ms};
+use crate::sse::SseParser;
+use crate::url::HttpUrl;
+use crate::{www_authenticate, AuthProvider, LogLevel, Logger, SessionStore};
+use rmcp::model::{
+    ClientCapabilities, ContentBlock, Implementation, InitializeRequestParams, InitializeResult,
+    ProtocolVersion, Tool,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+
+/// The protocol version offered in `initialize`.
+pub const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Versions accepted in the server's `initialize` answer.
+pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// Settings of one client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// The MCP endpoint, e.g. `https://mcp.close.com/mcp`.
+    pub endpoint: String,
+    /// `clientInfo.name` sent in `initialize`.
+    pub client_name: String,
+    /// `clientInfo.version`.
+    pub client_version: String,
+    /// `clientInfo.title`, optional.
+    pub client_title: Option<String>,
+    /// The most bytes read from one response body (JSON or event stream). Default 16 MiB.
+    pub max_response_bytes: usize,
+    /// The largest single SSE event (or line). Default 8 MiB.
+    pub max_event_bytes: usize,
+    /// The most `tools/list` pages followed. Default 1000.
+    pub max_pages: usize,
+}
+
+impl ClientConfig {
+    pub fn new(
+        endpoint: impl Into<String>,
+        client_name: impl Into<String>,
+        client_version: impl Into<String>,
+    ) -> Self {
+        ClientConfig {
+            endpoint: endpoint.into(),
+            client_name: client_name.into(),
+            client_version: client_version.into(),
+            client_title: None,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_event_bytes: 8 * 1024 * 1024,
+            max_pages: 1000,
+        }
+    }
+}
+
+/// What survives between calls: enough to skip `initialize` next time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The endpoint the session belongs to (a session is never reused for another endpoint).
+    pub endpoint: String,
+    /// `Mcp-Session-Id`, when the server issued one (stateless servers do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The negotiated protocol version.
+    pub protocol_version: String,
+}
+
+/// One content block of a tool result: an MCP block `rmcp` understands, or anything else as sent.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // results are few and short-lived; boxing would only burden callers
+pub enum ToolContent {
+    Block(ContentBlock),
+    Other(Value),
+}
+
+impl ToolContent {
+    /// The text of a `text` block.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ToolContent::Block(ContentBlock::Text(t)) => Some(&t.text),
+            _ => None,
+        }
+    }
+
+    /// The block as MCP JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            ToolContent::Block(b) => serde_json::to_value(b).unwrap_or(Value::Null),
+            ToolContent::Other(v) => v.clone(),
+        }
+    }
+}
+
+/// A `tools/call` result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallResult {
+    pub content: Vec<ToolContent>,
+    /// `structuredContent`, when present and not `null`.
+    pub structured_content: Option<Value>,
+    pub is_error: bool,
+}
+
+impl ToolCallResult {
+    /// The text blocks joined with a space, as one line of at most `max_chars` characters.
+    pub fn text_summary(&self, max_chars: usize) -> String {
+        let texts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(ToolContent::as_text)
+            .collect();
+        one_line(&texts.join(" "), max_chars)
+    }
+}
+
+/// Why one exchange failed.
+enum Failure {
+    /// HTTP 404 on a request that carried a session id: the session is gone.
+    SessionGone,
+    Error(McpError),
+}
+
+impl From<McpError> for Failure {
+    fn from(e: McpError) -> Self {
+        Failure::Error(e)
+    }
+}
+
+/// How many characters of a tool's error text are kept.
+const MAX_TOOL_ERROR_CHARS: usize = 1000;
+/// How much of an error response body is read to describe it.
+const ERROR_BODY_PREFIX: usize = 4096;
+/// The longest session id accepted.
+const MAX_SESSION_ID_LEN: usize = 1024;
+
+/// A blocking MCP client over Streamable HTTP. Cheap to create; create one per call.
+pub struct McpClient<'a> {
+    config: ClientConfig,
+    http: &'a dyn HttpClient,
+    auth: &'a dyn AuthProvider,
+    store: &'a dyn SessionStore,
+    log: &'a dyn Logger,
+    session: Option<Session>,
+    store_consulted: bool,
+    next_id: u64,
+}
+
+impl<'a> McpClient<'a> {
+    /// A client for `config.endpoint`. Fails if the endpoint is not an absolute `http(s)` URL.
+    pub fn new(
+        config: ClientConfig,
+        http: &'a dyn HttpClient,
+        auth: &'a dyn AuthProvider,
+        store: &'a dyn SessionStore,
+        log: &'a dyn Logger,
+    ) -> Result<Self, McpError> {
+        HttpUrl::parse(&config.endpoint)
+            .map_err(|e| McpError::protocol(format!("invalid MCP endpoint: {e}")))?;
+        Ok(McpClient {
+            config,
+            http,
+            auth,
+            store,
+            log,
+            session: None,
+            store_consulted: false,
+            next_id: first_request_id(),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The session in use, if one has been loaded or established.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Runs the `initialize` handshake now (dropping any stored session) and stores the new session.
+    pub fn initialize(&mut self) -> Result<InitializeResult, McpError> {
+        self.session = None;
+        self.store_consulted = true;
+        let mut client_info = Implementation::new(
+            self.config.client_name.clone(),
+            self.config.client_version.clone(),
+        );
+        client_info.title = self.config.client_title.clone();
+        let params = InitializeRequestParams::new(ClientCapabilities::default(), client_info)
+            .with_protocol_version(ProtocolVersion::V_2025_11_25);
+        let params = serde_json::to_value(params)
+            .map_err(|e| McpError::protocol(format!("cannot encode initialize: {e}")))?;
+        let (result, session_id) = match self.exchange("initialize", Some(params), true) {
+            Ok(answer) => answer,
+            Err(Failure::Error(e)) => return Err(e),
+            Err(Failure::SessionGone) => {
+                return Err(McpError::Http {
+                    status: 404,
+                    message: "Not Found".to_owned(),
+                })
+            }
+        };
+        let version = result
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::protocol("the initialize result has no protocolVersion"))?
+            .to_owned();
+        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&version.as_str()) {
+            return Err(McpError::protocol(format!(
+                "the server chose MCP protocol version `{}`, which this client does not support",
+                one_line(&version, 40)
+            )));
+        }
+        let init: InitializeResult = serde_json::from_value(result)
+            .map_err(|e| McpError::protocol(format!("malformed initialize result: {e}")))?;
+        if let Some(id) = &session_id {
+            if !valid_session_id(id) {
+                return Err(McpError::protocol(
+                    "the server issued an invalid Mcp-Session-Id",
+                ));
+            }
+        }
+        self.session = Some(Session {
+            endpoint: self.config.endpoint.clone(),
+            session_id,
+            protocol_version: version.clone(),
+        });
+        if let Err(e) = self.send_notification("notifications/initialized", None) {
+            self.session = None;
+            return Err(e);
+        }
+        self.save_session();
+        self.log(
+            LogLevel::Info,
+            &format!(
+                "MCP session initialized (protocol {version}, server {} {}{})",
+                one_line(&init.server_info.name, 60),
+                one_line(&init.server_info.version, 30),
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.session_id.is_some())
+                {
+                    ", with session id"
+                } else {
+                    ""
+                }
+            ),
+        );
+        Ok(init)
+    }
+
+    /// Makes sure a session exists: reuses the stored one, or runs `initialize`.
+    pub fn ensure_session(&mut self) -> Result<(), McpError> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        if !self.store_consulted {
+            self.store_consulted = true;
+            if let Some(session) = self.load_session() {
+                self.log(
+                    LogLevel::Debug,
+                    &format!(
+                        "reusing the stored MCP session (protocol {})",
+                        session.protocol_version
+                    ),
+                );
+                self.session = Some(session);
+                return Ok(());
+            }
+        }
+        self.initialize().map(|_| ())
+    }
+
+    /// Sends a request and returns its `result`. Re-initializes once if the session has expired
+    /// (HTTP 404) and replays the request.
+    pub fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, McpError> {
+        self.ensure_session()?;
+        let mut reinitialized = false;
+        loop {
+            match self.exchange(method, params.clone(), false) {
+                Ok((result, _)) => return Ok(result),
+                Err(Failure::Error(e)) => return Err(e),
+                Err(Failure::SessionGone) if !reinitialized => {
+                    self.log(
+                        LogLevel::Info,
+                        "the MCP session has expired (HTTP 404); initializing a new one",
+                    );
+                    self.forget_session();
+                    self.initialize()?;
+                    reinitialized = true;
+                }
+                Err(Failure::SessionGone) => {
+                    self.forget_session();
+                    return Err(McpError::Http {
+                        status: 404,
+                        message: "the MCP session was not found, again right after initializing a new one".to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends a notification (no answer expected).
+    pub fn notify(&mut self, method: &str, params: Option<Value>) -> Result<(), McpError> {
+        self.ensure_session()?;
+        self.send_notification(method, params)
+    }
+
+    /// Every tool, following `nextCursor` to the end. Tools that do not parse are skipped (and logged).
+    pub fn list_tools(&mut self) -> Result<Vec<Tool>, McpError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = HashSet::new();
+        for _ in 0..self.config.max_pages {
+            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let result = self.request("tools/list", params)?;
+            let next = self.parse_tools_page(result, &mut tools)?;
+            match next {
+                None => return Ok(tools),
+                Some(c) => {
+                    if !seen.insert(c.clone()) {
+                        return Err(McpError::protocol("tools/list returned a cursor it had returned before (a pagination loop)"));
+                    }
+                    cursor = Some(c);
+                }
+            }
+        }
+        Err(McpError::protocol(format!(
+            "tools/list did not end after {} pages",
+            self.config.max_pages
+        )))
+    }
+
+    /// Calls a tool; a result with `isError: true` becomes [`McpError::ToolFailed`].
+    pub fn call_tool(
+        &mut self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<ToolCallResult, McpError> {
+        let result = self.call_tool_result(name, arguments)?;
+        if result.is_error {
+            let text = result.text_summary(MAX_TOOL_ERROR_CHARS);
+            return Err(McpError::ToolFailed(if text.is_empty() {
+                "the tool reported an error without a message".to_owned()
+            } else {
+                text
+            }));
+        }
+        Ok(result)
+    }
+
+    /// Calls a tool and returns its result as sent, `isError` included.
+    pub fn call_tool_result(
+        &mut self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<ToolCallResult, McpError> {
+        let result = self.request(
+            "tools/call",
+            Some(json!({ "name": name, "arguments": arguments })),
+        )?;
+        parse_call_result(result)
+    }
+
+    /// Ends the session at the server (`DELETE` with the session id; 404/405 count as done) and
+    /// forgets it.
+    pub fn terminate_session(&mut self) -> Result<(), McpError> {
+        if self.session.is_none() && !self.store_consulted {
+            self.store_consulted = true;
+            self.session = self.load_session();
+        }
+        let has_id = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.session_id.is_some());
+        if !has_id {
+            self.forget_session();
+            return Ok(());
+        }
+        let response = self.send(Method::Delete, Vec::new(), true);
+        self.forget_session();
+        let response = response?;
+        match response.status {
+            200..=299 | 404 | 405 => Ok(()),
+            _ => Err(self.http_error(response)),
+        }
+    }
+
+    /// Forgets the session here and in the store.
+    pub fn forget_session(&mut self) {
+        self.session = None;
+        self.store.save(None);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.log.log(level, message);
+    }
+
+    fn load_session(&self) -> Option<Session> {
+        let raw = self.store.load()?;
+        let session: Session = match serde_json::from_str(&raw) {
+            Ok(s) => s,
+            Err(_) => {
+                self.log(
+                    LogLevel::Warn,
+                    "the stored MCP session is unreadable; initializing a new one",
+                );
+                return None;
+            }
+        };
+        if session.endpoint != self.config.endpoint {
+            self.log(
+                LogLevel::Debug,
+                "the stored MCP session belongs to another endpoint; initializing a new one",
+            );
+            return None;
+        }
+        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&session.protocol_version.as_str())
+            || session
+                .session_id
+                .as_deref()
+                .is_some_and(|id| !valid_session_id(id))
+        {
+            return None;
+        }
+        Some(session)
+    }
+
+    fn save_session(&self) {
+        if let Some(session) = &self.session {
+            if let Ok(json) = serde_json::to_string(session) {
+                self.store.save(Some(&json));
+            }
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn headers(
+        &self,
+        method: Method,
+        with_session: bool,
+    ) -> Result<Vec<(String, String)>, McpError> {
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(6);
+        match method {
+            Method::Post => {
+                headers.push((
+                    "Accept".into(),
+                    "application/json, text/event-stream".into(),
+                ));
+                headers.push(("Content-Type".into(), "application/json".into()));
+            }
+            Method::Get => headers.push(("Accept".into(), "text/event-stream".into())),
+            Method::Delete => {}
+        }
+        if with_session {
+            if let Some(session) = &self.session {
+                if let Some(id) = &session.session_id {
+                    headers.push(("Mcp-Session-Id".into(), id.clone()));
+                }
+                headers.push((
+                    "MCP-Protocol-Version".into(),
+                    session.protocol_version.clone(),
+                ));
+            }
+        }
+        headers.extend(self.auth.headers()?);
+        Ok(headers)
+    }
+
+    /// Sends one HTTP request to the endpoint. On a 401 the auth provider may refresh its
+    /// credentials once, and the request is sent again.
+    fn send(
+        &self,
+        method: Method,
+        body: Vec<u8>,
+        with_session: bool,
+    ) -> Result<HttpResponse, McpError> {
+        let mut auth_retried = false;
+        loop {
+            let request = HttpRequest {
+                method,
+                url: self.config.endpoint.clone(),
+                headers: self.headers(method, with_session)?,
+                body: body.clone(),
+            };
+            let response = self.http.send(request)?;
+            if response.status == 401 && !auth_retried {
+                let challenge = response.header_joined("www-authenticate");
+                if self.auth.on_unauthorized(challenge.as_deref())? {
+                    auth_retried = true;
+                    self.log(
+                        LogLevel::Info,
+                        "HTTP 401: retrying once with renewed credentials",
+                    );
+                    continue;
+                }
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Posts one request and waits for its answer. Returns the `result` and the `Mcp-Session-Id`
+    /// response header.
+    fn exchange(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        initialize: bool,
+    ) -> Result<(Value, Option<String>), Failure> {
+        let id = self.take_id();
+        let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        let body = serde_json::to_vec(&message)
+            .map_err(|e| McpError::protocol(format!("cannot encode {method}: {e}")))?;
+        let carried_session = !initialize
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.session_id.is_some());
+        let mut response = self.send(Method::Post, body, !initialize)?;
+        let status = response.status;
+        if status == 404 && carried_session {
+            return Err(Failure::SessionGone);
+        }
+        if !(200..300).contains(&status) {
+            return Err(Failure::Error(self.http_error(response)));
+        }
+        let session_id = response.header("mcp-session-id").map(str::to_owned);
+        let id = Value::from(id);
+        let media_type = response.media_type();
+        let outcome = match media_type.as_deref() {
+            Some("application/json") => self.read_json_answer(&mut response, &id, method)?,
+            Some("text/event-stream") => self.read_sse_answer(&mut response, &id, method)?,
+            None if status == 202 || status == 204 => {
+                return Err(McpError::protocol(format!(
+                    "the server accepted {method} but sent no answer (HTTP {status})"
+                ))
+                .into())
+            }
+            other => {
+                return Err(McpError::protocol(format!(
+                    "unexpected content type `{}` in the answer to {method}",
+                    one_line(other.unwrap_or("none"), 60)
+                ))
+                .into())
+            }
+        };
+        Ok((outcome?, session_id))
+    }
+
+    fn read_json_answer(
+        &self,
+        response: &mut HttpResponse,
+        id: &Value,
+        method: &str,
+    ) -> Result<Result<Value, McpError>, McpError> {
+        let bytes = response
+            .read_to_end(self.config.max_response_bytes)
+            .map_err(|e| self.read_error(e, method))?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| McpError::protocol(format!("the answer to {method} is not valid JSON")))?;
+        let messages = match value {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+        for message in messages {
+            if let Some(outcome) = self.handle_incoming(message, id, method)? {
+                return Ok(outcome);
+            }
+        }
+        Err(McpError::protocol(format!(
+            "the JSON answer to {method} does not contain its response"
+        )))
+    }
+
+    fn read_sse_answer(
+        &self,
+        response: &mut HttpResponse,
+        id: &Value,
+        method: &str,
+    ) -> Result<Result<Value, McpError>, McpError> {
+        let mut parser = SseParser::new(self.config.max_event_bytes);
+        let mut total = 0usize;
+        loop {
+            let chunk = match response.body.read_chunk() {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    return Err(McpError::protocol(format!(
+                        "the server closed the event stream before answering {method}"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            total += chunk.len();
+            if total > self.config.max_response_bytes {
+                return Err(McpError::protocol(format!(
+                    "the answer to {method} exceeds {} bytes",
+                    self.config.max_response_bytes
+                )));
+            }
+            let events = parser
+                .feed(&chunk)
+                .map_err(|e| McpError::protocol(e.to_string()))?;
+            for event in events {
+                if !event.is_message() {
+                    self.log(
+                        LogLevel::Debug,
+                        &format!(
+                            "skipping an SSE event of type `{}`",
+                            one_line(event.event.as_deref().unwrap_or(""), 40)
+                        ),
+                    );
+                    continue;
+                }
+                let value: Value = serde_json::from_str(&event.data).map_err(|_| {
+                    McpError::protocol(format!(
+                        "an event in the answer to {method} is not valid JSON"
+                    ))
+                })?;
+                let messages = match value {
+                    Value::Array(items) => items,
+                    other => vec![other],
+                };
+                for message in messages {
+                    if let Some(outcome) = self.handle_incoming(message, id, method)? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_error(&self, e: ReadError, method: &str) -> McpError {
+        match e {
+            ReadError::Transport(t) => t.into(),
+            ReadError::TooLarge { limit } => {
+                McpError::protocol(format!("the answer to {method} exceeds {limit} bytes"))
+            }
+        }
+    }
+
+    /// Handles one message from the server. Returns the outcome when it is the response to `id`;
+    /// answers server requests and logs notifications otherwise.
+    fn handle_incoming(
+        &self,
+        message: Value,
+        id: &Value,
+        method: &str,
+    ) -> Result<Option<Result<Value, McpError>>, McpError> {
+        let Value::Object(mut object) = message else {
+            return Err(McpError::protocol(format!(
+                "a message in the answer to {method} is not a JSON object"
+            )));
+        };
+        if let Some(server_method) = object.get("method") {
+            let Some(server_method) = server_method.as_str() else {
+                return Err(McpError::protocol(
+                    "a message from the server has a non-string method",
+                ));
+            };
+            match object.get("id") {
+                Some(request_id) if !request_id.is_null() => {
+                    self.answer_server_request(server_method, request_id)
+                }
+                _ => self.log(
+                    LogLevel::Debug,
+                    &format!("server notification {}", one_line(server_method, 80)),
+                ),
+            }
+            return Ok(None);
+        }
+        let is_response = object.contains_key("result") || object.contains_key("error");
+        if !is_response {
+            return Err(McpError::protocol(format!(
+                "a message in the answer to {method} is not JSON-RPC"
+            )));
+        }
+        let ours = match object.get("id") {
+            Some(v) if v == id => true,
+            // An error that could not be tied to a request (e.g. a parse error) on our own stream.
+            None | Some(Value::Null) => object.contains_key("error"),
+            Some(_) => false,
+        };
+        if !ours {
+            self.log(LogLevel::Debug, "ignoring a response to another request");
+            return Ok(None);
+        }
+        if let Some(error) = object.get("error") {
+            return Ok(Some(Err(parse_rpc_error(error)?)));
+        }
+        match object.remove("result") {
+            Some(result) => Ok(Some(Ok(result))),
+            None => Err(McpError::protocol(format!(
+                "the response to {method} has neither result nor error"
+            ))),
+        }
+    }
+
+    /// Answers a request the server sent on a stream: `ping` gets `{}`, anything else -32601.
+    fn answer_server_request(&self, server_method: &str, request_id: &Value) {
+        let answer = if server_method == "ping" {
+            json!({ "jsonrpc": "2.0", "id": request_id, "result": {} })
+        } else {
+            json!({ "jsonrpc": "2.0", "id": request_id, "error": { "code": -32601, "message": "Method not found" } })
+        };
+        self.log(
+            LogLevel::Debug,
+            &format!(
+                "answering the server's {} request",
+                one_line(server_method, 80)
+            ),
+        );
+        let Ok(body) = serde_json::to_vec(&answer) else {
+            return;
+        };
+        match self.send(Method::Post, body, true) {
+            Ok(response) if (200..300).contains(&response.status) => {}
+            Ok(response) => self.log(
+                LogLevel::Warn,
+                &format!(
+                    "the server refused our answer to its {} request (HTTP {})",
+                    one_line(server_method, 80),
+                    response.status
+                ),
+            ),
+            Err(e) => self.log(
+                LogLevel::Warn,
+                &format!("could not answer the server's request: {e}"),
+            ),
+        }
+    }
+
+    fn send_notification(&self, method: &str, params: Option<Value>) -> Result<(), McpError> {
+        let mut message = json!({ "jsonrpc": "2.0", "method": method });
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        let body = serde_json::to_vec(&message)
+            .map_err(|e| McpError::protocol(format!("cannot encode {method}: {e}")))?;
+        let response = self.send(Method::Post, body, true)?;
+        match response.status {
+            202 | 204 => Ok(()),
+            // Some servers answer 200 (empty or JSON); the body means nothing for a notification.
+            200..=299 => {
+                self.log(
+                    LogLevel::Debug,
+                    &format!("the server answered {method} with HTTP {}", response.status),
+                );
+                Ok(())
+            }
+            _ => Err(self.http_error(response)),
+        }
+    }
+
+    /// Turns an HTTP error status into an [`McpError`], reading at most a few KiB of the body.
+    fn http_error(&self, mut response: HttpResponse) -> McpError {
+        let status = response.status;
+        let www_authenticate = response.header_joined("www-authenticate");
+        let media_type = response.media_type();
+        let ratelimit = response.header("ratelimit").and_then(parse_ratelimit);
+        let retry_after = response
+            .header("retry-after")
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let legacy_reset = ["ratelimit-reset", "x-rate-limit-reset", "x-ratelimit-reset"]
+            .iter()
+            .find_map(|h| response.header(h))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9);
+        let body = response.read_prefix(ERROR_BODY_PREFIX);
+        let detail = summarize_error_body(media_type.as_deref(), &body);
+        let with_detail = |prefix: String| match &detail {
+            Some(d) => format!("{prefix}: {d}"),
+            None => prefix,
+        };
+        match status {
+            401 => McpError::Unauthorized {
+                www_authenticate,
+                message: with_detail("HTTP 401".to_owned()),
+            },
+            403 => {
+                let bearer = www_authenticate
+                    .as_deref()
+                    .and_then(www_authenticate::bearer);
+                let body_json: Option<Value> = serde_json::from_slice(&body).ok();
+                let header_says =
+                    bearer.as_ref().and_then(|b| b.error.as_deref()) == Some("insufficient_scope");
+                let body_says = body_json
+                    .as_ref()
+                    .and_then(|v| v.get("error"))
+                    .and_then(Value::as_str)
+                    == Some("insufficient_scope");
+                if header_says || body_says {
+                    let mut required = bearer.as_ref().map(|b| b.scopes()).unwrap_or_default();
+                    if required.is_empty() {
+                        if let Some(scope) = body_json
+                            .as_ref()
+                            .and_then(|v| v.get("scope"))
+                            .and_then(Value::as_str)
+                        {
+                            required = www_authenticate::split_scopes(scope);
+                        }
+                    }
+                    let message = if required.is_empty() {
+                        "HTTP 403 insufficient_scope".to_owned()
+                    } else {
+                        one_line(
+                            &format!("HTTP 403 insufficient_scope: needs {}", required.join(" ")),
+                            MAX_MESSAGE_CHARS,
+                        )
+                    };
+                    McpError::InsufficientScope {
+                        required,
+                        www_authenticate,
+                        message,
+                    }
+                } else {
+                    McpError::Http {
+                        status,
+                        message: detail.unwrap_or_else(|| reason_phrase(status).to_owned()),
+                    }
+                }
+            }
+            429 => {
+                let retry_after_ms = retry_after
+                    .or_else(|| ratelimit.and_then(|r| r.reset_secs).map(secs_to_ms))
+                    .or_else(|| legacy_reset.map(secs_to_ms));
+                let mut message = detail
+                    .clone()
+                    .unwrap_or_else(|| "too many requests".to_owned());
+                if let Some(limit) = ratelimit.and_then(|r| r.limit) {
+                    message.push_str(&format!(" (limit {limit} per window)"));
+                }
+                McpError::RateLimited {
+                    retry_after_ms,
+                    limit: ratelimit,
+                    message: one_line(&message, MAX_MESSAGE_CHARS),
+                }
+            }
+            _ => McpError::Http {
+                status,
+                message: detail.unwrap_or_else(|| reason_phrase(status).to_owned()),
+            },
+        }
+    }
+
+    /// Parses one `tools/list` page into `tools`; returns the next cursor.
+    fn parse_tools_page(
+        &self,
+        result: Value,
+        tools: &mut Vec<Tool>,
+    ) -> Result<Option<String>, McpError> {
+        let Value::Object(mut result) = result else {
+            return Err(McpError::protocol("the tools/list result is not an object"));
+        };
+        let next = match result.remove("nextCursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) if c.is_empty() => None,
+            Some(Value::String(c)) => Some(c),
+            Some(_) => {
+                return Err(McpError::protocol(
+                    "tools/list returned a nextCursor that is not a string",
+                ))
+            }
+        };
+        let Some(Value::Array(items)) = result.remove("tools") else {
+            return Err(McpError::protocol(
+                "the tools/list result has no tools array",
+            ));
+        };
+        for item in items {
+            let name = item
+                .get("name")
+                .and_then(Value::as_str)
+                .map(|n| one_line(n, 80));
+            match serde_json::from_value::<Tool>(item) {
+                Ok(tool) => tools.push(tool),
+                Err(e) => self.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "skipping malformed tool `{}`: {}",
+                        name.unwrap_or_default(),
+                        one_line(&e.to_string(), 120)
+                    ),
+                ),
+            }
+        }
+        Ok(next)
+    }
+}
+
+fn parse_rpc_error(error: &Value) -> Result<McpError, McpError> {
+    let code = error.get("code").and_then(|c| {
+        c.as_i64()
+            .or_else(|| c.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+    });
+    let message = error.get("message").and_then(Value::as_str);
+    match (code, message) {
+        (Some(code), Some(message)) => Ok(McpError::JsonRpc {
+            code,
+            message: one_line(message, MAX_MESSAGE_CHARS),
+            data: error.get("data").cloned(),
+        }),
+        _ => Err(McpError::protocol(
+            "the server sent a malformed JSON-RPC error object",
+        )),
+    }
+}
+
+/// Parses a `tools/call` result leniently: unknown content blocks are kept as JSON.
+pub fn parse_call_result(result: Value) -> Result<ToolCallResult, McpError> {
+    let Value::Object(mut result) = result else {
+        return Err(McpError::protocol("the tools/call result is not an object"));
+    };
+    let content = match result.remove("content") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match ContentBlock::deserialize(&item) {
+                Ok(block) => ToolContent::Block(block),
+                Err(_) => ToolContent::Other(item),
+            })
+            .collect(),
+        Some(_) => {
+            return Err(McpError::protocol(
+                "the tools/call result has a content member that is not an array",
+            ))
+        }
+    };
+    let structured_content = match result.remove("structuredContent") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v),
+    };
+    let is_error = match result.get("isError") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(McpError::protocol(
+                "the tools/call result has an isError member that is not a boolean",
+            ))
+        }
+    };
+    Ok(ToolCallResult {
+        content,
+        structured_content,
+        is_error,
+    })
+}
+
+/// Visible ASCII only (0x21–0x7E), as the transport spec requires; it goes into a header.
+fn valid_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SESSION_ID_LEN
+        && id.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// A random first request id, so that ids stay unique within a session that outlives this instance.
+fn first_request_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    1 + hasher.finish() % 1_000_000_000_000
+}
+
+#[cfg(test)]
+mod tests;
