@@ -1,0 +1,111 @@
+//! clariBI data-source connector for Close CRM's hosted MCP server (`https://mcp.close.com/mcp`).
+//!
+//! The component implements the `claribi:data-source/connector` interface (see `wit/data-source.wit`).
+//! Everything MCP-generic lives in the `mcp-client` crate; this crate holds what is specific to
+//! Close: its description, its API-key headers (`Close-API-Key`, `Close-Scope`), how its answers map
+//! onto the WIT `error` variant, and how `org_info` names the account.
+//!
+//! Every export runs in a fresh instance: the MCP session is kept with `host.set-state` under
+//! [`connector::STATE_MCP_SESSION`], the API key is read with `host.get-secret("api-key")`.
+
+pub mod connector;
+pub mod convert;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "claribi:data-source/data-source",
+    additional_derives: [PartialEq],
+    // Reuse the `wasip2` crate's types for the wasi imports, so that `mcp-client`'s `wasi:http`
+    // code and these bindings share one set of resource types.
+    with: {
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+pub use claribi::data_source::types;
+
+#[cfg(target_os = "wasi")]
+mod component {
+    use super::claribi::data_source::host;
+    use super::connector::{self, CloseConnector, Host};
+    use super::exports::claribi::data_source::connector::Guest;
+    use super::types::{
+        Account, AuthorizationRequest, Connection, ConnectorInfo, Error, Tool, ToolResult,
+    };
+    use mcp_client::wasi_http::WasiHttpClient;
+    use mcp_client::LogLevel;
+
+    /// The real host, through the generated `host` imports.
+    struct WitHost;
+
+    impl Host for WitHost {
+        fn connection(&self) -> Connection {
+            host::get_connection()
+        }
+        fn secret(&self, key: &str) -> Option<String> {
+            host::get_secret(key)
+        }
+        fn state(&self, key: &str) -> Option<String> {
+            host::get_state(key)
+        }
+        fn set_state(&self, key: &str, value: Option<&str>) {
+            host::set_state(key, value)
+        }
+        fn log(&self, level: LogLevel, message: &str) {
+            let level = match level {
+                LogLevel::Debug => host::LogLevel::Debug,
+                LogLevel::Info => host::LogLevel::Info,
+                LogLevel::Warn => host::LogLevel::Warn,
+                LogLevel::Error => host::LogLevel::Error,
+            };
+            host::log(level, message)
+        }
+    }
+
+    fn with_connector<T>(
+        f: impl FnOnce(&CloseConnector<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let http = WasiHttpClient::default();
+        let connector = CloseConnector::new(&WitHost, &http);
+        f(&connector)
+    }
+
+    struct Component;
+
+    impl Guest for Component {
+        fn describe() -> ConnectorInfo {
+            connector::describe()
+        }
+
+        fn begin_authorization(_redirect_uri: String) -> Result<AuthorizationRequest, Error> {
+            Err(connector::oauth_not_implemented())
+        }
+
+        fn complete_authorization(_callback_url: String) -> Result<Account, Error> {
+            Err(connector::oauth_not_implemented())
+        }
+
+        fn check_connection() -> Result<Account, Error> {
+            with_connector(|c| c.check_connection())
+        }
+
+        fn list_tools() -> Result<Vec<Tool>, Error> {
+            with_connector(|c| c.list_tools())
+        }
+
+        fn call_tool(name: String, arguments: String) -> Result<ToolResult, Error> {
+            with_connector(|c| c.call_tool(&name, &arguments))
+        }
+
+        fn disconnect() -> Result<(), Error> {
+            with_connector(|c| c.disconnect())
+        }
+    }
+
+    crate::export!(Component with_types_in crate);
+}
