@@ -95,6 +95,15 @@ impl From<wit::Error> for ConnectorError {
     }
 }
 
+/// `one_line`, ending with a full stop (so that a following sentence reads right).
+pub fn sentence(s: &str) -> String {
+    let mut out = one_line(s);
+    if !out.is_empty() && !out.ends_with(['.', '!', '?', '…']) {
+        out.push('.');
+    }
+    out
+}
+
 /// Make a connector-supplied message safe to print: one line, bounded, no control characters.
 pub fn one_line(s: &str) -> String {
     let mut out: String = s
@@ -114,7 +123,7 @@ impl fmt::Display for ConnectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectorError::Unauthorized { message } => {
-                write!(f, "unauthorized: {}", one_line(message))?;
+                write!(f, "unauthorized: {}", sentence(message))?;
                 if !message.to_lowercase().contains("reconnect") {
                     write!(f, " Reconnect the connection.")?;
                 }
@@ -128,7 +137,7 @@ impl fmt::Display for ConnectorError {
                 }
             }
             ConnectorError::RateLimited { retry_after_ms, message } => {
-                write!(f, "rate limited by the vendor: {}", one_line(message))?;
+                write!(f, "rate limited by the vendor: {}", sentence(message))?;
                 match retry_after_ms {
                     Some(ms) => write!(f, " Retry in {:.1} s.", *ms as f64 / 1000.0),
                     None => write!(f, " Retry later."),
@@ -136,18 +145,18 @@ impl fmt::Display for ConnectorError {
             }
             ConnectorError::InvalidArguments { message } => write!(f, "invalid arguments: {}", one_line(message)),
             ConnectorError::UnknownTool { message } => {
-                write!(f, "unknown tool: {} List the tools with `claribi-host tools NAME`.", one_line(message))
+                write!(f, "unknown tool: {} List the tools with `claribi-host tools NAME`.", sentence(message))
             }
             ConnectorError::ToolFailed { message } => write!(f, "the tool failed: {}", one_line(message)),
             ConnectorError::Upstream { status, message } => {
-                write!(f, "the vendor answered HTTP {status}: {}", one_line(message))?;
+                write!(f, "the vendor answered HTTP {status}: {}", sentence(message))?;
                 if *status >= 500 {
                     write!(f, " Retry later.")?;
                 }
                 Ok(())
             }
             ConnectorError::Unavailable { message } => {
-                write!(f, "the vendor could not be reached: {} Check the endpoint and retry.", one_line(message))
+                write!(f, "the vendor could not be reached: {} Check the endpoint and retry.", sentence(message))
             }
             ConnectorError::Protocol { message } => write!(f, "protocol error: {}", one_line(message)),
             ConnectorError::DeniedByPolicy { message } => write!(f, "denied by policy: {}", one_line(message)),

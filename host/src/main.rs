@@ -100,10 +100,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a connection's policy as a policy file.
+    /// Show a connection's policy as a policy file, or replace it with `--set FILE`.
     Policy {
         /// Connection name.
         name: String,
+        /// Replace the policy with this policy file.
+        #[arg(long, value_name = "FILE")]
+        set: Option<PathBuf>,
     },
     /// Remove a connection: revoke its tokens where possible, delete its secrets and state.
     Disconnect {
@@ -151,13 +154,13 @@ fn default_data_dir() -> Result<PathBuf, HostError> {
 
 fn init_logging(verbose: u8, json: bool) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,connector=error",
         1 => "info",
         _ => "debug,cranelift=warn,wasmtime=warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLARIBI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {
@@ -174,6 +177,12 @@ fn read_plugin(spec: &str) -> Result<Vec<u8>, HostError> {
     std::fs::read(spec).map_err(|e| {
         HostError::Usage(format!("cannot read the connector file `{spec}` ({e}); give the path of a .wasm component or builtin:close"))
     })
+}
+
+fn read_policy(path: &std::path::Path) -> Result<Policy, HostError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HostError::Usage(format!("cannot read policy file {} ({e})", path.display())))?;
+    Policy::parse(&text).map_err(|e| HostError::Usage(format!("policy file {}: {e}", path.display())))
 }
 
 fn parse_options(items: &[String]) -> Result<Vec<(String, String)>, HostError> {
@@ -218,14 +227,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             let key = std::env::var(&var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
                 HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
             })?;
-            let policy = match policy {
-                None => None,
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| HostError::Usage(format!("cannot read policy file {} ({e})", path.display())))?;
-                    Some(Policy::parse(&text).map_err(|e| HostError::Usage(format!("policy file {}: {e}", path.display())))?)
-                }
-            };
+            let policy = policy.map(|p| read_policy(&p)).transpose()?;
             let outcome = host
                 .connect(ConnectRequest {
                     name,
@@ -274,7 +276,12 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 );
             }
         }
-        Command::Policy { name } => print!("{}", host.connection(&name)?.policy.to_toml()),
+        Command::Policy { name, set: None } => print!("{}", host.connection(&name)?.policy.to_toml()),
+        Command::Policy { name, set: Some(path) } => {
+            let policy = read_policy(&path)?;
+            host.set_policy(&name, &policy)?;
+            print!("{}", host.connection(&name)?.policy.to_toml());
+        }
         Command::Disconnect { name, json } => {
             let out = host.disconnect(&name).await?;
             if json {

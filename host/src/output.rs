@@ -174,7 +174,7 @@ pub fn render_table(v: &Value) -> Option<String> {
     }
     let body: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| cols.iter().map(|c| clip(&r.get(c).map(scalar).unwrap_or_default(), 36)).collect())
+        .map(|r| cols.iter().map(|c| clip(&r.get(c).map(scalar).unwrap_or_default(), 60)).collect())
         .collect();
     let headers: Vec<&str> = cols.iter().map(String::as_str).collect();
     let mut out = table(&headers, &body);

@@ -263,7 +263,7 @@ impl Runtime {
             let component = self.compile_fresh(bytes)?;
             if let Ok(serialized) = component.serialize() {
                 let tmp = dir.join(format!(".{}.{}.tmp", self.cache_key(digest), std::process::id()));
-                if std::fs::write(&tmp, serialized).is_ok() {
+                if write_private(&tmp, &serialized).is_ok() {
                     let _ = std::fs::rename(&tmp, &path);
                 }
             }
@@ -444,6 +444,21 @@ fn validate_info(info: &wit::ConnectorInfo) -> Result<(), HostError> {
             .map_err(|e| HostError::InvalidPlugin(format!("connector declares a bad outbound origin: {e}")))?;
     }
     Ok(())
+}
+
+/// Write a file readable only by this user.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Create a directory readable only by this user.

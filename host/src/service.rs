@@ -49,12 +49,14 @@ pub struct HostConfig {
     pub resolver: Arc<dyn Resolve>,
     /// Concurrent connector instances allowed.
     pub max_instances: usize,
+    /// Where compiled components are cached (default `<data-dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl HostConfig {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> HostConfig {
-        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16 }
+        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16, cache_dir: None }
     }
 }
 
@@ -246,7 +248,8 @@ impl HostService {
         for (rule, reason) in blocklist.overrides() {
             tracing::warn!("blocklist override: default rule `{rule}` is disabled by the operator ({reason})");
         }
-        let runtime = Runtime::new(Some(dir.join("cache")), config.max_instances)?;
+        let cache = config.cache_dir.clone().unwrap_or_else(|| dir.join("cache"));
+        let runtime = Runtime::new(Some(cache), config.max_instances)?;
         Ok(HostService {
             data_dir: dir.clone(),
             store: Arc::new(store),
@@ -428,7 +431,7 @@ impl HostService {
         let path = self.plugin_path(&plugin.digest);
         if !path.exists() {
             let tmp = plugins.join(format!(".{}.{}.tmp", plugin.digest, std::process::id()));
-            std::fs::write(&tmp, &req.plugin)
+            crate::runtime::write_private(&tmp, &req.plugin)
                 .and_then(|_| std::fs::rename(&tmp, &path))
                 .map_err(|e| HostError::Storage(format!("cannot store the component in {}: {e}", plugins.display())))?;
         }
@@ -653,6 +656,12 @@ impl HostService {
             revoked: revoke.is_ok(),
             warning: revoke.err().map(|e| e.to_string()),
         })
+    }
+
+    /// Replace a connection's policy (the operator may narrow it below what the endpoint needs; calls then fail with a policy denial).
+    pub fn set_policy(&self, name: &str, policy: &Policy) -> Result<(), HostError> {
+        let c = self.connection(name)?;
+        self.store.set_policy(&c.id, policy).map_err(HostError::Storage)
     }
 
     /// Re-encrypt every secret under a new master key (see [`crate::secrets`]).

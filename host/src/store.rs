@@ -292,6 +292,17 @@ impl Store {
         Ok(())
     }
 
+    /// Replace a connection's policy (grant and limits).
+    pub fn set_policy(&self, id: &str, policy: &Policy) -> Res<()> {
+        self.db()
+            .execute(
+                "UPDATE connections SET policy = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, policy.to_toml(), now()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Record the status and last error after a call.
     pub fn set_status(&self, id: &str, status: Status, last_error: Option<&str>) -> Res<()> {
         self.db()
