@@ -1,0 +1,1 @@
+//! Placeholder: the generic MCP connector is being written.
