@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use zeroize::Zeroizing;
 
+#[cfg(feature = "demo")]
 mod bench;
 #[cfg(feature = "demo")]
 mod demo;
@@ -132,6 +133,7 @@ enum Command {
         sse: bool,
     },
     /// Measure compile, load, instantiate and call latency (component vs native client).
+    #[cfg(feature = "demo")]
     Bench {
         /// Calls per measurement.
         #[arg(long, default_value_t = 200)]
@@ -205,6 +207,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
     match cli.command {
         #[cfg(feature = "demo")]
         Command::Demo { sse } => return demo::run(sse).await,
+        #[cfg(feature = "demo")]
         Command::Bench { iterations } => return bench::run(iterations).await,
         Command::RotateKey { json } => {
             let (id, n) = HostService::rotate_key(&data_dir)?;
@@ -302,8 +305,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             }
         }
         #[cfg(feature = "demo")]
-        Command::Demo { .. } => unreachable!("handled above"),
-        Command::Bench { .. } | Command::RotateKey { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::Bench { .. } => unreachable!("handled above"),
+        Command::RotateKey { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -273,6 +273,11 @@ impl Runtime {
     }
 
     fn compile_fresh(&self, bytes: &[u8]) -> Result<Component, HostError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(HostError::InvalidPlugin(
+                "the file is not WebAssembly (it lacks the \\0asm header); give a .wasm component built for wasm32-wasip2".into(),
+            ));
+        }
         if bytes.starts_with(b"\0asm") && bytes.len() >= 8 && bytes[4..8] == [1, 0, 0, 0] {
             return Err(HostError::InvalidPlugin(
                 "this is a core wasm module, not a component; build the connector with `cargo build --target wasm32-wasip2`".into(),
@@ -411,6 +416,43 @@ impl Runtime {
                 Err(HostError::Crashed { connection: connection.to_string(), detail: state.host.mask(&detail) })
             }
         }
+    }
+}
+
+impl Runtime {
+    /// Time `n` instantiations of `plugin` in fresh stores (no export is called). For benchmarks.
+    pub async fn time_instantiation(&self, plugin: &LoadedPlugin, n: usize) -> Result<Vec<Duration>, HostError> {
+        let limits = Limits::default();
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let outbound = Arc::new(OutboundContext::new(
+                "(bench)",
+                crate::policy::Grant::default(),
+                limits,
+                Default::default(),
+                Arc::new(crate::outbound::SystemResolver),
+            ));
+            let state = CallState {
+                table: ResourceTable::new(),
+                wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+                http: WasiHttpCtx::new(),
+                hooks: Outbound::new(outbound),
+                limiter: CallLimiter { memory_limit: limits.memory_bytes as usize, memory_denied: false },
+                host: HostContext::detached(),
+            };
+            let mut store = Store::new(&self.engine, state);
+            store.limiter(|s| &mut s.limiter);
+            store.set_epoch_deadline(u64::MAX / 2);
+            let t = Instant::now();
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| HostError::Crashed { connection: "(bench)".into(), detail: root_cause(&e) })?;
+            out.push(t.elapsed());
+            drop(instance);
+        }
+        Ok(out)
     }
 }
 

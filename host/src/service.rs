@@ -517,8 +517,10 @@ impl HostService {
             .map(|tools| self.filter_tools(tools));
         self.record_outcome(&c, &result);
         if let Ok(listing) = &result {
-            if let Ok(json) = serde_json::to_string(listing) {
-                let _ = self.store.set_tool_cache(&c.id, &json);
+            if let (Ok(json), Ok(blocked)) = (serde_json::to_string(listing), serde_json::to_string(&listing.blocked)) {
+                if let Err(e) = self.store.set_tool_cache(&c.id, &json, &blocked) {
+                    tracing::warn!("cannot cache the tool listing of `{}`: {e}", c.name);
+                }
             }
         }
         log_call(&c.name, "tools/list", started, &result.as_ref().map(|l| serde_json::to_vec(l).map(|v| v.len()).unwrap_or(0)));
@@ -588,9 +590,9 @@ impl HostService {
         if let Some(r) = self.blocklist.check_name(tool) {
             return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
         }
-        if let Ok(Some((_, json))) = self.store.tool_cache(&c.id) {
-            if let Ok(listing) = serde_json::from_str::<ToolListing>(&json) {
-                if let Some(b) = listing.blocked.iter().find(|b| b.name == tool) {
+        if let Ok(Some(json)) = self.store.blocked_tools(&c.id) {
+            if let Ok(blocked) = serde_json::from_str::<Vec<BlockedTool>>(&json) {
+                if let Some(b) = blocked.iter().find(|b| b.name == tool) {
                     return Err(HostError::Blocked {
                         tool: tool.to_string(),
                         reason: format!("{} (rule `{}`)", b.reason, b.rule),

@@ -171,7 +171,8 @@ CREATE TABLE IF NOT EXISTS state (
 CREATE TABLE IF NOT EXISTS tool_cache (
     connection_id TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
     listed_at INTEGER NOT NULL,
-    listing TEXT NOT NULL
+    listing TEXT NOT NULL,
+    blocked TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS shared_state (
     connector_id TEXT NOT NULL,
@@ -358,13 +359,23 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// Replace the host's cached tool listing of a connection.
-    pub fn set_tool_cache(&self, connection_id: &str, listing: &str) -> Res<()> {
+    /// The tools the last listing withheld (JSON written by the service), if any listing exists.
+    pub fn blocked_tools(&self, connection_id: &str) -> Res<Option<String>> {
+        self.db()
+            .query_row("SELECT blocked FROM tool_cache WHERE connection_id = ?1", params![connection_id], |r| r.get(0))
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Replace the host's cached tool listing of a connection, with the withheld tools kept apart so
+    /// that the per-call check reads only them.
+    pub fn set_tool_cache(&self, connection_id: &str, listing: &str, blocked: &str) -> Res<()> {
         self.db()
             .execute(
-                "INSERT INTO tool_cache (connection_id, listed_at, listing) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (connection_id) DO UPDATE SET listed_at = excluded.listed_at, listing = excluded.listing",
-                params![connection_id, now(), listing],
+                "INSERT INTO tool_cache (connection_id, listed_at, listing, blocked) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (connection_id) DO UPDATE SET listed_at = excluded.listed_at, listing = excluded.listing,
+                 blocked = excluded.blocked",
+                params![connection_id, now(), listing, blocked],
             )
             .map_err(db_err)?;
         Ok(())
