@@ -5,19 +5,26 @@
 //!   real behaviour is unknown); any other value is answered HTTP 400 `{"error": "invalid_scope", …}` — a
 //!   stand-in guess.
 //! * OAuth bearer: `Authorization: Bearer <token>`; tokens are looked up in a [`TokenTable`] that tests
-//!   (and, later, the stand-in's OAuth server) fill. The token's grant carries its own scope.
+//!   and the stand-in's authorization server ([`oauth`](crate::oauth)) fill. The token's grant carries its own scope.
 //! * No or bad credentials: HTTP 401 with a JSON body in Python's `json.dumps` spacing
 //!   (`{"error": "invalid_token", …}`, §2.3) and
 //!   `WWW-Authenticate: Bearer error="invalid_token", error_description="…", resource_metadata="…"` — the
 //!   exact header text is inferred from the MCP Python SDK (§2.3).
-//! * `/.well-known/oauth-protected-resource` mirrors Close's document (§2.1) with the stand-in's base URL.
+//! * A known bearer token whose grant lacks `mcp.read` (the authorization server's `grant_without_read`
+//!   switch): HTTP 403 with
+//!   `WWW-Authenticate: Bearer error="insufficient_scope", scope="mcp.read", error_description="…", resource_metadata="…"`,
+//!   the MCP 2025-11-25 step-up shape. Close has no public evidence of 403s (§2.3); a stand-in choice.
+//! * Bearer tokens may expire ([`TokenRecord::expires_at`]); an expired token is a 401 like an unknown one.
+//! * The discovery documents (protected-resource and authorization-server metadata) are in
+//!   [`metadata`](crate::metadata).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::catalog::Scope;
 
@@ -45,22 +52,64 @@ impl Grant {
     }
 }
 
-/// Bearer tokens the stand-in accepts, shared between the server and whoever issues tokens.
+/// What the [`TokenTable`] knows about one bearer token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub grant: Grant,
+    /// When the token stops being accepted; `None` = never.
+    pub expires_at: Option<Instant>,
+    /// Whether the granted scope includes `mcp.read` (every `mcp.*` scope does). A token without it is
+    /// known and unexpired but answered 403 `insufficient_scope`; its `grant.scope` is then a placeholder.
+    pub includes_read: bool,
+    /// The organization consented to on the authorization server; `None` = the dataset's organization.
+    pub organization_id: Option<String>,
+}
+
+impl TokenRecord {
+    /// A token that never expires, with `mcp.read` included, for the dataset's organization.
+    pub fn new(grant: Grant) -> TokenRecord {
+        TokenRecord {
+            grant,
+            expires_at: None,
+            includes_read: true,
+            organization_id: None,
+        }
+    }
+
+    pub fn is_expired_at(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+}
+
+/// The state of a bearer token at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenStatus {
+    Active(TokenRecord),
+    Expired,
+    Unknown,
+}
+
+/// Bearer tokens the stand-in accepts, shared between the server and whoever issues tokens (tests, and
+/// the stand-in's own authorization server, [`oauth`](crate::oauth)).
 #[derive(Debug, Default)]
 pub struct TokenTable {
-    tokens: RwLock<HashMap<String, Grant>>,
+    tokens: RwLock<HashMap<String, TokenRecord>>,
 }
 
 impl TokenTable {
     pub fn new() -> TokenTable {
         TokenTable::default()
     }
-    /// Accept `token` from now on, with `grant`.
+    /// Accept `token` from now on, with `grant` (no expiry).
     pub fn insert(&self, token: impl Into<String>, grant: Grant) {
+        self.insert_record(token, TokenRecord::new(grant));
+    }
+    /// Accept `token` from now on, as `record` says.
+    pub fn insert_record(&self, token: impl Into<String>, record: TokenRecord) {
         self.tokens
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token.into(), grant);
+            .insert(token.into(), record);
     }
     /// Stop accepting `token`; returns its grant if it was known.
     pub fn remove(&self, token: &str) -> Option<Grant> {
@@ -68,14 +117,23 @@ impl TokenTable {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(token)
+            .map(|r| r.grant)
     }
-    /// The grant of `token`, if it is accepted.
+    /// The grant of `token`, if it is accepted for MCP requests (known, unexpired, `mcp.read` included).
     pub fn validate(&self, token: &str) -> Option<Grant> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(token)
-            .cloned()
+        match self.lookup(token) {
+            TokenStatus::Active(r) if r.includes_read => Some(r.grant),
+            _ => None,
+        }
+    }
+    /// Whether `token` is known and unexpired, and what it carries.
+    pub fn lookup(&self, token: &str) -> TokenStatus {
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        match tokens.get(token) {
+            None => TokenStatus::Unknown,
+            Some(r) if r.is_expired_at(Instant::now()) => TokenStatus::Expired,
+            Some(r) => TokenStatus::Active(r.clone()),
+        }
     }
     pub fn clear(&self) {
         self.tokens
@@ -83,6 +141,7 @@ impl TokenTable {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
+    /// Number of tokens in the table, expired ones included.
     pub fn len(&self) -> usize {
         self.tokens.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -108,6 +167,9 @@ pub(crate) enum AuthDecision {
     Unauthorized(&'static str),
     /// 400 `invalid_scope` for this `Close-Scope` value.
     InvalidScope(String),
+    /// A known, unexpired bearer token whose grant lacks `mcp.read`: 403 `insufficient_scope` (the
+    /// grant is a placeholder for the requests that are let through, see `server.rs`).
+    InsufficientScope(Grant),
 }
 
 pub(crate) fn authenticate(headers: &HeaderMap, cfg: &AuthConfig) -> AuthDecision {
@@ -122,9 +184,13 @@ pub(crate) fn authenticate(headers: &HeaderMap, cfg: &AuthConfig) -> AuthDecisio
             if token.is_empty() {
                 return AuthDecision::Unauthorized("Empty bearer token");
             }
-            return match cfg.tokens.validate(token) {
-                Some(grant) => AuthDecision::Granted(grant),
-                None => AuthDecision::Unauthorized("Invalid or expired access token"),
+            return match cfg.tokens.lookup(token) {
+                TokenStatus::Active(r) if r.includes_read => AuthDecision::Granted(r.grant),
+                TokenStatus::Active(r) => AuthDecision::InsufficientScope(r.grant),
+                TokenStatus::Expired => AuthDecision::Unauthorized("The access token expired"),
+                TokenStatus::Unknown => {
+                    AuthDecision::Unauthorized("Invalid or expired access token")
+                }
             };
         }
         if headers.get(API_KEY_HEADER).is_none() {
@@ -214,19 +280,92 @@ pub(crate) fn invalid_scope_response(value: &str) -> Response {
         .into_response()
 }
 
-/// The RFC 9728 protected-resource metadata document.
-pub(crate) fn protected_resource_metadata(base_url: &str) -> Value {
-    json!({
-        "resource": format!("{base_url}/"),
-        "authorization_servers": [base_url],
-        "scopes_supported": ["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"],
-        "bearer_methods_supported": ["header"],
-    })
+/// The token of an `Authorization: Bearer …` header, if there is one.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The organization the request's bearer token was consented for, if the token says.
+pub(crate) fn organization_of(headers: &HeaderMap, tokens: &TokenTable) -> Option<String> {
+    match tokens.lookup(bearer_token(headers)?) {
+        TokenStatus::Active(r) => r.organization_id,
+        _ => None,
+    }
+}
+
+/// HTTP 403 for a token whose grant lacks `mcp.read`: the MCP 2025-11-25 step-up shape (Close has no
+/// public evidence of answering 403, `close-mcp.md` §2.3; the body follows the MCP Python SDK).
+pub(crate) fn insufficient_scope_response(base_url: &str) -> Response {
+    let description = "The access token does not grant mcp.read";
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"mcp.read\", error_description=\"{description}\", resource_metadata=\"{}\"",
+        resource_metadata_url(base_url)
+    );
+    let mut response = (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        python_json(&[
+            ("error", "insufficient_scope"),
+            ("error_description", description),
+        ]),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// Serialises any JSON value with Python's `json.dumps` separators (`", "` and `": "`).
+pub(crate) fn python_json_value(value: &Value) -> String {
+    struct PythonFormatter;
+    impl serde_json::ser::Formatter for PythonFormatter {
+        fn begin_array_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_key<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+        ) -> std::io::Result<()> {
+            writer.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    match serde::Serialize::serialize(value, &mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| value.to_string()),
+        Err(_) => value.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn cfg() -> AuthConfig {
         let tokens = Arc::new(TokenTable::new());
@@ -324,10 +463,70 @@ mod tests {
     }
 
     #[test]
-    fn the_protected_resource_document_names_the_base_url() {
-        let doc = protected_resource_metadata("http://127.0.0.1:9");
-        assert_eq!(doc["resource"], "http://127.0.0.1:9/");
-        assert_eq!(doc["authorization_servers"], json!(["http://127.0.0.1:9"]));
-        assert_eq!(doc["scopes_supported"].as_array().unwrap().len(), 4);
+    fn any_json_value_can_use_python_spacing() {
+        let v = json!({"a": [1, 2], "b": {"c": "d"}});
+        assert_eq!(python_json_value(&v), r#"{"a": [1, 2], "b": {"c": "d"}}"#);
+    }
+
+    #[test]
+    fn expired_tokens_are_unauthorized_and_tokens_without_read_lack_scope() {
+        let c = cfg();
+        let past = Instant::now();
+        c.tokens.insert_record(
+            "tok-old",
+            TokenRecord {
+                expires_at: Some(past),
+                ..TokenRecord::new(Grant::new(Scope::Read, "user_oauth"))
+            },
+        );
+        c.tokens.insert_record(
+            "tok-offline",
+            TokenRecord {
+                includes_read: false,
+                organization_id: Some("orga_x".into()),
+                ..TokenRecord::new(Grant::new(Scope::Read, "user_oauth"))
+            },
+        );
+        assert_eq!(
+            authenticate(&headers(&[("authorization", "Bearer tok-old")]), &c),
+            AuthDecision::Unauthorized("The access token expired")
+        );
+        assert_eq!(c.tokens.validate("tok-old"), None);
+        assert_eq!(
+            authenticate(&headers(&[("authorization", "Bearer tok-offline")]), &c),
+            AuthDecision::InsufficientScope(Grant::new(Scope::Read, "user_oauth"))
+        );
+        assert_eq!(c.tokens.validate("tok-offline"), None);
+        assert_eq!(
+            organization_of(
+                &headers(&[("authorization", "bearer  tok-offline")]),
+                &c.tokens
+            ),
+            Some("orga_x".into())
+        );
+        assert_eq!(
+            organization_of(
+                &headers(&[("authorization", "Bearer tok-write")]),
+                &c.tokens
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_insufficient_scope_answer_is_a_403_step_up_challenge() {
+        let r = insufficient_scope_response("http://127.0.0.1:9");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let challenge = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"mcp.read\""),
+            "{challenge}"
+        );
+        assert!(
+            challenge.ends_with(
+                "resource_metadata=\"http://127.0.0.1:9/.well-known/oauth-protected-resource\""
+            ),
+            "{challenge}"
+        );
     }
 }

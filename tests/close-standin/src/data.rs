@@ -823,6 +823,61 @@ impl Dataset {
         generate(config)
     }
 
+    /// A second organization of the same user with no records: the consent page's "Northwind Sandbox"
+    /// (an invention of the stand-in; see [`oauth`](crate::oauth)). It keeps the first user (as the
+    /// only member, with the same role), the roles and the configuration; everything else is empty.
+    pub fn sandbox(&self, name: &str) -> Dataset {
+        let mut rng = Rng::new(self.config.seed, "sandbox-organization");
+        let organization = Organization {
+            id: rng.id("orga"),
+            name: name.to_string(),
+            ..self.organization.clone()
+        };
+        let users: Vec<User> = self.users.first().cloned().into_iter().collect();
+        let memberships = users
+            .iter()
+            .map(|u| Membership {
+                id: rng.id("memb"),
+                user_id: u.id.clone(),
+                organization_id: organization.id.clone(),
+                role_id: self
+                    .membership_of(&u.id)
+                    .map(|m| m.role_id.clone())
+                    .unwrap_or_default(),
+                date_created: organization.date_created,
+            })
+            .collect();
+        let mut ds = Dataset {
+            config: self.config,
+            organization,
+            users,
+            roles: self.roles.clone(),
+            memberships,
+            pipelines: vec![],
+            lead_statuses: vec![],
+            leads: vec![],
+            contacts: vec![],
+            opportunities: vec![],
+            activities: vec![],
+            tasks: vec![],
+            custom_fields: vec![],
+            smart_views: vec![],
+            email_templates: vec![],
+            sms_templates: vec![],
+            call_outcomes: vec![],
+            meeting_outcomes: vec![],
+            groups: vec![],
+            workflows: vec![],
+            scheduling_links: vec![],
+            forms: vec![],
+            custom_activity_types: vec![],
+            invoices: vec![],
+            index: Index::default(),
+        };
+        ds.build_index();
+        ds
+    }
+
     /// The instant the dataset is "as of": midnight UTC at the start of the anchor day. Every event
     /// timestamp lies strictly before it.
     pub fn as_of(&self) -> DateTime<Utc> {

@@ -6,6 +6,12 @@
 //! from a deterministic, seeded CRM dataset. Tests start it in-process and compare what comes through the
 //! connector with answers computed directly from the dataset ([`reference`](mod@reference)).
 //!
+//! Like Close, it has two origins: the MCP host `http://127.0.0.1:P` ([`StandIn::url`], playing
+//! `mcp.close.com`) and an OAuth 2.1 authorization server `http://127.0.0.1:Q` ([`StandIn::issuer_url`],
+//! playing `api.close.com` / `app.close.com`) with discovery metadata, dynamic client registration, PKCE,
+//! a consent page, rotating refresh tokens and revocation. Clients authenticate with an API key or with the
+//! tokens that server issues.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use close_standin::{StandIn, StandInConfig, ResponseMode};
@@ -17,29 +23,59 @@
 //! # let _ = stuck; standin.shutdown().await; Ok(()) }
 //! ```
 //!
+//! OAuth, headless (the default consent mode approves at once):
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use close_standin::{ConsentMode, StandIn, StandInConfig};
+//! let standin = StandIn::start(StandInConfig::default()).await?;
+//! // PRM: {base}/.well-known/oauth-protected-resource → authorization_servers: [issuer]
+//! // AS metadata: {issuer}/.well-known/oauth-authorization-server → register, authorize, token, revoke
+//! println!("{} → {}", standin.resource_metadata_url(), standin.issuer_url());
+//! standin.set_access_token_ttl_secs(1);
+//! standin.set_consent(ConsentMode::Page);
+//! assert_eq!(standin.live_refresh_tokens(), 0);
+//! # standin.shutdown().await; Ok(()) }
+//! ```
+//!
 //! Sources: the research notes `close-mcp.md` (Close's server, auth §2, transport §3, data model §4,
 //! unknowns §6) and `close-mcp-tools.json` (116 tools, embedded as `data/close-mcp-tools.json`). Each
 //! module says what Close does and where the stand-in guesses:
 //!
 //! * [`catalog`] – tools, scopes, input schemas, `tools/list` pages;
-//! * [`auth`] – `Close-API-Key` / `Close-Scope`, bearer tokens, 401 and protected-resource metadata;
-//! * [`switches`] – run-time switches and counters;
-//! * [`server`] – rmcp wiring, sessions, JSON/SSE, the [`StandIn`] handle;
+//! * [`auth`] – `Close-API-Key` / `Close-Scope`, bearer tokens, 401 and 403;
+//! * [`metadata`] – protected-resource and authorization-server metadata;
+//! * [`oauth`] – the authorization server (registration, authorization, codes, tokens, refresh rotation,
+//!   revocation); [`redirect_uri`] – redirect URI rules; [`consent`] – the consent page;
+//!   [`issuer`] – the issuer origin's HTTP routes;
+//! * [`switches`] – run-time switches and counters (MCP and OAuth);
+//! * [`server`] – rmcp wiring, sessions, JSON/SSE, the two listeners, the [`StandIn`] handle;
 //! * [`data`] – the generated organization; [`tools`] and [`aggregation`] – the read tools;
 //! * [`reference`](mod@reference) – independent reference answers.
 
 pub mod aggregation;
 pub mod auth;
 pub mod catalog;
+pub mod consent;
 pub mod cursor;
 pub mod data;
+pub mod issuer;
+pub mod metadata;
+pub mod oauth;
+pub mod redirect_uri;
 pub mod reference;
 pub mod server;
 pub mod switches;
 pub mod tools;
 
-pub use auth::{Grant, TokenTable};
+pub use auth::{Grant, TokenRecord, TokenStatus, TokenTable};
 pub use catalog::Scope;
 pub use data::{Dataset, DatasetConfig};
+pub use oauth::{
+    s256_challenge, ConsentOrganization, IssuedToken, OAuthError, TokenKind,
+    SANDBOX_ORGANIZATION_NAME,
+};
 pub use server::{StandIn, StandInConfig, DEFAULT_API_KEY, SERVER_NAME};
-pub use switches::{CountersSnapshot, ResponseMode, Switches};
+pub use switches::{
+    ConsentMode, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ResponseMode, Switches,
+};

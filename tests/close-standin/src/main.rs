@@ -1,8 +1,11 @@
-//! `close-standin`: serves the Close MCP stand-in on 127.0.0.1 and prints its URL on one line.
+//! `close-standin`: serves the Close MCP stand-in on 127.0.0.1 and prints its URL on one line (stdout);
+//! the authorization server's issuer and the API key go to stderr.
 
 use chrono::NaiveDate;
 use clap::{Parser, ValueEnum};
-use close_standin::{DatasetConfig, ResponseMode, StandIn, StandInConfig, Switches};
+use close_standin::{
+    ConsentMode, DatasetConfig, OAuthSwitches, ResponseMode, StandIn, StandInConfig, Switches,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -16,13 +19,39 @@ enum Sessions {
     Optional,
 }
 
-/// Local stand-in for Close CRM's MCP server (Streamable HTTP at /mcp).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Consent {
+    /// Redirect back with a code at once (dataset's organization).
+    AutoApprove,
+    /// Redirect back with error=access_denied at once.
+    AutoDeny,
+    /// Show the HTML consent page (organization, scope, Approve/Deny).
+    Page,
+}
+
+const ORIGINS: &str = "\
+Two origins, like mcp.close.com and api.close.com:
+  MCP host  http://127.0.0.1:PORT     /mcp, /.well-known/oauth-protected-resource[/mcp],
+                                      /.well-known/oauth-authorization-server
+  issuer    http://127.0.0.1:AS_PORT  /.well-known/oauth-authorization-server,
+                                      /.well-known/openid-configuration, /oauth2/register/ (DCR),
+                                      /oauth2/authorize/ (GET request, POST consent form),
+                                      /oauth2/token/, /oauth2/revoke/
+Clients authenticate with Close-API-Key (+ Close-Scope) or with bearer tokens from the issuer: public
+clients, PKCE S256, resource = http://127.0.0.1:PORT/, scopes mcp.read mcp.write_safe
+mcp.write_destructive offline_access, rotating refresh tokens.
+Prints the MCP URL on stdout; the issuer and the API key go to stderr.";
+
+/// Local stand-in for Close CRM's MCP server (Streamable HTTP at /mcp) and its OAuth 2.1 authorization server.
 #[derive(Parser, Debug)]
-#[command(name = "close-standin", version)]
+#[command(name = "close-standin", version, after_help = ORIGINS)]
 struct Args {
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8811)]
     port: u16,
+    /// Port of the authorization server (the issuer origin) on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 8812)]
+    as_port: u16,
     /// Valid Close-API-Key value (repeatable).
     #[arg(long = "api-key", default_value = close_standin::DEFAULT_API_KEY)]
     api_keys: Vec<String>,
@@ -53,6 +82,32 @@ struct Args {
     /// In SSE + session mode, ping the client before each tools/call result.
     #[arg(long)]
     server_ping: bool,
+    /// What the authorization endpoint does with a valid request.
+    #[arg(long, value_enum, default_value_t = Consent::Page)]
+    consent: Consent,
+    /// Lifetime of access tokens (expires_in), in seconds.
+    #[arg(long, default_value_t = 3600)]
+    access_token_ttl: u64,
+    /// Lifetime of authorization codes, in seconds.
+    #[arg(long, default_value_t = 60)]
+    code_ttl: u64,
+    /// Grant offline_access only (no mcp.read) whatever was requested; MCP requests then get 403
+    /// insufficient_scope.
+    #[arg(long)]
+    grant_without_read: bool,
+    /// Advertise code_challenge_methods_supported ["plain"] instead of ["S256"] (every PKCE method is then
+    /// refused).
+    #[arg(long)]
+    no_s256: bool,
+    /// Do not support offline_access (unlisted; requesting it is invalid_scope; no refresh tokens).
+    #[arg(long)]
+    no_offline_access: bool,
+    /// Let clients omit the resource parameter (RFC 8707).
+    #[arg(long)]
+    resource_optional: bool,
+    /// Write the PRM's authorization_servers entry with a trailing slash, as Close does.
+    #[arg(long)]
+    prm_issuer_trailing_slash: bool,
 }
 
 #[tokio::main]
@@ -82,9 +137,30 @@ async fn main() -> anyhow::Result<()> {
         sessions_required: matches!(args.sessions, Sessions::Required),
         port: args.port,
         tokens: None,
+        as_port: args.as_port,
+        oauth: OAuthSwitches {
+            consent: match args.consent {
+                Consent::AutoApprove => ConsentMode::AutoApprove,
+                Consent::AutoDeny => ConsentMode::AutoDeny,
+                Consent::Page => ConsentMode::Page,
+            },
+            access_token_ttl_secs: args.access_token_ttl,
+            code_ttl_secs: args.code_ttl,
+            grant_without_read: args.grant_without_read,
+            advertise_s256: !args.no_s256,
+            offline_access_supported: !args.no_offline_access,
+            resource_required: !args.resource_optional,
+            prm_issuer_trailing_slash: args.prm_issuer_trailing_slash,
+        },
     };
     let standin = StandIn::start(config).await?;
     println!("{}", standin.url());
+    eprintln!(
+        "issuer {} (consent: {}), API key {}",
+        standin.issuer_url(),
+        standin.oauth_switches().consent,
+        standin.api_key()
+    );
     tokio::signal::ctrl_c().await?;
     standin.shutdown().await;
     Ok(())

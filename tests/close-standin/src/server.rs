@@ -6,9 +6,19 @@
 //! [`CloseMcp`] (a [`rmcp::ServerHandler`]).
 //!
 //! What is written here, because Close differs or rmcp cannot be switched at run time:
-//! * authentication, scopes, 401/400 bodies (`auth.rs`), put in front of rmcp as an axum middleware that
+//! * two origins, like Close's `mcp.close.com` and `api.close.com`: the MCP host `http://127.0.0.1:P`
+//!   (`/mcp`, the protected-resource metadata, and a copy of the authorization-server metadata as Close
+//!   serves it) and the issuer `http://127.0.0.1:Q` (the authorization server, `issuer.rs` / `oauth.rs`),
+//!   each its own listener;
+//! * authentication, scopes, 401/400/403 bodies (`auth.rs`), put in front of rmcp as an axum middleware that
 //!   stores a [`Grant`] in the request extensions; rmcp hands the request's `http::request::Parts` to the
 //!   handler, which reads the grant back;
+//! * a bearer token whose grant lacks `mcp.read` gets 403 `insufficient_scope` on every JSON-RPC request
+//!   except the lifecycle ones (`initialize`, `ping`, notifications, responses) and on no GET / DELETE —
+//!   like the MCP conformance suite's step-up scenario, where `initialize` passes and `tools/list` is
+//!   refused. Close's behaviour is unknown (`close-mcp.md` §2.3);
+//! * the organization: a token consented for the sandbox organization reads an empty dataset
+//!   ([`Dataset::sandbox`]);
 //! * added latency (same middleware);
 //! * JSON vs SSE at run time: rmcp fixes `json_response` at construction, so stateless mode builds two
 //!   services and picks one per request. In session mode rmcp always answers with SSE; in JSON mode the
@@ -61,7 +71,15 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, AuthConfig, AuthDecision, Grant, TokenTable};
 use crate::catalog::{self, Scope};
 use crate::data::{Dataset, DatasetConfig};
-use crate::switches::{Counters, CountersSnapshot, ResponseMode, Switches};
+use crate::issuer;
+use crate::metadata;
+use crate::oauth::{
+    AuthorizationServer, ConsentOrganization, IssuedToken, SANDBOX_ORGANIZATION_NAME,
+};
+use crate::switches::{
+    ConsentMode, Counters, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ResponseMode,
+    Switches,
+};
 use crate::tools;
 
 /// Name the stand-in reports in `serverInfo`.
@@ -84,8 +102,13 @@ pub struct StandInConfig {
     pub sessions_required: bool,
     /// Port on 127.0.0.1; 0 picks a free one. Default 0.
     pub port: u16,
-    /// Bearer tokens to accept; share the table with whatever issues tokens. Default: a new empty table.
+    /// Bearer tokens to accept; share the table with whatever issues tokens (the stand-in's own
+    /// authorization server puts its tokens there too). Default: a new empty table.
     pub tokens: Option<Arc<TokenTable>>,
+    /// Port of the authorization server (the issuer origin) on 127.0.0.1; 0 picks a free one. Default 0.
+    pub as_port: u16,
+    /// Initial authorization-server switches (changeable later through the handle).
+    pub oauth: OAuthSwitches,
 }
 
 impl Default for StandInConfig {
@@ -97,6 +120,8 @@ impl Default for StandInConfig {
             sessions_required: true,
             port: 0,
             tokens: None,
+            as_port: 0,
+            oauth: OAuthSwitches::default(),
         }
     }
 }
@@ -104,6 +129,9 @@ impl Default for StandInConfig {
 /// State shared by the middleware, the MCP handler and the handle.
 pub(crate) struct Shared {
     dataset: Arc<Dataset>,
+    /// The consent page's second organization, with no records.
+    sandbox: Arc<Dataset>,
+    oauth: Arc<AuthorizationServer>,
     switches: Arc<RwLock<Switches>>,
     counters: Arc<Counters>,
     tokens: Arc<TokenTable>,
@@ -119,7 +147,23 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The dataset of the organization the request's token was consented for.
+    fn dataset_for(&self, context: &RequestContext<RoleServer>) -> &Dataset {
+        let tenant = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Tenant>());
+        match tenant {
+            Some(Tenant(id)) if *id == self.sandbox.organization.id => &self.sandbox,
+            _ => &self.dataset,
+        }
+    }
 }
+
+/// The organization a bearer token was consented for (request extension set by the auth middleware).
+#[derive(Clone, Debug)]
+struct Tenant(String);
 
 // ---------------------------------------------------------------------------------------------------
 // The MCP handler
@@ -264,9 +308,9 @@ impl ServerHandler for CloseMcp {
         let mut result = if spec.is_write() {
             error_result("The stand-in does not modify data: write tools are counted and refused.")
         } else {
-            match catalog::validate_arguments(spec, request.arguments.as_ref())
-                .and_then(|args| tools::call_read_tool(&shared.dataset, &grant, &name, &args))
-            {
+            match catalog::validate_arguments(spec, request.arguments.as_ref()).and_then(|args| {
+                tools::call_read_tool(shared.dataset_for(&context), &grant, &name, &args)
+            }) {
                 Ok(value) => text_result(&value, switches.structured_content),
                 Err(message) => error_result(&message),
             }
@@ -476,16 +520,64 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    if let Some(org) = auth::organization_of(req.headers(), &shared.tokens) {
+        req.extensions_mut().insert(Tenant(org));
+    }
     match auth::authenticate(req.headers(), &shared.auth) {
         AuthDecision::Granted(grant) => {
             req.extensions_mut().insert(grant);
             next.run(req).await
+        }
+        AuthDecision::InsufficientScope(grant) => {
+            let (mut req, lifecycle) = lifecycle_only(req).await;
+            if lifecycle {
+                req.extensions_mut().insert(grant);
+                next.run(req).await
+            } else {
+                Counters::bump(&shared.counters.insufficient_scope);
+                auth::insufficient_scope_response(&shared.base_url)
+            }
         }
         AuthDecision::Unauthorized(description) => {
             Counters::bump(&shared.counters.unauthorized);
             auth::unauthorized_response(description, &shared.base_url)
         }
         AuthDecision::InvalidScope(value) => auth::invalid_scope_response(&value),
+    }
+}
+
+/// Largest POST body the insufficient-scope check reads.
+const LIFECYCLE_BODY_LIMIT: usize = 4 << 20;
+
+/// Does the request carry only lifecycle messages (`initialize`, `ping`, notifications, responses), or
+/// no JSON-RPC at all (GET, DELETE)? Returns the request rebuilt around the body it had to read.
+async fn lifecycle_only(req: Request) -> (Request, bool) {
+    if req.method() != Method::POST {
+        return (req, true);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, LIFECYCLE_BODY_LIMIT)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return (Request::from_parts(parts, Body::empty()), false),
+    };
+    let lifecycle = is_lifecycle_body(&bytes);
+    (Request::from_parts(parts, Body::from(bytes)), lifecycle)
+}
+
+fn is_lifecycle_body(body: &[u8]) -> bool {
+    fn lifecycle(message: &Value) -> bool {
+        match message.get("method").and_then(Value::as_str) {
+            None => message.get("method").is_none() && message.get("id").is_some(),
+            Some(m) => m == "initialize" || m == "ping" || m.starts_with("notifications/"),
+        }
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(batch)) => !batch.is_empty() && batch.iter().all(lifecycle),
+        Ok(message) => lifecycle(&message),
+        Err(_) => false,
     }
 }
 
@@ -582,7 +674,22 @@ async fn collapse_sse_to_json(
 }
 
 async fn protected_resource(State(app): State<Arc<App>>) -> Response {
-    Json(auth::protected_resource_metadata(&app.shared.base_url)).into_response()
+    let shared = &app.shared;
+    Json(metadata::protected_resource(
+        &shared.base_url,
+        shared.oauth.issuer(),
+        &shared.oauth.switches(),
+    ))
+    .into_response()
+}
+
+/// Close serves the authorization server's metadata from the MCP host too (`close-mcp.md` §2.1).
+async fn authorization_server_metadata(State(app): State<Arc<App>>) -> Response {
+    let oauth = &app.shared.oauth;
+    issuer::json_response(
+        StatusCode::OK,
+        &metadata::authorization_server(oauth.issuer(), &oauth.switches()),
+    )
 }
 
 async fn not_found() -> Response {
@@ -605,17 +712,31 @@ pub struct StandIn {
     shared: Arc<Shared>,
     sessions: Option<Arc<StandInSessions>>,
     addr: SocketAddr,
+    as_addr: SocketAddr,
     ct: CancellationToken,
     task: Option<JoinHandle<()>>,
+    as_task: Option<JoinHandle<()>>,
 }
 
 impl StandIn {
-    /// Generates the dataset, binds `127.0.0.1:<config.port>` and serves until shut down.
+    /// Generates the dataset, binds `127.0.0.1:<config.port>` (MCP) and `127.0.0.1:<config.as_port>`
+    /// (authorization server) and serves until shut down.
     pub async fn start(config: StandInConfig) -> anyhow::Result<StandIn> {
         let dataset = Arc::new(Dataset::generate(config.dataset));
+        let sandbox = Arc::new(dataset.sandbox(SANDBOX_ORGANIZATION_NAME));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
+        let as_listener = tokio::net::TcpListener::bind(("127.0.0.1", config.as_port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot bind the authorization server on 127.0.0.1:{}: {e}",
+                    config.as_port
+                )
+            })?;
+        let as_addr = as_listener.local_addr()?;
         let base_url = format!("http://127.0.0.1:{}", addr.port());
+        let issuer = format!("http://127.0.0.1:{}", as_addr.port());
         let switches = Arc::new(RwLock::new(config.switches.clone()));
         let counters = Arc::new(Counters::default());
         let tokens = config.tokens.clone().unwrap_or_default();
@@ -624,13 +745,37 @@ impl StandIn {
         } else {
             config.api_keys.clone()
         };
+        let user_id = dataset
+            .users
+            .first()
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
+        let oauth = Arc::new(AuthorizationServer::new(
+            issuer,
+            metadata::resource_identifier(&base_url),
+            user_id.clone(),
+            vec![
+                ConsentOrganization {
+                    id: dataset.organization.id.clone(),
+                    name: dataset.organization.name.clone(),
+                },
+                ConsentOrganization {
+                    id: sandbox.organization.id.clone(),
+                    name: sandbox.organization.name.clone(),
+                },
+            ],
+            tokens.clone(),
+            config.oauth.clone(),
+        ));
         let shared = Arc::new(Shared {
             auth: AuthConfig {
                 api_keys,
-                api_key_principal: dataset.users[0].id.clone(),
+                api_key_principal: user_id,
                 tokens: tokens.clone(),
             },
             dataset,
+            sandbox,
+            oauth: oauth.clone(),
             switches: switches.clone(),
             counters: counters.clone(),
             tokens,
@@ -679,6 +824,10 @@ impl StandIn {
                 "/.well-known/oauth-protected-resource/mcp",
                 get(protected_resource),
             )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(authorization_server_metadata),
+            )
             .fallback(not_found)
             .with_state(app);
         let serve_ct = ct.clone();
@@ -687,12 +836,21 @@ impl StandIn {
                 .with_graceful_shutdown(async move { serve_ct.cancelled().await })
                 .await;
         });
+        let as_router = issuer::router(oauth);
+        let as_ct = ct.clone();
+        let as_task = tokio::spawn(async move {
+            let _ = axum::serve(as_listener, as_router)
+                .with_graceful_shutdown(async move { as_ct.cancelled().await })
+                .await;
+        });
         Ok(StandIn {
             shared,
             sessions,
             addr,
+            as_addr,
             ct,
             task: Some(task),
+            as_task: Some(as_task),
         })
     }
 
@@ -700,7 +858,7 @@ impl StandIn {
     pub fn url(&self) -> String {
         format!("{}/mcp", self.shared.base_url)
     }
-    /// `http://127.0.0.1:<port>` (no trailing slash)
+    /// `http://127.0.0.1:<port>` (no trailing slash): the MCP host.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -782,8 +940,10 @@ impl StandIn {
     pub fn counters(&self) -> CountersSnapshot {
         self.shared.counters.snapshot()
     }
+    /// Resets the MCP counters and the authorization-server counters.
     pub fn reset_counters(&self) {
         self.shared.counters.reset();
+        self.shared.oauth.reset_counters();
     }
 
     /// The bearer-token table (shared with whatever issues tokens).
@@ -798,10 +958,150 @@ impl StandIn {
         self.shared.tokens.remove(token);
     }
 
-    /// Stops the server and waits (up to 5 s) for it to finish.
+    // ---- the authorization server ---------------------------------------------------------------
+
+    /// The authorization server's issuer, `http://127.0.0.1:<as_port>` (no trailing slash).
+    pub fn issuer_url(&self) -> String {
+        self.shared.oauth.issuer().to_string()
+    }
+    /// Base URL of the authorization server's origin (the same string as [`StandIn::issuer_url`]; the
+    /// endpoints are under it, see [`crate::metadata`]).
+    pub fn as_base_url(&self) -> String {
+        self.issuer_url()
+    }
+    pub fn as_port(&self) -> u16 {
+        self.as_addr.port()
+    }
+    pub fn as_addr(&self) -> SocketAddr {
+        self.as_addr
+    }
+    /// The protected resource's identifier: `http://127.0.0.1:<port>/` (with the slash, like Close's
+    /// `https://mcp.close.com/`); the value `resource` must have at the authorization server.
+    pub fn resource_url(&self) -> String {
+        metadata::resource_identifier(&self.shared.base_url)
+    }
+    /// `<base_url>/.well-known/oauth-protected-resource`, the URL in the 401 challenge.
+    pub fn resource_metadata_url(&self) -> String {
+        auth::resource_metadata_url(&self.shared.base_url)
+    }
+    /// The authorization endpoint, `<issuer>/oauth2/authorize/`.
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}{}", self.issuer_url(), metadata::AUTHORIZE_PATH)
+    }
+    /// The token endpoint, `<issuer>/oauth2/token/`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}{}", self.issuer_url(), metadata::TOKEN_PATH)
+    }
+    /// The registration endpoint, `<issuer>/oauth2/register/`.
+    pub fn registration_endpoint(&self) -> String {
+        format!("{}{}", self.issuer_url(), metadata::REGISTER_PATH)
+    }
+    /// The revocation endpoint, `<issuer>/oauth2/revoke/`.
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}{}", self.issuer_url(), metadata::REVOKE_PATH)
+    }
+    /// The organizations offered on the consent page: the dataset's, then "Northwind Sandbox".
+    pub fn consent_organizations(&self) -> Vec<ConsentOrganization> {
+        self.shared.oauth.organizations().to_vec()
+    }
+    /// The sandbox organization's (empty) dataset.
+    pub fn sandbox_dataset(&self) -> &Dataset {
+        &self.shared.sandbox
+    }
+
+    /// Current authorization-server switches.
+    pub fn oauth_switches(&self) -> OAuthSwitches {
+        self.shared.oauth.switches()
+    }
+    /// Replaces all authorization-server switches at once.
+    pub fn set_oauth_switches(&self, switches: OAuthSwitches) {
+        self.shared.oauth.update_switches(|s| *s = switches);
+    }
+    pub fn set_consent(&self, mode: ConsentMode) {
+        self.shared.oauth.update_switches(|s| s.consent = mode);
+    }
+    pub fn set_access_token_ttl_secs(&self, secs: u64) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.access_token_ttl_secs = secs);
+    }
+    pub fn set_code_ttl_secs(&self, secs: u64) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.code_ttl_secs = secs);
+    }
+    pub fn set_grant_without_read(&self, on: bool) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.grant_without_read = on);
+    }
+    pub fn set_advertise_s256(&self, on: bool) {
+        self.shared.oauth.update_switches(|s| s.advertise_s256 = on);
+    }
+    pub fn set_offline_access_supported(&self, on: bool) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.offline_access_supported = on);
+    }
+    pub fn set_resource_required(&self, on: bool) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.resource_required = on);
+    }
+    pub fn set_prm_issuer_trailing_slash(&self, on: bool) {
+        self.shared
+            .oauth
+            .update_switches(|s| s.prm_issuer_trailing_slash = on);
+    }
+
+    /// The user revokes the app in Close: every access and refresh token the authorization server
+    /// issued dies (tokens put into the table by hand stay), and so do unexchanged codes and open
+    /// consent pages. Returns how many live grants were revoked.
+    pub fn revoke_all_grants(&self) -> usize {
+        self.shared.oauth.revoke_all()
+    }
+    pub fn oauth_counters(&self) -> OAuthCountersSnapshot {
+        self.shared.oauth.counters()
+    }
+    /// Resets the authorization-server counters only ([`StandIn::reset_counters`] resets both).
+    pub fn reset_oauth_counters(&self) {
+        self.shared.oauth.reset_counters();
+    }
+    /// Registered OAuth clients.
+    pub fn registered_clients(&self) -> usize {
+        self.shared.oauth.registered_clients()
+    }
+    /// Grants whose current refresh token is usable (one per live grant with `offline_access`).
+    pub fn live_refresh_tokens(&self) -> usize {
+        self.shared.oauth.live_refresh_tokens()
+    }
+    /// Access tokens issued by the authorization server that are unexpired and unrevoked.
+    pub fn live_access_tokens(&self) -> usize {
+        self.shared.oauth.live_access_tokens()
+    }
+    /// Is `token` usable now: an access token accepted by the MCP endpoint's table (unexpired, not
+    /// revoked; hand-inserted ones included), or the current refresh token of a live grant?
+    pub fn is_token_active(&self, token: &str) -> bool {
+        match self.shared.oauth.token_info(token) {
+            Some(info) => info.active,
+            None => matches!(
+                self.shared.tokens.lookup(token),
+                auth::TokenStatus::Active(_)
+            ),
+        }
+    }
+    /// What the authorization server knows about a token it issued.
+    pub fn token_info(&self, token: &str) -> Option<IssuedToken> {
+        self.shared.oauth.token_info(token)
+    }
+
+    /// Stops both servers and waits (up to 5 s each) for them to finish.
     pub async fn shutdown(mut self) {
         self.ct.cancel();
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.as_task.take()]
+            .into_iter()
+            .flatten()
+        {
             let abort = task.abort_handle();
             if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
@@ -834,5 +1134,33 @@ mod tests {
             r.as_deref(),
             Some("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}")
         );
+    }
+
+    #[test]
+    fn only_lifecycle_messages_pass_without_mcp_read() {
+        let yes: [&[u8]; 5] = [
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            br#"[{"jsonrpc":"2.0","method":"notifications/cancelled","params":{}}]"#,
+        ];
+        for body in yes {
+            assert!(is_lifecycle_body(body), "{}", String::from_utf8_lossy(body));
+        }
+        let no: [&[u8]; 5] = [
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            br#"[{"jsonrpc":"2.0","id":0,"method":"initialize"},{"jsonrpc":"2.0","id":1,"method":"tools/call"}]"#,
+            b"[]",
+            b"not json",
+            br#"{"jsonrpc":"2.0","method":7,"id":1}"#,
+        ];
+        for body in no {
+            assert!(
+                !is_lifecycle_body(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! pagination, annotations, structured content), so tests choose. Defaults follow the MCP Python SDK's
 //! defaults (SSE responses, sessions on), since Close's Python-style 401 body suggests a Python server;
 //! `tools/list` is one page (a 107-tool single page is "likely", §3).
+//!
+//! The authorization server has its own switches ([`OAuthSwitches`]) and counters
+//! ([`OAuthCountersSnapshot`]); what they imitate is described in [`oauth`](crate::oauth).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,6 +83,7 @@ impl Default for Switches {
 pub struct Counters {
     pub(crate) http_requests: AtomicU64,
     pub(crate) unauthorized: AtomicU64,
+    pub(crate) insufficient_scope: AtomicU64,
     pub(crate) initialize: AtomicU64,
     pub(crate) tools_list: AtomicU64,
     pub(crate) tool_calls_total: AtomicU64,
@@ -97,6 +101,8 @@ pub struct CountersSnapshot {
     pub http_requests: u64,
     /// Requests answered 401.
     pub unauthorized: u64,
+    /// Requests answered 403 `insufficient_scope` (a bearer token whose grant lacks `mcp.read`).
+    pub insufficient_scope: u64,
     /// `initialize` requests handled.
     pub initialize: u64,
     /// `tools/list` requests handled.
@@ -140,6 +146,7 @@ impl Counters {
         CountersSnapshot {
             http_requests: get(&self.http_requests),
             unauthorized: get(&self.unauthorized),
+            insufficient_scope: get(&self.insufficient_scope),
             initialize: get(&self.initialize),
             tools_list: get(&self.tools_list),
             tool_calls_total: get(&self.tool_calls_total),
@@ -159,6 +166,7 @@ impl Counters {
         for c in [
             &self.http_requests,
             &self.unauthorized,
+            &self.insufficient_scope,
             &self.initialize,
             &self.tools_list,
             &self.tool_calls_total,
@@ -170,6 +178,210 @@ impl Counters {
             c.store(0, Ordering::Relaxed);
         }
         self.tool_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The authorization server
+// ---------------------------------------------------------------------------------------------------
+
+/// What the authorization endpoint does with a valid request (`close-mcp.md` §2.1: on Close the user
+/// picks an organization and the scope on app.close.com's consent screen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConsentMode {
+    /// Redirect straight back with a code for the dataset's organization (headless tests).
+    #[default]
+    AutoApprove,
+    /// Redirect straight back with `error=access_denied`.
+    AutoDeny,
+    /// Show an HTML consent page (organization choice, scope, Approve / Deny); the form posts back to
+    /// the issuer, which then redirects like the automatic modes.
+    Page,
+}
+
+impl fmt::Display for ConsentMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConsentMode::AutoApprove => "auto-approve",
+            ConsentMode::AutoDeny => "auto-deny",
+            ConsentMode::Page => "page",
+        })
+    }
+}
+
+impl FromStr for ConsentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto-approve" | "approve" => Ok(ConsentMode::AutoApprove),
+            "auto-deny" | "deny" => Ok(ConsentMode::AutoDeny),
+            "page" => Ok(ConsentMode::Page),
+            other => Err(format!(
+                "unknown consent mode '{}' (expected auto-approve, auto-deny or page)",
+                crate::catalog::truncate(other, 40)
+            )),
+        }
+    }
+}
+
+/// Authorization-server switches, changeable while the stand-in runs (see the `set_*` methods on
+/// [`StandIn`](crate::StandIn)). Changes apply to requests that arrive afterwards; tokens already
+/// issued keep their lifetime and scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthSwitches {
+    /// Consent behaviour. Default [`ConsentMode::AutoApprove`] (the binary defaults to the page).
+    pub consent: ConsentMode,
+    /// `expires_in` of access tokens, in seconds. Default 3600 (Close does not publish its lifetime;
+    /// ~1 h is a third-party guess, `close-mcp.md` §2.1).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of authorization codes, in seconds (0 = expired at once). Default 60.
+    pub code_ttl_secs: u64,
+    /// The token endpoint grants `offline_access` only (no `mcp.*` scope), whatever was requested and
+    /// consented; the MCP endpoint then answers such tokens 403 `insufficient_scope`. Default off.
+    pub grant_without_read: bool,
+    /// Advertise `code_challenge_methods_supported: ["S256"]`. Off: the metadata lists `["plain"]`
+    /// only and the authorization endpoint refuses every PKCE method (a client must stop before the
+    /// authorization request). Default on.
+    pub advertise_s256: bool,
+    /// `offline_access` is listed in `scopes_supported` and grantable (refresh tokens). Off: it is
+    /// unlisted, and requesting it is `invalid_scope`. Default on.
+    pub offline_access_supported: bool,
+    /// The `resource` parameter (RFC 8707) is required at the authorization and token endpoints.
+    /// Off: it may be omitted (a given one must still name this server). Default on.
+    pub resource_required: bool,
+    /// Write the protected-resource metadata's `authorization_servers` entry with a trailing slash
+    /// (`http://127.0.0.1:Q/`), as Close's document does (`https://api.close.com/` next to the issuer
+    /// `https://api.close.com`). Default off: the entry is the issuer exactly.
+    pub prm_issuer_trailing_slash: bool,
+}
+
+impl Default for OAuthSwitches {
+    fn default() -> Self {
+        OAuthSwitches {
+            consent: ConsentMode::AutoApprove,
+            access_token_ttl_secs: 3600,
+            code_ttl_secs: 60,
+            grant_without_read: false,
+            advertise_s256: true,
+            offline_access_supported: true,
+            resource_required: true,
+            prm_issuer_trailing_slash: false,
+        }
+    }
+}
+
+/// Live authorization-server counters (read them through
+/// [`StandIn::oauth_counters`](crate::StandIn::oauth_counters)).
+#[derive(Debug, Default)]
+pub struct OAuthCounters {
+    pub(crate) registrations: AtomicU64,
+    pub(crate) registrations_rejected: AtomicU64,
+    pub(crate) authorization_requests: AtomicU64,
+    pub(crate) authorization_errors: AtomicU64,
+    pub(crate) authorization_requests_without_state: AtomicU64,
+    pub(crate) consent_decisions: AtomicU64,
+    pub(crate) codes_issued: AtomicU64,
+    pub(crate) token_exchanges: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) token_errors: AtomicU64,
+    pub(crate) code_reuse_detections: AtomicU64,
+    pub(crate) refresh_token_reuse_detections: AtomicU64,
+    pub(crate) revocations: AtomicU64,
+    pub(crate) requested_scopes: Mutex<Vec<String>>,
+}
+
+/// A copy of the authorization-server counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OAuthCountersSnapshot {
+    /// Client registrations accepted (201).
+    pub registrations: u64,
+    /// Client registrations refused (400).
+    pub registrations_rejected: u64,
+    /// GET requests to the authorization endpoint (any outcome).
+    pub authorization_requests: u64,
+    /// Authorization requests (and consent posts) answered with an error page or an error redirect,
+    /// `access_denied` included.
+    pub authorization_errors: u64,
+    /// Authorization requests without a `state` parameter.
+    pub authorization_requests_without_state: u64,
+    /// Approve / Deny posts from the consent page.
+    pub consent_decisions: u64,
+    /// Authorization codes issued.
+    pub codes_issued: u64,
+    /// Token requests with `grant_type=authorization_code` (any outcome).
+    pub token_exchanges: u64,
+    /// Token requests with `grant_type=refresh_token` (any outcome).
+    pub refreshes: u64,
+    /// Token requests answered with an error.
+    pub token_errors: u64,
+    /// Authorization codes presented a second time.
+    pub code_reuse_detections: u64,
+    /// Rotated (already used) refresh tokens presented again.
+    pub refresh_token_reuse_detections: u64,
+    /// Well-formed requests to the revocation endpoint.
+    pub revocations: u64,
+    /// The `scope` parameter of each authorization request, in order (`""` when absent).
+    pub requested_scopes: Vec<String>,
+}
+
+impl OAuthCounters {
+    /// Remembers the scope parameter of an authorization request (the list is capped at 10 000).
+    pub(crate) fn record_scope(&self, scope: Option<&str>) {
+        let mut list = self
+            .requested_scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if list.len() < 10_000 {
+            list.push(crate::catalog::truncate(scope.unwrap_or(""), 200));
+        }
+    }
+
+    pub fn snapshot(&self) -> OAuthCountersSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OAuthCountersSnapshot {
+            registrations: get(&self.registrations),
+            registrations_rejected: get(&self.registrations_rejected),
+            authorization_requests: get(&self.authorization_requests),
+            authorization_errors: get(&self.authorization_errors),
+            authorization_requests_without_state: get(&self.authorization_requests_without_state),
+            consent_decisions: get(&self.consent_decisions),
+            codes_issued: get(&self.codes_issued),
+            token_exchanges: get(&self.token_exchanges),
+            refreshes: get(&self.refreshes),
+            token_errors: get(&self.token_errors),
+            code_reuse_detections: get(&self.code_reuse_detections),
+            refresh_token_reuse_detections: get(&self.refresh_token_reuse_detections),
+            revocations: get(&self.revocations),
+            requested_scopes: self
+                .requested_scopes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for c in [
+            &self.registrations,
+            &self.registrations_rejected,
+            &self.authorization_requests,
+            &self.authorization_errors,
+            &self.authorization_requests_without_state,
+            &self.consent_decisions,
+            &self.codes_issued,
+            &self.token_exchanges,
+            &self.refreshes,
+            &self.token_errors,
+            &self.code_reuse_detections,
+            &self.refresh_token_reuse_detections,
+            &self.revocations,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.requested_scopes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
@@ -199,5 +411,42 @@ mod tests {
         assert_eq!(s.calls_of("find_opportunities"), 2);
         c.reset();
         assert_eq!(c.snapshot(), CountersSnapshot::default());
+    }
+
+    #[test]
+    fn consent_modes_parse_from_their_names() {
+        assert_eq!(
+            "auto-approve".parse::<ConsentMode>(),
+            Ok(ConsentMode::AutoApprove)
+        );
+        assert_eq!(
+            "AUTO_DENY".parse::<ConsentMode>(),
+            Ok(ConsentMode::AutoDeny)
+        );
+        assert_eq!(" page ".parse::<ConsentMode>(), Ok(ConsentMode::Page));
+        assert!("maybe".parse::<ConsentMode>().is_err());
+        for mode in [
+            ConsentMode::AutoApprove,
+            ConsentMode::AutoDeny,
+            ConsentMode::Page,
+        ] {
+            assert_eq!(mode.to_string().parse::<ConsentMode>(), Ok(mode));
+        }
+    }
+
+    #[test]
+    fn oauth_counters_remember_requested_scopes_until_reset() {
+        let c = OAuthCounters::default();
+        Counters::bump(&c.registrations);
+        c.record_scope(Some("mcp.read offline_access"));
+        c.record_scope(None);
+        let s = c.snapshot();
+        assert_eq!(s.registrations, 1);
+        assert_eq!(
+            s.requested_scopes,
+            vec!["mcp.read offline_access".to_string(), String::new()]
+        );
+        c.reset();
+        assert_eq!(c.snapshot(), OAuthCountersSnapshot::default());
     }
 }

@@ -1546,4 +1546,25 @@ mod tests {
             3
         );
     }
+
+    #[test]
+    fn every_read_tool_answers_the_empty_sandbox_organization_without_panicking() {
+        let sandbox = DS.sandbox("Northwind Sandbox");
+        let grant = grant();
+        for spec in catalog().tools.iter().filter(|t| !t.is_write()) {
+            for args in [
+                json!({}),
+                json!({"query": "acme", "id": "lead_x", "limit": 5}),
+            ] {
+                if let Ok(args) = validate_arguments(spec, args.as_object()) {
+                    let _ = call_read_tool(&sandbox, &grant, &spec.name, &args);
+                }
+            }
+        }
+        let info = call_read_tool(&sandbox, &grant, "org_info", &Map::new()).unwrap();
+        assert_eq!(info["organization"]["name"], "Northwind Sandbox");
+        assert_eq!(info["user"]["id"], DS.users[0].id);
+        let found = call_read_tool(&sandbox, &grant, "find_opportunities", &Map::new()).unwrap();
+        assert_eq!(found["total_results"], 0);
+    }
 }

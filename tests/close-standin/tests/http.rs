@@ -293,7 +293,7 @@ async fn the_protected_resource_metadata_names_this_server() {
         assert_eq!(r.status, 200);
         let doc: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(doc["resource"], format!("{}/", s.base_url()));
-        assert_eq!(doc["authorization_servers"], json!([s.base_url()]));
+        assert_eq!(doc["authorization_servers"], json!([s.issuer_url()]));
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
     }
     s.shutdown().await;
