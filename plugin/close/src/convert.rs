@@ -10,6 +10,11 @@ use mcp_client::model::{ContentBlock, Tool};
 use mcp_client::{McpError, ToolCallResult, ToolContent};
 use serde_json::Value;
 
+/// The message of a grant (or a key) without the read scope. Exactly this text: the host and the
+/// operator's tooling recognise it.
+pub const READ_SCOPE_MESSAGE: &str =
+    "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope.";
+
 /// What an error is about, to choose the right case and message.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorContext<'a> {
@@ -17,6 +22,8 @@ pub struct ErrorContext<'a> {
     pub granted_scope: &'a str,
     /// The tool being called, for `call-tool`.
     pub tool: Option<&'a str>,
+    /// The credentials are OAuth tokens (not an API key).
+    pub oauth: bool,
 }
 
 impl<'a> ErrorContext<'a> {
@@ -24,7 +31,13 @@ impl<'a> ErrorContext<'a> {
         ErrorContext {
             granted_scope,
             tool: None,
+            oauth: false,
         }
+    }
+
+    /// The same context for an OAuth connection.
+    pub fn with_oauth(self, oauth: bool) -> Self {
+        ErrorContext { oauth, ..self }
     }
 
     pub fn for_tool(&self, tool: &'a str) -> Self {
@@ -42,6 +55,9 @@ const METHOD_NOT_FOUND: i64 = -32601;
 /// Maps a client error onto the WIT `error` variant. Messages are one sentence, without secrets.
 pub fn map_error(e: McpError, ctx: &ErrorContext<'_>) -> Error {
     match e {
+        McpError::Unauthorized { .. } if ctx.oauth => Error::Unauthorized(
+            "Close rejected the OAuth access token (HTTP 401) and it could not be renewed. Reconnect the connection.".to_owned(),
+        ),
         McpError::Unauthorized { .. } => Error::Unauthorized(
             "Close rejected the credentials (HTTP 401). Reconnect the connection.".to_owned(),
         ),
@@ -87,6 +103,42 @@ pub fn map_error(e: McpError, ctx: &ErrorContext<'_>) -> Error {
     }
 }
 
+/// Maps a failure of the OAuth flow (discovery, registration, the redirect, the code exchange,
+/// revocation, a refused refresh) onto the WIT `error` variant, keeping the library's explanation.
+pub fn map_oauth_error(e: McpError) -> Error {
+    match e {
+        McpError::Unauthorized { message, .. } => {
+            Error::Unauthorized(sentence("The Close authorization failed: ", &message))
+        }
+        McpError::Protocol(m) => Error::Protocol(sentence("The Close authorization failed: ", &m)),
+        McpError::Http { status, message } => Error::Upstream(UpstreamFailure {
+            status,
+            message: sentence(
+                &format!("Close's authorization server answered HTTP {status}: "),
+                &message,
+            ),
+        }),
+        McpError::Unavailable(m) => Error::Unavailable(sentence(
+            "Close's authorization server could not be reached: ",
+            &m,
+        )),
+        McpError::Denied(m) => Error::DeniedByPolicy(sentence(
+            "The host refused a request to Close's authorization server: ",
+            &m,
+        )),
+        other => map_error(other, &ErrorContext::new("mcp.read").with_oauth(true)),
+    }
+}
+
+/// `prefix` + `text` as one sentence: one line, ending with a full stop.
+pub fn sentence(prefix: &str, text: &str) -> String {
+    let mut s = one_line(&format!("{prefix}{text}"), 400);
+    if !s.ends_with(['.', '!', '?', '…']) {
+        s.push('.');
+    }
+    s
+}
+
 fn unknown_tool(tool: &str, server_message: &str) -> Error {
     Error::UnknownTool(format!(
         "Close has no tool named `{}` for this connection ({server_message}); list the tools again.",
@@ -124,7 +176,7 @@ fn insufficient_scope(required: Vec<String>, ctx: &ErrorContext<'_>) -> Error {
     let message = if required.iter().any(|s| s == "mcp.read")
         && (missing.is_empty() || missing.iter().any(|s| s == "mcp.read"))
     {
-        "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope.".to_owned()
+        READ_SCOPE_MESSAGE.to_owned()
     } else {
         let lacking = if missing.is_empty() {
             &required
@@ -421,6 +473,55 @@ mod tests {
                 "Close rejected the credentials (HTTP 401). Reconnect the connection.".into()
             )
         );
+    }
+
+    #[test]
+    fn http_401_on_an_oauth_connection_says_the_token_could_not_be_renewed() {
+        let e = map_error(
+            McpError::Unauthorized {
+                www_authenticate: None,
+                message: "HTTP 401".into(),
+            },
+            &ctx().with_oauth(true),
+        );
+        assert!(
+            matches!(e, Error::Unauthorized(m) if m.contains("OAuth") && m.ends_with("Reconnect the connection."))
+        );
+    }
+
+    #[test]
+    fn oauth_flow_failures_keep_their_explanation_as_one_sentence() {
+        type Check = fn(&Error) -> bool;
+        let cases: Vec<(McpError, Check)> = vec![
+            (
+                McpError::Unauthorized {
+                    www_authenticate: None,
+                    message: "access was denied at the authorization server (access_denied)".into(),
+                },
+                |e| matches!(e, Error::Unauthorized(m) if m == "The Close authorization failed: access was denied at the authorization server (access_denied)."),
+            ),
+            (
+                McpError::Protocol("the authorization server does not offer PKCE with S256".into()),
+                |e| matches!(e, Error::Protocol(m) if m.contains("S256") && m.ends_with('.')),
+            ),
+            (
+                McpError::Http {
+                    status: 503,
+                    message: "down".into(),
+                },
+                |e| matches!(e, Error::Upstream(u) if u.status == 503),
+            ),
+            (McpError::Unavailable("refused".into()), |e| {
+                matches!(e, Error::Unavailable(_))
+            }),
+            (McpError::Denied("origin".into()), |e| {
+                matches!(e, Error::DeniedByPolicy(_))
+            }),
+        ];
+        for (i, (error, check)) in cases.into_iter().enumerate() {
+            let mapped = map_oauth_error(error);
+            assert!(check(&mapped), "case {i}: {mapped:?}");
+        }
     }
 
     #[test]

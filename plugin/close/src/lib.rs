@@ -1,12 +1,16 @@
 //! clariBI data-source connector for Close CRM's hosted MCP server (`https://mcp.close.com/mcp`).
 //!
 //! The component implements the `claribi:data-source/connector` interface (see `wit/data-source.wit`).
-//! Everything MCP-generic lives in the `mcp-client` crate; this crate holds what is specific to
-//! Close: its description, its API-key headers (`Close-API-Key`, `Close-Scope`), how its answers map
-//! onto the WIT `error` variant, and how `org_info` names the account.
+//! Everything MCP-generic (the protocol, and OAuth) lives in the `mcp-client` crate; this crate holds
+//! what is specific to Close: its description, its API-key headers (`Close-API-Key`, `Close-Scope`),
+//! its OAuth scope policy (`mcp.read`, plus `offline_access`) and where Close publishes its
+//! authorization server's metadata, how its answers map onto the WIT `error` variant, and how
+//! `org_info` names the account.
 //!
 //! Every export runs in a fresh instance: the MCP session is kept with `host.set-state` under
-//! [`connector::STATE_MCP_SESSION`], the API key is read with `host.get-secret("api-key")`.
+//! [`connector::STATE_MCP_SESSION`], the API key is read with `host.get-secret("api-key")`, and the
+//! OAuth tokens, registration and authorization in progress are kept under the keys of
+//! `mcp_client::oauth::keys`.
 
 pub mod connector;
 pub mod convert;
@@ -37,18 +41,23 @@ mod component {
     use super::types::{
         Account, AuthorizationRequest, Connection, ConnectorInfo, Error, Tool, ToolResult,
     };
+    use mcp_client::oauth::{HeldLock, OAuthHost};
     use mcp_client::wasi_http::WasiHttpClient;
-    use mcp_client::LogLevel;
+    use mcp_client::{LogLevel, Logger};
 
     /// The real host, through the generated `host` imports.
     struct WitHost;
 
-    impl Host for WitHost {
-        fn connection(&self) -> Connection {
-            host::get_connection()
-        }
+    impl OAuthHost for WitHost {
         fn secret(&self, key: &str) -> Option<String> {
             host::get_secret(key)
+        }
+        fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
+            let changes: Vec<(String, Option<String>)> = changes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect();
+            host::update_secrets(&changes)
         }
         fn state(&self, key: &str) -> Option<String> {
             host::get_state(key)
@@ -56,6 +65,19 @@ mod component {
         fn set_state(&self, key: &str, value: Option<&str>) {
             host::set_state(key, value)
         }
+        fn shared_state(&self, key: &str) -> Option<String> {
+            host::get_shared_state(key)
+        }
+        fn set_shared_state(&self, key: &str, value: Option<&str>) {
+            host::set_shared_state(key, value)
+        }
+        fn lock_credentials(&self) -> Box<dyn HeldLock + '_> {
+            // Dropping the resource releases the lock.
+            Box::new(host::lock_credentials())
+        }
+    }
+
+    impl Logger for WitHost {
         fn log(&self, level: LogLevel, message: &str) {
             let level = match level {
                 LogLevel::Debug => host::LogLevel::Debug,
@@ -64,6 +86,12 @@ mod component {
                 LogLevel::Error => host::LogLevel::Error,
             };
             host::log(level, message)
+        }
+    }
+
+    impl Host for WitHost {
+        fn connection(&self) -> Connection {
+            host::get_connection()
         }
     }
 
@@ -82,12 +110,12 @@ mod component {
             connector::describe()
         }
 
-        fn begin_authorization(_redirect_uri: String) -> Result<AuthorizationRequest, Error> {
-            Err(connector::oauth_not_implemented())
+        fn begin_authorization(redirect_uri: String) -> Result<AuthorizationRequest, Error> {
+            with_connector(|c| c.begin_authorization(&redirect_uri))
         }
 
-        fn complete_authorization(_callback_url: String) -> Result<Account, Error> {
-            Err(connector::oauth_not_implemented())
+        fn complete_authorization(callback_url: String) -> Result<Account, Error> {
+            with_connector(|c| c.complete_authorization(&callback_url))
         }
 
         fn check_connection() -> Result<Account, Error> {

@@ -8,6 +8,9 @@
 //!   transport ([`HttpClient`]; [`wasi_http::WasiHttpClient`] on `wasm32-wasip2`), the credentials
 //!   ([`AuthProvider`]), where the session survives between instances ([`SessionStore`]), and logging
 //!   ([`Logger`]).
+//! * [`oauth`] authorizes a connection the way the MCP authorization spec wants (discovery, client
+//!   registration, PKCE, token refresh under the host's credential lock, revocation) over the same
+//!   transport and a small [`oauth::OAuthHost`] trait for secrets and state.
 //! * Every failure is an [`McpError`]; nothing in here panics on what a server sends.
 //!
 //! The protocol types are `rmcp`'s (`rmcp::model`), re-exported as [`model`].
@@ -15,6 +18,7 @@
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod rate_limit;
 pub mod sse;
 pub mod url;

@@ -185,3 +185,153 @@ impl Logger for RecordingLogger {
         self.0.borrow_mut().push((level, message.to_owned()));
     }
 }
+
+/// Something [`MemoryHost`] saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// The credential lock was taken.
+    Lock,
+    /// The credential lock was released.
+    Unlock,
+    /// One `update_secrets` call, with its changes.
+    UpdateSecrets(Vec<(String, Option<String>)>),
+}
+
+type LockHook = Box<dyn FnMut(&MemoryHost)>;
+
+/// An in-memory [`OAuthHost`](crate::oauth::OAuthHost) that behaves like clariBI's host where it
+/// matters: at most 32 secret changes per update, state values of at most 64 KiB, and a state value
+/// that contains a secret (8 characters or more) is refused — here with a panic, so that a test sees
+/// the bug.
+#[derive(Default)]
+pub struct MemoryHost {
+    pub secrets: RefCell<std::collections::BTreeMap<String, String>>,
+    pub state: RefCell<std::collections::BTreeMap<String, String>>,
+    pub shared: RefCell<std::collections::BTreeMap<String, String>>,
+    pub events: RefCell<Vec<HostEvent>>,
+    /// Runs each time the credential lock is taken (e.g. to act as another call that refreshed the
+    /// tokens while this one waited).
+    pub on_lock: RefCell<Option<LockHook>>,
+    locked: std::cell::Cell<bool>,
+}
+
+impl MemoryHost {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a secret directly (no event recorded).
+    pub fn put_secret(&self, key: &str, value: &str) {
+        self.secrets
+            .borrow_mut()
+            .insert(key.to_owned(), value.to_owned());
+    }
+
+    /// Every `update_secrets` call so far.
+    pub fn secret_updates(&self) -> Vec<Vec<(String, Option<String>)>> {
+        self.events
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                HostEvent::UpdateSecrets(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the credential lock is held now.
+    pub fn is_locked(&self) -> bool {
+        self.locked.get()
+    }
+
+    fn check_clear(&self, value: &str) {
+        for secret in self.secrets.borrow().values() {
+            assert!(
+                secret.len() < 8 || !value.contains(secret.as_str()),
+                "a secret was about to be stored in clear state: {value}"
+            );
+        }
+        assert!(value.len() <= 64 * 1024, "a state value exceeds 64 KiB");
+    }
+}
+
+struct MemoryLock<'h>(&'h MemoryHost);
+
+impl Drop for MemoryLock<'_> {
+    fn drop(&mut self) {
+        self.0.locked.set(false);
+        self.0.events.borrow_mut().push(HostEvent::Unlock);
+    }
+}
+
+impl crate::oauth::OAuthHost for MemoryHost {
+    fn secret(&self, key: &str) -> Option<String> {
+        self.secrets.borrow().get(key).cloned()
+    }
+
+    fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
+        if changes.len() > 32 {
+            return Err("at most 32 secrets per update".to_owned());
+        }
+        let mut secrets = self.secrets.borrow_mut();
+        for (key, value) in changes {
+            match value {
+                Some(v) => secrets.insert((*key).to_owned(), (*v).to_owned()),
+                None => secrets.remove(*key),
+            };
+        }
+        self.events.borrow_mut().push(HostEvent::UpdateSecrets(
+            changes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+                .collect(),
+        ));
+        Ok(())
+    }
+
+    fn state(&self, key: &str) -> Option<String> {
+        self.state.borrow().get(key).cloned()
+    }
+
+    fn set_state(&self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.check_clear(v);
+                self.state.borrow_mut().insert(key.to_owned(), v.to_owned());
+            }
+            None => {
+                self.state.borrow_mut().remove(key);
+            }
+        }
+    }
+
+    fn shared_state(&self, key: &str) -> Option<String> {
+        self.shared.borrow().get(key).cloned()
+    }
+
+    fn set_shared_state(&self, key: &str, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                self.check_clear(v);
+                self.shared
+                    .borrow_mut()
+                    .insert(key.to_owned(), v.to_owned());
+            }
+            None => {
+                self.shared.borrow_mut().remove(key);
+            }
+        }
+    }
+
+    fn lock_credentials(&self) -> Box<dyn crate::oauth::HeldLock + '_> {
+        assert!(!self.locked.get(), "the credential lock was taken twice");
+        self.locked.set(true);
+        self.events.borrow_mut().push(HostEvent::Lock);
+        let hook = self.on_lock.borrow_mut().take();
+        if let Some(mut hook) = hook {
+            hook(self);
+            *self.on_lock.borrow_mut() = Some(hook);
+        }
+        Box::new(MemoryLock(self))
+    }
+}

@@ -1,8 +1,10 @@
 //! [`HttpClient`] over `wasi:http/outgoing-handler` (WASI 0.2), for `wasm32-wasip2` components.
 //!
 //! The request body is written in chunks of at most 4096 bytes (the size `blocking-write-and-flush`
-//! guarantees), after `handle` so that the host consumes it while it is written. The response body is
-//! read incrementally from its `input-stream`; nothing is buffered beyond the chunk being returned.
+//! guarantees), after `handle` so that the host consumes it while it is written; when the server
+//! answers without reading the whole body, its answer is returned and the failed write forgotten.
+//! The response body is read incrementally from its `input-stream`; nothing is buffered beyond the
+//! chunk being returned.
 
 use crate::error::one_line;
 use crate::http::{BodyReader, HttpClient, HttpRequest, HttpResponse, Method, TransportError};
@@ -111,6 +113,8 @@ impl HttpClient for WasiHttpClient {
         let _ = options.set_between_bytes_timeout(Some(nanos(self.between_bytes_timeout)));
 
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_error_code)?;
+        // A server may answer (typically 401 or 413) before it has read the whole body, and close
+        // the connection: then writing fails but the answer is there, and the answer wins.
         let written = write_body(body, &request.body);
 
         let response = loop {
@@ -125,7 +129,7 @@ impl HttpClient for WasiHttpClient {
                 None => future.subscribe().block(),
             }
         };
-        written?;
+        drop(written);
 
         let status = response.status();
         let headers = {

@@ -1,21 +1,24 @@
 use super::*;
+use mcp_client::oauth::keys;
 use mcp_client::testing::*;
+use mcp_client::url::{decode_pairs, query_pairs};
 use mcp_client::{HttpRequest, Method, TransportError};
 use serde_json::json;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 const KEY: &str = "api_3xampleSECRETkey";
 
+/// The connection, logs, and an in-memory host for secrets, state and the credential lock.
 struct FakeHost {
     connection: Connection,
-    secrets: HashMap<String, String>,
-    state: RefCell<HashMap<String, String>>,
+    inner: MemoryHost,
     logs: RefCell<Vec<(LogLevel, String)>>,
 }
 
 impl FakeHost {
     fn new() -> Self {
+        let inner = MemoryHost::new();
+        inner.put_secret(SECRET_API_KEY, KEY);
         FakeHost {
             connection: Connection {
                 name: "close-test".into(),
@@ -25,10 +28,18 @@ impl FakeHost {
                 scopes: vec![],
                 options: vec![],
             },
-            secrets: HashMap::from([(SECRET_API_KEY.to_owned(), KEY.to_owned())]),
-            state: RefCell::default(),
+            inner,
             logs: RefCell::default(),
         }
+    }
+
+    /// An OAuth connection without tokens yet.
+    fn oauth() -> Self {
+        let mut host = FakeHost::new();
+        host.connection.auth_method = AuthMethod::Oauth;
+        host.connection.scopes = vec!["mcp.read".into()];
+        host.inner.secrets.borrow_mut().clear();
+        host
     }
 
     fn assert_no_secret_logged(&self) {
@@ -42,24 +53,39 @@ impl FakeHost {
     }
 }
 
+impl OAuthHost for FakeHost {
+    fn secret(&self, key: &str) -> Option<String> {
+        self.inner.secret(key)
+    }
+    fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
+        self.inner.update_secrets(changes)
+    }
+    fn state(&self, key: &str) -> Option<String> {
+        self.inner.state(key)
+    }
+    fn set_state(&self, key: &str, value: Option<&str>) {
+        self.inner.set_state(key, value)
+    }
+    fn shared_state(&self, key: &str) -> Option<String> {
+        self.inner.shared_state(key)
+    }
+    fn set_shared_state(&self, key: &str, value: Option<&str>) {
+        self.inner.set_shared_state(key, value)
+    }
+    fn lock_credentials(&self) -> Box<dyn mcp_client::oauth::HeldLock + '_> {
+        self.inner.lock_credentials()
+    }
+}
+
+impl Logger for FakeHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+}
+
 impl Host for FakeHost {
     fn connection(&self) -> Connection {
         self.connection.clone()
-    }
-    fn secret(&self, key: &str) -> Option<String> {
-        self.secrets.get(key).cloned()
-    }
-    fn state(&self, key: &str) -> Option<String> {
-        self.state.borrow().get(key).cloned()
-    }
-    fn set_state(&self, key: &str, value: Option<&str>) {
-        match value {
-            Some(v) => self.state.borrow_mut().insert(key.to_owned(), v.to_owned()),
-            None => self.state.borrow_mut().remove(key),
-        };
-    }
-    fn log(&self, level: LogLevel, message: &str) {
-        self.logs.borrow_mut().push((level, message.to_owned()));
     }
 }
 
@@ -165,8 +191,8 @@ fn the_connections_first_scope_is_sent_and_reported() {
 
 #[test]
 fn a_missing_api_key_is_unauthorized_and_nothing_is_sent() {
-    let mut host = FakeHost::new();
-    host.secrets.clear();
+    let host = FakeHost::new();
+    host.inner.secrets.borrow_mut().clear();
     let http = ScriptedHttp::new();
     let err = CloseConnector::new(&host, &http).list_tools().unwrap_err();
     assert!(
@@ -388,22 +414,14 @@ fn an_expired_session_is_renewed_transparently() {
 
 #[test]
 fn an_oauth_connection_sends_its_access_token_as_a_bearer() {
-    let mut host = FakeHost::new();
-    host.connection.auth_method = AuthMethod::Oauth;
-    host.secrets = HashMap::from([(SECRET_ACCESS_TOKEN.to_owned(), "tok".to_owned())]);
+    let host = FakeHost::oauth();
+    host.inner.put_secret(SECRET_ACCESS_TOKEN, "tok");
     store_session(&host);
     let http = ScriptedHttp::new().then(result(json!({ "tools": [] })));
     CloseConnector::new(&host, &http).list_tools().unwrap();
     let request = &http.requests()[0];
     assert_eq!(request.header("authorization"), Some("Bearer tok"));
     assert_eq!(request.header("close-api-key"), None);
-}
-
-#[test]
-fn oauth_authorization_is_not_implemented_yet() {
-    assert!(
-        matches!(oauth_not_implemented(), Error::Protocol(m) if m.starts_with("OAuth is not implemented yet"))
-    );
 }
 
 #[test]
@@ -417,8 +435,8 @@ fn disconnect_ends_the_session_and_forgets_it() {
     assert_eq!(host.state(STATE_MCP_SESSION), None);
 
     // Whatever happens, disconnect succeeds.
-    let mut host = FakeHost::new();
-    host.secrets.clear();
+    let host = FakeHost::new();
+    host.inner.secrets.borrow_mut().clear();
     store_session(&host);
     let http = ScriptedHttp::new();
     CloseConnector::new(&host, &http).disconnect().unwrap();
@@ -427,4 +445,471 @@ fn disconnect_ends_the_session_and_forgets_it() {
     store_session(&host);
     let http = ScriptedHttp::new().then(|_| Err(TransportError::Unavailable("down".into())));
     CloseConnector::new(&host, &http).disconnect().unwrap();
+}
+
+// ------------------------------------------------------------------------------------------------
+// OAuth
+
+const REDIRECT: &str = "http://127.0.0.1:49152/callback";
+const CHALLENGE: &str = r#"Bearer error="invalid_token", error_description="Missing credentials", resource_metadata="https://mcp.close.com/.well-known/oauth-protected-resource""#;
+
+type Step = Box<dyn FnMut(&HttpRequest) -> Result<mcp_client::HttpResponse, TransportError>>;
+
+fn json_step(status: u16, body: Value) -> Step {
+    Box::new(move |_| Ok(json_response(status, &body)))
+}
+
+fn not_found() -> Step {
+    Box::new(|_| {
+        Ok(response(
+            404,
+            &[("Content-Type", "text/html")],
+            vec![b"<html>".to_vec()],
+        ))
+    })
+}
+
+/// Close's authorization-server metadata, as served on the MCP host (`close-mcp.md` §2.1).
+fn close_as_metadata() -> Value {
+    json!({
+        "issuer": "https://api.close.com",
+        "authorization_endpoint": "https://app.close.com/oauth2/authorize/",
+        "token_endpoint": "https://api.close.com/oauth2/token/",
+        "registration_endpoint": "https://api.close.com/oauth2/register/",
+        "revocation_endpoint": "https://api.close.com/oauth2/revoke/",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"]
+    })
+}
+
+/// Close's discovery: a 401 naming the root PRM, the PRM, no metadata on api.close.com, the metadata
+/// on the MCP host, and a public registration.
+fn close_discovery() -> Vec<Step> {
+    vec![
+        Box::new(|_| {
+            Ok(response(
+                401,
+                &[
+                    ("WWW-Authenticate", CHALLENGE),
+                    ("Content-Type", "application/json"),
+                ],
+                vec![br#"{"error": "invalid_token"}"#.to_vec()],
+            ))
+        }),
+        json_step(
+            200,
+            json!({
+                "resource": "https://mcp.close.com/",
+                "authorization_servers": ["https://api.close.com/"],
+                "scopes_supported": ["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"],
+                "bearer_methods_supported": ["header"]
+            }),
+        ),
+        not_found(),
+        not_found(),
+        json_step(200, close_as_metadata()),
+        json_step(
+            201,
+            json!({ "client_id": "close-client-1", "token_endpoint_auth_method": "none", "redirect_uris": [REDIRECT] }),
+        ),
+    ]
+}
+
+fn scripted(steps: Vec<Step>) -> ScriptedHttp {
+    let http = ScriptedHttp::new();
+    for step in steps {
+        http.push(step);
+    }
+    http
+}
+
+fn param(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// Runs begin-authorization; returns the `state`.
+fn begin_close(host: &FakeHost) -> String {
+    let http = scripted(close_discovery());
+    CloseConnector::new(host, &http)
+        .begin_authorization(REDIRECT)
+        .unwrap()
+        .state
+}
+
+fn token_answer(scope: &str) -> Value {
+    json!({
+        "access_token": "close-access-1", "token_type": "Bearer", "expires_in": 3600,
+        "refresh_token": "close-refresh-1", "scope": scope,
+        "organization_id": "orga_123", "user_id": "user_9"
+    })
+}
+
+#[test]
+fn begin_authorization_finds_closes_metadata_on_the_mcp_host_and_asks_for_mcp_read_and_offline_access(
+) {
+    let host = FakeHost::oauth();
+    let http = scripted(close_discovery());
+    let request = CloseConnector::new(&host, &http)
+        .begin_authorization(REDIRECT)
+        .unwrap();
+    let urls: Vec<String> = http.requests().into_iter().map(|r| r.url).collect();
+    assert_eq!(
+        urls,
+        vec![
+            "https://mcp.close.com/mcp",
+            "https://mcp.close.com/.well-known/oauth-protected-resource",
+            "https://api.close.com/.well-known/oauth-authorization-server",
+            "https://api.close.com/.well-known/openid-configuration",
+            "https://mcp.close.com/.well-known/oauth-authorization-server",
+            "https://api.close.com/oauth2/register/",
+        ]
+    );
+    assert!(request
+        .url
+        .starts_with("https://app.close.com/oauth2/authorize/?"));
+    let q = query_pairs(&request.url);
+    assert_eq!(
+        param(&q, "scope").as_deref(),
+        Some("mcp.read offline_access")
+    );
+    assert_eq!(
+        param(&q, "resource").as_deref(),
+        Some("https://mcp.close.com/")
+    );
+    assert_eq!(param(&q, "client_id").as_deref(), Some("close-client-1"));
+    assert_eq!(param(&q, "state"), Some(request.state.clone()));
+    assert_eq!(request.credential_origins, vec!["https://api.close.com"]);
+    let registration: Value = serde_json::from_slice(&http.requests()[5].body).unwrap();
+    assert_eq!(registration["client_name"], OAUTH_CLIENT_NAME);
+    assert_eq!(registration["scope"], "mcp.read offline_access");
+    host.assert_no_secret_logged();
+}
+
+#[test]
+fn the_close_scope_policy_asks_for_mcp_read_whatever_the_connection_or_challenge_says() {
+    let wide = vec!["mcp.write_destructive".to_owned()];
+    let offline = vec!["offline_access".to_owned()];
+    let inputs = ScopeInputs {
+        configured: &wide,
+        challenged: &wide,
+        step_up: true,
+        previous: &wide,
+        ..Default::default()
+    };
+    assert_eq!(CloseScopePolicy.select(&inputs), vec!["mcp.read"]);
+    let inputs = ScopeInputs {
+        server_scopes: &offline,
+        ..Default::default()
+    };
+    assert_eq!(
+        CloseScopePolicy.select(&inputs),
+        vec!["mcp.read", "offline_access"]
+    );
+}
+
+#[test]
+fn complete_authorization_stores_the_tokens_and_names_the_organization() {
+    let host = FakeHost::oauth();
+    let state = begin_close(&host);
+    let http = scripted(vec![json_step(
+        200,
+        token_answer("mcp.read offline_access"),
+    )])
+    .then(initialize_ok("2025-11-25", Some("sess-9")))
+    .then(accepted())
+    .then(org_info());
+    let account = CloseConnector::new(&host, &http)
+        .complete_authorization(&format!("{REDIRECT}?code=abc&state={state}"))
+        .unwrap();
+    assert_eq!(
+        account,
+        Account {
+            granted_scopes: vec!["mcp.read".into(), "offline_access".into()],
+            display_name: Some("Acme Corp (orga_123)".into()),
+            credential_origins: vec![
+                "https://mcp.close.com".into(),
+                "https://api.close.com".into()
+            ],
+        }
+    );
+    let requests = http.requests();
+    assert_eq!(requests[0].url, "https://api.close.com/oauth2/token/");
+    let form = decode_pairs(&String::from_utf8_lossy(&requests[0].body));
+    assert_eq!(
+        param(&form, "resource").as_deref(),
+        Some("https://mcp.close.com/")
+    );
+    assert_eq!(param(&form, "client_id").as_deref(), Some("close-client-1"));
+    for request in &requests[1..] {
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer close-access-1")
+        );
+        assert_eq!(request.header("close-api-key"), None);
+    }
+    assert_eq!(
+        host.secret(keys::ACCESS_TOKEN).as_deref(),
+        Some("close-access-1")
+    );
+    assert_eq!(
+        host.secret(keys::REFRESH_TOKEN).as_deref(),
+        Some("close-refresh-1")
+    );
+    assert_eq!(host.secret(keys::CODE_VERIFIER), None);
+}
+
+#[test]
+fn a_grant_without_mcp_read_is_insufficient_scope_and_nothing_is_stored() {
+    let host = FakeHost::oauth();
+    let state = begin_close(&host);
+    let http = scripted(vec![json_step(200, token_answer("offline_access"))]);
+    let err = CloseConnector::new(&host, &http)
+        .complete_authorization(&format!("{REDIRECT}?code=abc&state={state}"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::InsufficientScope(ScopeProblem {
+            required: vec!["mcp.read".into()],
+            granted: vec!["offline_access".into()],
+            message: "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope.".into(),
+        })
+    );
+    assert_eq!(http.requests().len(), 1, "no MCP request");
+    for key in [
+        keys::ACCESS_TOKEN,
+        keys::REFRESH_TOKEN,
+        keys::EXPIRES_AT,
+        keys::CODE_VERIFIER,
+    ] {
+        assert_eq!(host.secret(key), None, "{key}");
+    }
+    assert_eq!(host.state(keys::GRANT), None);
+}
+
+#[test]
+fn without_org_info_the_organization_id_of_the_token_response_names_the_account() {
+    let host = FakeHost::oauth();
+    let state = begin_close(&host);
+    let http = scripted(vec![json_step(200, token_answer("mcp.read"))])
+        .then(initialize_ok("2025-11-25", None))
+        .then(accepted())
+        .then(|r| Ok(rpc_error(r, -32602, "Unknown tool: org_info")));
+    let account = CloseConnector::new(&host, &http)
+        .complete_authorization(&format!("{REDIRECT}?code=abc&state={state}"))
+        .unwrap();
+    assert_eq!(account.display_name.as_deref(), Some("orga_123"));
+}
+
+#[test]
+fn a_denied_consent_or_a_forged_state_is_unauthorized_and_stores_nothing() {
+    for (callback, needle) in [
+        (
+            "error=access_denied&error_description=User+declined",
+            "access_denied",
+        ),
+        ("code=abc&state=forged", "state"),
+    ] {
+        let host = FakeHost::oauth();
+        let state = begin_close(&host);
+        let http = ScriptedHttp::new();
+        let url = if callback.starts_with("error") {
+            format!("{REDIRECT}?{callback}&state={state}")
+        } else {
+            format!("{REDIRECT}?{callback}")
+        };
+        let err = CloseConnector::new(&host, &http)
+            .complete_authorization(&url)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Unauthorized(m) if m.contains(needle) && m.starts_with("The Close authorization failed")),
+            "{err:?}"
+        );
+        assert!(http.requests().is_empty());
+        assert_eq!(host.secret(keys::ACCESS_TOKEN), None);
+    }
+}
+
+#[test]
+fn metadata_without_s256_is_refused_before_registering() {
+    let host = FakeHost::oauth();
+    let mut steps = close_discovery();
+    let mut metadata = close_as_metadata();
+    metadata["code_challenge_methods_supported"] = json!(["plain"]);
+    steps[4] = json_step(200, metadata);
+    steps.truncate(5);
+    let http = scripted(steps);
+    let err = CloseConnector::new(&host, &http)
+        .begin_authorization(REDIRECT)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(m) if m.contains("S256")),
+        "{err:?}"
+    );
+    assert_eq!(http.remaining(), 0);
+    assert_eq!(http.requests().len(), 5);
+}
+
+/// An authorized OAuth connection whose access token expires in `expires_in` seconds.
+fn authorized(expires_in: u64) -> FakeHost {
+    let host = FakeHost::oauth();
+    let state = begin_close(&host);
+    let http = scripted(vec![json_step(
+        200,
+        token_answer("mcp.read offline_access"),
+    )])
+    .then(initialize_ok("2025-11-25", Some("sess-42")))
+    .then(accepted())
+    .then(org_info());
+    CloseConnector::new(&host, &http)
+        .complete_authorization(&format!("{REDIRECT}?code=abc&state={state}"))
+        .unwrap();
+    let expires_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + expires_in;
+    host.inner
+        .put_secret(keys::EXPIRES_AT, &expires_at.to_string());
+    host.inner.events.borrow_mut().clear();
+    host
+}
+
+#[test]
+fn check_connection_on_oauth_reports_the_granted_scopes_and_the_authorization_servers_origin() {
+    let host = authorized(3600);
+    let http = handshake(ScriptedHttp::new()).then(org_info());
+    let account = CloseConnector::new(&host, &http)
+        .check_connection()
+        .unwrap();
+    assert_eq!(account.granted_scopes, vec!["mcp.read", "offline_access"]);
+    assert_eq!(
+        account.credential_origins,
+        vec!["https://mcp.close.com", "https://api.close.com"]
+    );
+}
+
+#[test]
+fn an_expiring_token_is_refreshed_under_the_lock_before_the_call() {
+    let host = authorized(10);
+    let http = ScriptedHttp::new()
+        .then(|_| {
+            Ok(json_response(
+                200,
+                &json!({ "access_token": "close-access-2", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "close-refresh-2" }),
+            ))
+        })
+        .then(result(json!({ "tools": [] })));
+    CloseConnector::new(&host, &http).list_tools().unwrap();
+    let requests = http.requests();
+    assert_eq!(requests[0].url, "https://api.close.com/oauth2/token/");
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some("Bearer close-access-2")
+    );
+    assert_eq!(
+        host.secret(keys::REFRESH_TOKEN).as_deref(),
+        Some("close-refresh-2")
+    );
+    let events = host.inner.events.borrow().clone();
+    assert_eq!(events.first(), Some(&HostEvent::Lock));
+    assert_eq!(events.last(), Some(&HostEvent::Unlock));
+    assert_eq!(host.inner.secret_updates().len(), 1);
+}
+
+#[test]
+fn a_revoked_grant_asks_for_a_reconnect_and_deletes_the_tokens() {
+    let host = authorized(10);
+    let http = ScriptedHttp::new().then(|_| {
+        Ok(json_response(
+            400,
+            &json!({ "error": "invalid_grant", "error_description": "Refresh token revoked" }),
+        ))
+    });
+    let err = CloseConnector::new(&host, &http).list_tools().unwrap_err();
+    match &err {
+        Error::Unauthorized(m) => {
+            assert!(m.starts_with("The Close authorization failed"), "{m}");
+            assert!(
+                m.contains("invalid_grant") && m.contains("reconnect"),
+                "{m}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.secret(keys::ACCESS_TOKEN), None);
+    assert_eq!(host.secret(keys::REFRESH_TOKEN), None);
+    // Later calls say so without sending anything.
+    let http = ScriptedHttp::new();
+    assert!(matches!(
+        CloseConnector::new(&host, &http).list_tools(),
+        Err(Error::Unauthorized(m)) if m.contains("holds no Close OAuth token")
+    ));
+}
+
+#[test]
+fn a_403_insufficient_scope_on_oauth_is_reported_and_its_challenge_kept_for_the_next_authorization()
+{
+    let host = authorized(3600);
+    let http = ScriptedHttp::new().then(|_| {
+        Ok(response(
+            403,
+            &[("WWW-Authenticate", r#"Bearer error="insufficient_scope", scope="mcp.read", resource_metadata="https://mcp.close.com/.well-known/oauth-protected-resource""#)],
+            vec![],
+        ))
+    });
+    let err = CloseConnector::new(&host, &http)
+        .call_tool("fetch_lead", "{}")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InsufficientScope(p) if p.message == READ_SCOPE_MESSAGE),
+        "{err:?}"
+    );
+    assert!(host
+        .state(keys::CHALLENGE)
+        .unwrap()
+        .contains("insufficient_scope"));
+}
+
+#[test]
+fn disconnect_revokes_the_refresh_then_the_access_token_and_forgets_the_authorization() {
+    let host = authorized(3600);
+    let http = ScriptedHttp::new()
+        .then(|_| Ok(empty(200)))
+        .then(|_| Ok(empty(200)))
+        .then(|_| Ok(empty(200)));
+    CloseConnector::new(&host, &http).disconnect().unwrap();
+    let requests = http.requests();
+    assert_eq!(requests[0].method, Method::Delete);
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer close-access-1")
+    );
+    for (request, token) in requests[1..]
+        .iter()
+        .zip(["close-refresh-1", "close-access-1"])
+    {
+        assert_eq!(request.url, "https://api.close.com/oauth2/revoke/");
+        let form = decode_pairs(&String::from_utf8_lossy(&request.body));
+        assert_eq!(param(&form, "token").as_deref(), Some(token));
+    }
+    assert_eq!(host.state(keys::GRANT), None);
+    assert_eq!(host.state(STATE_MCP_SESSION), None);
+
+    // A revocation that fails is logged; disconnect still succeeds.
+    let host = authorized(3600);
+    host.inner.set_state(STATE_MCP_SESSION, None);
+    let http = ScriptedHttp::new()
+        .then(|_| Err(TransportError::Unavailable("down".into())))
+        .then(|_| Err(TransportError::Unavailable("down".into())));
+    CloseConnector::new(&host, &http).disconnect().unwrap();
+    assert!(host
+        .logs
+        .borrow()
+        .iter()
+        .any(|(l, m)| *l == LogLevel::Warn && m.contains("revoke")));
 }
