@@ -1,9 +1,10 @@
-//! Builds the Close connector component (`plugin/close`) for `wasm32-wasip2` so that the host can embed
-//! it as `builtin:close` (used by `claribi-host demo` and available to `connect --plugin builtin:close`).
+//! Builds the connector components of `plugin/` for `wasm32-wasip2` so that the host can embed them:
+//! `builtin:close` (the Close CRM connector, used by `claribi-host demo`) and `builtin:mcp` (the
+//! generic MCP connector, used by the conformance runner).
 //!
 //! The nested build uses its own target directory (`target/wasm`), so it never waits on the lock of the
 //! outer build. If the `wasm32-wasip2` target is missing and rustup is available, it is installed.
-//! Set `CLARIBI_CLOSE_CONNECTOR_WASM=/path/to/close.wasm` to embed a prebuilt component instead.
+//! Set `CLARIBI_CLOSE_CONNECTOR_WASM` and `CLARIBI_MCP_CONNECTOR_WASM` to embed prebuilt components.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -11,10 +12,18 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
+/// (package, file stem, environment variable)
+const COMPONENTS: [(&str, &str, &str); 2] =
+    [("close", "close", "CLARIBI_CLOSE_CONNECTOR_WASM"), ("generic-mcp", "generic_mcp", "CLARIBI_MCP_CONNECTOR_WASM")];
+
 fn main() {
-    println!("cargo:rerun-if-env-changed=CLARIBI_CLOSE_CONNECTOR_WASM");
-    if let Ok(prebuilt) = env::var("CLARIBI_CLOSE_CONNECTOR_WASM") {
-        println!("cargo:rustc-env=CLARIBI_CLOSE_CONNECTOR_WASM={prebuilt}");
+    for (_, _, var) in COMPONENTS {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    if COMPONENTS.iter().all(|(_, _, var)| env::var(var).is_ok()) {
+        for (_, _, var) in COMPONENTS {
+            println!("cargo:rustc-env={var}={}", env::var(var).unwrap_or_default());
+        }
         return;
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -29,21 +38,23 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--package", "close", "--target", TARGET, "--profile", "wasm", "--target-dir"])
+        .args(["build", "--package", "close", "--package", "generic-mcp", "--target", TARGET, "--profile", "wasm", "--target-dir"])
         .arg(&target_dir);
     // Flags meant for the host build must not leak into the wasm build.
     for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS"] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the Close connector: {e}"));
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the connector components: {e}"));
     if !status.success() {
-        panic!("building the Close connector for {TARGET} failed (see the errors above)");
+        panic!("building the connector components for {TARGET} failed (see the errors above)");
     }
-    let wasm = target_dir.join(TARGET).join("wasm").join("close.wasm");
-    if !wasm.exists() {
-        panic!("the Close connector build produced no {}", wasm.display());
+    for (package, stem, var) in COMPONENTS {
+        let wasm = target_dir.join(TARGET).join("wasm").join(format!("{stem}.wasm"));
+        if !wasm.exists() {
+            panic!("building `{package}` produced no {}", wasm.display());
+        }
+        println!("cargo:rustc-env={var}={}", wasm.display());
     }
-    println!("cargo:rustc-env=CLARIBI_CLOSE_CONNECTOR_WASM={}", wasm.display());
 }
 
 fn sysroot_has_target() -> bool {

@@ -10,6 +10,7 @@
 //! | concern | module |
 //! |---|---|
 //! | the one path every operation takes | [`service`] |
+//! | receiving the OAuth redirect (loopback listener, headless) | [`authorize`] |
 //! | which tools may reach the engine (write-tool blocklist) | [`blocklist`] |
 //! | which origins, how much memory/time/bytes/requests | [`policy`] |
 //! | every outgoing request (grant, credentials, DNS/IP, byte cap) | [`outbound`] |
@@ -45,8 +46,11 @@
 //! ```
 
 pub mod addresses;
+pub mod authorize;
 pub mod bindings;
 pub mod blocklist;
+#[cfg(feature = "demo")]
+pub mod conformance;
 pub mod errors;
 pub mod host_api;
 pub mod outbound;

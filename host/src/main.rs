@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 use claribi_host::errors::HostError;
 use claribi_host::policy::Policy;
-use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService};
+use claribi_host::authorize;
+use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,15 +38,26 @@ enum Command {
     Connect {
         /// Connection name (a-z, 0-9, - and _).
         name: String,
-        /// The connector component: a .wasm file, or `builtin:close`.
+        /// The connector component: a .wasm file, `builtin:close` or `builtin:mcp` (any MCP server).
         #[arg(long, value_name = "PATH")]
         plugin: String,
         /// Vendor endpoint [default: the connector's, e.g. https://mcp.close.com/mcp].
         #[arg(long, value_name = "URL")]
         endpoint: Option<String>,
-        /// Name of the environment variable holding the API key.
+        /// Name of the environment variable holding the API key. Without it, the connection is
+        /// authorized with OAuth in a browser.
         #[arg(long, value_name = "VAR")]
         api_key_env: Option<String>,
+        /// OAuth: print the authorization URL but do not open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// OAuth: fetch the authorization URL without a browser and follow its redirects (for servers
+        /// that approve automatically).
+        #[arg(long, conflicts_with = "no_browser")]
+        headless: bool,
+        /// OAuth: how long to wait for the authorization, in seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
         /// Scope to request (repeatable) [default: the connector's, e.g. mcp.read].
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
@@ -59,6 +71,26 @@ enum Command {
         /// Connector option key=value (repeatable).
         #[arg(long = "option", value_name = "KEY=VALUE")]
         options: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Authorize an OAuth connection again (after `needs-reconnect` or `insufficient-scope`).
+    Reconnect {
+        /// Connection name.
+        name: String,
+        /// Ask for this scope too (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Print the authorization URL but do not open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Fetch the authorization URL without a browser (servers that approve automatically).
+        #[arg(long, conflicts_with = "no_browser")]
+        headless: bool,
+        /// How long to wait for the authorization, in seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -132,6 +164,13 @@ enum Command {
         #[arg(long)]
         sse: bool,
     },
+    /// Run one MCP conformance-suite client scenario against SERVER_URL (launched by the suite).
+    #[cfg(feature = "demo")]
+    #[command(hide = true)]
+    ConformanceClient {
+        /// The test server's MCP URL.
+        server_url: String,
+    },
     /// Measure compile, load, instantiate and call latency (component vs native client).
     #[cfg(feature = "demo")]
     Bench {
@@ -174,11 +213,28 @@ fn read_plugin(spec: &str) -> Result<Vec<u8>, HostError> {
     if let Some(name) = spec.strip_prefix("builtin:") {
         return builtin::get(name)
             .map(|b| b.to_vec())
-            .ok_or_else(|| HostError::Usage(format!("no built-in connector `{name}`; built-in: builtin:close")));
+            .ok_or_else(|| HostError::Usage(format!("no built-in connector `{name}`; built-in: builtin:close, builtin:mcp")));
     }
     std::fs::read(spec).map_err(|e| {
         HostError::Usage(format!("cannot read the connector file `{spec}` ({e}); give the path of a .wasm component or builtin:close"))
     })
+}
+
+fn oauth_flow(no_browser: bool, headless: bool, timeout: u64, json: bool) -> OAuthFlow {
+    let mode = if headless { authorize::Mode::Headless } else { authorize::Mode::Browser { open: !no_browser } };
+    OAuthFlow {
+        mode,
+        timeout: std::time::Duration::from_secs(timeout.max(1)),
+        on_url: Box::new(move |url| {
+            if headless {
+                return;
+            }
+            // The URL goes to stderr so that --json output stays clean.
+            let _ = json;
+            eprintln!("Open this URL to authorize clariBI (waiting up to {timeout} s):");
+            eprintln!("{url}");
+        }),
+    }
 }
 
 fn read_policy(path: &std::path::Path) -> Result<Policy, HostError> {
@@ -209,6 +265,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         Command::Demo { sse } => return demo::run(sse).await,
         #[cfg(feature = "demo")]
         Command::Bench { iterations } => return bench::run(iterations).await,
+        #[cfg(feature = "demo")]
+        Command::ConformanceClient { server_url } => return claribi_host::conformance::run(&server_url).await,
         Command::RotateKey { json } => {
             let (id, n) = HostService::rotate_key(&data_dir)?;
             if json {
@@ -222,21 +280,26 @@ async fn run(cli: Cli) -> Result<(), HostError> {
     }
     let host = HostService::open(HostConfig::new(&data_dir))?;
     match cli.command {
-        Command::Connect { name, plugin, endpoint, api_key_env, scopes, allow_origins, policy, options, json } => {
+        Command::Connect {
+            name, plugin, endpoint, api_key_env, no_browser, headless, timeout, scopes, allow_origins, policy, options, json,
+        } => {
             let plugin = read_plugin(&plugin)?;
-            let var = api_key_env.ok_or_else(|| {
-                HostError::Usage("give --api-key-env VAR naming the environment variable that holds the API key (OAuth is not available yet)".into())
-            })?;
-            let key = std::env::var(&var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
-            })?;
+            let credentials = match api_key_env {
+                Some(var) => {
+                    let key = std::env::var(&var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                        HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
+                    })?;
+                    Credentials::ApiKey(Zeroizing::new(key.trim().to_string()))
+                }
+                None => Credentials::OAuth(oauth_flow(no_browser, headless, timeout, json)),
+            };
             let policy = policy.map(|p| read_policy(&p)).transpose()?;
             let outcome = host
                 .connect(ConnectRequest {
                     name,
                     plugin,
                     endpoint,
-                    credentials: Credentials::ApiKey(Zeroizing::new(key.trim().to_string())),
+                    credentials,
                     scopes,
                     allow_origins: if allow_origins.is_empty() { None } else { Some(allow_origins) },
                     policy,
@@ -255,6 +318,19 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 );
                 println!("granted scopes: {}", if outcome.granted_scopes.is_empty() { "-".into() } else { outcome.granted_scopes.join(" ") });
                 println!("allowed origins: {}", outcome.allowed_origins.join(", "));
+            }
+        }
+        Command::Reconnect { name, scopes, no_browser, headless, timeout, json } => {
+            let outcome = host.reauthorize(&name, &oauth_flow(no_browser, headless, timeout, json), &scopes).await?;
+            if json {
+                output::print_json(&outcome);
+            } else {
+                println!(
+                    "reconnected `{}`{}; granted scopes: {}",
+                    outcome.name,
+                    outcome.account.as_ref().map(|a| format!(" to {a}")).unwrap_or_default(),
+                    outcome.granted_scopes.join(" ")
+                );
             }
         }
         Command::Connections { json } => output::connections(&host.connections()?, json),
@@ -305,7 +381,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             }
         }
         #[cfg(feature = "demo")]
-        Command::Demo { .. } | Command::Bench { .. } => unreachable!("handled above"),
+        Command::Demo { .. } | Command::Bench { .. } | Command::ConformanceClient { .. } => unreachable!("handled above"),
         Command::RotateKey { .. } => unreachable!("handled above"),
     }
     Ok(())

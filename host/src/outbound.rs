@@ -152,7 +152,8 @@ impl OutboundContext {
     }
 
     fn deny(&self, reason: String) -> Error {
-        tracing::warn!(connection = %self.connection, "outbound request denied: {reason}");
+        // The denial reaches the operator as the call's error; the log line is for -v and `serve`.
+        tracing::info!(connection = %self.connection, "outbound request denied: {reason}");
         self.denials.lock().unwrap_or_else(|p| p.into_inner()).push(reason);
         Error::HttpRequestDenied
     }
@@ -272,7 +273,8 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+/// The TLS client configuration used for every outgoing connection (Mozilla roots via webpki-roots).
+pub fn tls_client_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {
@@ -329,7 +331,7 @@ async fn send(
             None => rustls::pki_types::ServerName::try_from(origin.host.clone())
                 .map_err(|_| Error::HttpRequestUriInvalid)?,
         };
-        let tls = tokio_rustls::TlsConnector::from(tls_config());
+        let tls = tokio_rustls::TlsConnector::from(tls_client_config());
         match tokio::time::timeout(connect_timeout, tls.connect(name, stream)).await {
             Ok(Ok(s)) => Box::new(s),
             Ok(Err(e)) => {

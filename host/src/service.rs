@@ -31,11 +31,14 @@ use zeroize::Zeroizing;
 pub mod builtin {
     /// The Close CRM connector component.
     pub const CLOSE: &[u8] = include_bytes!(env!("CLARIBI_CLOSE_CONNECTOR_WASM"));
+    /// The generic MCP connector component.
+    pub const MCP: &[u8] = include_bytes!(env!("CLARIBI_MCP_CONNECTOR_WASM"));
 
-    /// A built-in component by name (`builtin:close`).
+    /// A built-in component by name (`builtin:close`, `builtin:mcp`).
     pub fn get(name: &str) -> Option<&'static [u8]> {
         match name {
             "close" => Some(CLOSE),
+            "mcp" => Some(MCP),
             _ => None,
         }
     }
@@ -51,12 +54,14 @@ pub struct HostConfig {
     pub max_instances: usize,
     /// Where compiled components are cached (default `<data-dir>/cache`).
     pub cache_dir: Option<PathBuf>,
+    /// The blocklist (default: `<data-dir>/blocklist.toml`, else the defaults).
+    pub blocklist: Option<Blocklist>,
 }
 
 impl HostConfig {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> HostConfig {
-        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16, cache_dir: None }
+        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16, cache_dir: None, blocklist: None }
     }
 }
 
@@ -148,6 +153,27 @@ pub struct ToolOutput {
 pub enum Credentials {
     /// An API key.
     ApiKey(Zeroizing<String>),
+    /// OAuth through the connector's `begin-authorization`/`complete-authorization`.
+    OAuth(OAuthFlow),
+    /// No credentials (servers that need none; the connector reports `unauthorized` otherwise).
+    None,
+}
+
+/// How an OAuth authorization is carried out.
+pub struct OAuthFlow {
+    /// Browser (print the URL, maybe open it) or headless.
+    pub mode: crate::authorize::Mode,
+    /// How long to wait for the user.
+    pub timeout: std::time::Duration,
+    /// Called with the authorization URL before waiting (the CLI prints it).
+    pub on_url: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl OAuthFlow {
+    /// A headless flow (no user involved) with a 30 s limit.
+    pub fn headless() -> OAuthFlow {
+        OAuthFlow { mode: crate::authorize::Mode::Headless, timeout: std::time::Duration::from_secs(30), on_url: Box::new(|_| {}) }
+    }
 }
 
 /// Everything `connect` needs.
@@ -244,7 +270,10 @@ impl HostService {
         crate::runtime::create_private_dir(dir).map_err(HostError::Storage)?;
         let keys = MasterKeys::load_or_create(dir).map_err(HostError::Storage)?;
         let store = Store::open(dir).map_err(HostError::Storage)?;
-        let blocklist = Blocklist::load(&dir.join("blocklist.toml")).map_err(HostError::Usage)?;
+        let blocklist = match config.blocklist {
+            Some(b) => b,
+            None => Blocklist::load(&dir.join("blocklist.toml")).map_err(HostError::Usage)?,
+        };
         for (rule, reason) in blocklist.overrides() {
             tracing::warn!("blocklist override: default rule `{rule}` is disabled by the operator ({reason})");
         }
@@ -401,7 +430,8 @@ impl HostService {
         let endpoint = req.endpoint.clone().unwrap_or_else(|| info.default_endpoint.clone());
         let endpoint_origin = Origin::parse(&endpoint).map_err(|e| HostError::Usage(format!("--endpoint: {e}")))?;
         let method = match req.credentials {
-            Credentials::ApiKey(_) => AuthMethod::ApiKey,
+            Credentials::ApiKey(_) | Credentials::None => AuthMethod::ApiKey,
+            Credentials::OAuth(_) => AuthMethod::Oauth,
         };
         let wit_method = match method {
             AuthMethod::ApiKey => wit::AuthMethod::ApiKey,
@@ -456,18 +486,16 @@ impl HostService {
         };
         self.store.insert_connection(&record).map_err(HostError::Storage)?;
         let result = async {
-            match &req.credentials {
+            let account = match &req.credentials {
                 Credentials::ApiKey(key) => {
                     self.store
                         .update_secrets(&self.keys, &record.id, &[("api-key".to_string(), Some(key.as_str().to_string()))])
                         .map_err(HostError::Storage)?;
+                    self.check_account(&record, &plugin).await?
                 }
-            }
-            let account = self
-                .run(&record, &plugin, |b, s| {
-                    Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await })
-                })
-                .await?;
+                Credentials::None => self.check_account(&record, &plugin).await?,
+                Credentials::OAuth(flow) => self.authorize_connection(&record, &plugin, flow).await?,
+            };
             self.finish_connect(&record, &account)
         }
         .await;
@@ -482,16 +510,108 @@ impl HostService {
         }
     }
 
-    fn finish_connect(&self, record: &ConnectionRecord, account: &wit::Account) -> Result<ConnectOutcome, HostError> {
-        let endpoint_origin = Origin::parse(&record.endpoint).map_err(HostError::Usage)?;
-        let mut origins = vec![endpoint_origin.to_string()];
-        for o in &account.credential_origins {
-            if let Ok(origin) = Origin::parse(o) {
-                if record.policy.grant.allows(&origin) && !origins.contains(&origin.to_string()) {
-                    origins.push(origin.to_string());
+    async fn check_account(&self, record: &ConnectionRecord, plugin: &LoadedPlugin) -> Result<wit::Account, HostError> {
+        self.run(record, plugin, |b, s| Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await }))
+            .await
+    }
+
+    /// The OAuth dance for a connection that exists (pending, or being re-authorized): listen on a
+    /// loopback port, let the connector build the authorization URL, obtain the redirect (browser or
+    /// headless), check `state`, and let the connector exchange the code and store the tokens.
+    async fn authorize_connection(
+        &self,
+        record: &ConnectionRecord,
+        plugin: &LoadedPlugin,
+        flow: &OAuthFlow,
+    ) -> Result<wit::Account, HostError> {
+        let redirect = crate::authorize::Redirect::bind().await?;
+        let redirect_uri = redirect.uri().to_string();
+        let request = self
+            .run(record, plugin, move |b, s| {
+                Box::pin(async move { b.claribi_data_source_connector().call_begin_authorization(s, &redirect_uri).await })
+            })
+            .await?;
+        let url_origin = Origin::parse(&request.url)
+            .map_err(|e| HostError::Connector(ConnectorError::Protocol { message: format!("the connector's authorization URL is invalid: {e}") }))?;
+        if !record.policy.grant.allows(&url_origin) {
+            return Err(HostError::Connector(ConnectorError::DeniedByPolicy {
+                message: format!(
+                    "the authorization page is on {url_origin}, which is not granted to connection `{}`; to allow it, reconnect with --allow-origin {url_origin}",
+                    record.name
+                ),
+            }));
+        }
+        if request.state.len() < 16 || crate::authorize::query_param(&request.url, "state").as_deref() != Some(request.state.as_str()) {
+            return Err(HostError::Connector(ConnectorError::Protocol {
+                message: "the connector's authorization URL lacks an unguessable state; refusing to continue".into(),
+            }));
+        }
+        // From here on the connection's secrets may also go to the authorization server's origins
+        // the connector named (and that the operator granted).
+        let mut record = record.clone();
+        record.credential_origins = credential_origins(&record, &request.credential_origins)?;
+        self.store.set_credential_origins(&record.id, &record.credential_origins).map_err(HostError::Storage)?;
+        let record = &record;
+        (flow.on_url)(&request.url);
+        let callback = match flow.mode {
+            crate::authorize::Mode::Headless => {
+                let wait = crate::authorize::headless(&request.url, redirect.uri(), &record.policy.grant);
+                tokio::time::timeout(flow.timeout, wait).await.map_err(|_| {
+                    HostError::Usage(format!("the headless authorization took longer than {} s; nothing was stored", flow.timeout.as_secs()))
+                })??
+            }
+            crate::authorize::Mode::Browser { open } => {
+                if open {
+                    crate::authorize::open_browser(&request.url);
                 }
+                redirect.wait(flow.timeout).await?
+            }
+        };
+        if crate::authorize::query_param(&callback, "state").as_deref() != Some(request.state.as_str()) {
+            if let Some(err) = crate::authorize::query_param(&callback, "error").filter(|_| {
+                crate::authorize::query_param(&callback, "state").is_none()
+            }) {
+                return Err(HostError::Usage(format!(
+                    "the authorization server answered `{}` without our state; nothing was stored",
+                    crate::errors::one_line(&err)
+                )));
+            }
+            return Err(HostError::Usage(
+                "the authorization response carries the wrong state (a stale or forged redirect); nothing was stored. Run connect again".into(),
+            ));
+        }
+        self.run(record, plugin, move |b, s| {
+            Box::pin(async move { b.claribi_data_source_connector().call_complete_authorization(s, &callback).await })
+        })
+        .await
+    }
+
+    /// Authorize an existing OAuth connection again (after `needs-reconnect` or `insufficient-scope`),
+    /// optionally asking for more scopes. The old tokens stay until new ones are stored.
+    pub async fn reauthorize(&self, name: &str, flow: &OAuthFlow, extra_scopes: &[String]) -> Result<ConnectOutcome, HostError> {
+        let mut c = self.connection(name)?;
+        if c.auth_method != AuthMethod::Oauth {
+            return Err(HostError::Usage(format!(
+                "connection `{name}` uses an API key; disconnect it and connect again with a new key"
+            )));
+        }
+        for s in extra_scopes {
+            if !c.scopes.contains(s) {
+                c.scopes.push(s.clone());
             }
         }
+        self.store.set_scopes(&c.id, &c.scopes).map_err(HostError::Storage)?;
+        let plugin = self.plugin_for(&c).await?;
+        let result = match self.authorize_connection(&c, &plugin, flow).await {
+            Ok(account) => self.finish_connect(&c, &account),
+            Err(e) => Err(e),
+        };
+        self.record_outcome(&c, &result);
+        result
+    }
+
+    fn finish_connect(&self, record: &ConnectionRecord, account: &wit::Account) -> Result<ConnectOutcome, HostError> {
+        let origins = credential_origins(record, &account.credential_origins)?;
         let display = account.display_name.as_deref().map(crate::errors::one_line);
         self.store
             .mark_connected(&record.id, display.as_deref(), &account.granted_scopes, &origins)
@@ -632,12 +752,7 @@ impl HostService {
     pub async fn check(&self, name: &str) -> Result<ConnectOutcome, HostError> {
         let c = self.connection(name)?;
         let plugin = self.plugin_for(&c).await?;
-        let result = self
-            .run(&c, &plugin, |b, s| {
-                Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await })
-            })
-            .await
-            .and_then(|account| self.finish_connect(&c, &account));
+        let result = self.check_account(&c, &plugin).await.and_then(|account| self.finish_connect(&c, &account));
         self.record_outcome(&c, &result);
         result
     }
@@ -695,6 +810,24 @@ fn convert_result(r: wit::ToolResult) -> Result<ToolOutput, HostError> {
         })
         .collect();
     Ok(ToolOutput { structured_content: structured, content })
+}
+
+/// The origins a connection's secrets may go to: its endpoint's origin plus those the connector names
+/// that the grant allows (anything else the connector names is ignored).
+fn credential_origins(record: &ConnectionRecord, named: &[String]) -> Result<Vec<String>, HostError> {
+    let endpoint = Origin::parse(&record.endpoint).map_err(HostError::Usage)?;
+    let mut out = vec![endpoint.to_string()];
+    for o in named {
+        match Origin::parse(o) {
+            Ok(origin) if record.policy.grant.allows(&origin) => {
+                if !out.contains(&origin.to_string()) {
+                    out.push(origin.to_string());
+                }
+            }
+            _ => tracing::debug!("connection `{}`: ignoring credential origin `{}` outside the grant", record.name, crate::errors::one_line(o)),
+        }
+    }
+    Ok(out)
 }
 
 /// The default grant: the endpoint's origin, plus the public `https` origins the connector declares.

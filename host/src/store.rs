@@ -304,6 +304,25 @@ impl Store {
         Ok(())
     }
 
+    /// Replace the origins a connection's secrets may travel to.
+    pub fn set_credential_origins(&self, id: &str, origins: &[String]) -> Res<()> {
+        self.db()
+            .execute(
+                "UPDATE connections SET credential_origins = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, json(&origins), now()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Replace the scopes a connection requests.
+    pub fn set_scopes(&self, id: &str, scopes: &[String]) -> Res<()> {
+        self.db()
+            .execute("UPDATE connections SET scopes = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(&scopes), now()])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Record the status and last error after a call.
     pub fn set_status(&self, id: &str, status: Status, last_error: Option<&str>) -> Res<()> {
         self.db()

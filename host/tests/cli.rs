@@ -126,10 +126,12 @@ async fn operator_mistakes_get_one_line_errors() {
             1,
             KEY_VAR,
         );
+        // Without --api-key-env the connection is authorized with OAuth; the stand-in's authorization
+        // server is on an origin this grant does not include, and the error says how to allow it.
         assert_one_line_error(
-            &cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url], Some("k")),
+            &cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--no-browser", "--timeout", "5"], Some("k")),
             1,
-            "--api-key-env",
+            "--allow-origin http://127.0.0.1:",
         );
         assert_one_line_error(&cli(&d, &["connect", "Bad Name", "--plugin", "builtin:close", "--api-key-env", KEY_VAR], Some("k")), 1, "not a valid connection name");
         assert_one_line_error(&cli(&d, &["connect", "x", "--plugin", "/no/such.wasm", "--api-key-env", KEY_VAR], Some("k")), 1, "cannot read the connector file");
