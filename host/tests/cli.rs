@@ -195,3 +195,80 @@ async fn claribi_home_selects_the_data_directory() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth_tokens_never_appear_in_output_logs_or_files() {
+    use claribi_host::secrets::MasterKeys;
+    use claribi_host::store::Store;
+    let s = StandIn::start(StandInConfig {
+        oauth: close_standin::OAuthSwitches { access_token_ttl_secs: 1, ..Default::default() },
+        ..StandInConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let url = s.url();
+    let origin = s.base_url().trim_end_matches('/').to_string();
+    let issuer = s.issuer_url();
+    let (outputs, tokens) = tokio::task::spawn_blocking(move || {
+        let current = |d: &std::path::Path| -> Vec<String> {
+            let store = Store::open(d).unwrap();
+            let keys = MasterKeys::load_or_create(d).unwrap();
+            let id = store.connection("close").unwrap().unwrap().id;
+            ["access-token", "refresh-token"]
+                .iter()
+                .map(|k| store.secret(&keys, &id, k).unwrap().unwrap().as_str().to_string())
+                .collect()
+        };
+        let mut outputs = vec![];
+        let o = cli(
+            &d,
+            &["-vv", "connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--headless", "--allow-origin", &origin, "--allow-origin", &issuer],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("mcp.read"), "{}", stdout(&o));
+        outputs.push(o);
+        let mut tokens = current(&d);
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        for args in [&["-vv", "call", "close", "org_info", "{}", "--json"][..], &["-vv", "tools", "close", "--json"], &["-vv", "connections", "--json"]] {
+            let o = cli(&d, args, None);
+            assert!(o.status.success(), "{}", stderr(&o));
+            outputs.push(o);
+        }
+        tokens.extend(current(&d));
+        (outputs, tokens)
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.oauth_counters().refreshes, 1, "a refresh happened during the calls");
+    assert_eq!(tokens.len(), 4);
+    assert!(tokens[0] != tokens[2] && tokens[1] != tokens[3], "the tokens rotated");
+    assert!(stderr(&outputs[1]).contains("claribi::call"), "the call's log line was captured: {}", stderr(&outputs[1]));
+    for o in &outputs {
+        let text = format!("{}{}", stdout(o), stderr(o));
+        for t in &tokens {
+            assert!(!text.contains(t.as_str()), "a token appeared in output or logs");
+        }
+    }
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for t in &tokens {
+            assert!(!bytes.windows(t.len()).any(|w| w == t.as_bytes()), "a token in clear in {}", entry.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
