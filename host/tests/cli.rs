@@ -272,3 +272,51 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_master_key_can_come_from_the_environment_and_be_rotated() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let url = s.url();
+    let key = s.api_key().to_string();
+    let origin = s.base_url().trim_end_matches('/').to_string();
+    tokio::task::spawn_blocking(move || {
+        use base64::Engine as _;
+        let master = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let with_env = |args: &[&str], api_key: Option<&str>| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
+            cmd.arg("--data-dir").arg(&d).args(args).env("CLARIBI_MASTER_KEY", &master);
+            if let Some(k) = api_key {
+                cmd.env(KEY_VAR, k);
+            }
+            cmd.output().unwrap()
+        };
+        let o = with_env(&["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--api-key-env", KEY_VAR, "--allow-origin", &origin], Some(&key));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!d.join("master.key").exists(), "no key file when the key comes from the environment");
+        assert!(with_env(&["call", "close", "org_info", "{}"], None).status.success());
+        // Without the key the secrets cannot be opened, and the error says what to restore.
+        let o = cli(&d, &["call", "close", "org_info", "{}"], None);
+        assert_one_line_error(&o, 1, "not available");
+
+        // With a key file: rotate, and everything still opens under the new key.
+        let dir2 = tempfile::tempdir().unwrap();
+        let d2 = dir2.path();
+        let o = cli(d2, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--api-key-env", KEY_VAR, "--allow-origin", &origin], Some(&key));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let before = std::fs::read_to_string(d2.join("master.key")).unwrap();
+        let o = cli(d2, &["rotate-key", "--json"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["reencrypted"], 1);
+        let after = std::fs::read_to_string(d2.join("master.key")).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after.lines().count(), 1, "the old key is retired");
+        assert!(after.starts_with(v["key_id"].as_str().unwrap()));
+        let o = cli(d2, &["call", "close", "org_info", "{}"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+    })
+    .await
+    .unwrap();
+}
