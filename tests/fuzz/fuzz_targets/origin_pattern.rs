@@ -1,0 +1,26 @@
+//! Origin patterns and URLs: parsing and matching never panic; a wildcard never grants a special
+//! address.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[allow(dead_code)]
+#[path = "../../../host/src/addresses.rs"]
+mod addresses;
+#[allow(dead_code)]
+#[path = "../../../host/src/policy.rs"]
+mod policy;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (pattern, url) = text.split_once('\n').unwrap_or((text, "https://example.com/"));
+    let Ok(p) = policy::OriginPattern::parse(pattern) else { return };
+    let Ok(origin) = policy::Origin::parse(url) else { return };
+    let grant = policy::Grant::parse_list([pattern]).expect("a parsed pattern forms a grant");
+    let allowed = p.matches(&origin);
+    assert_eq!(allowed, grant.allows(&origin));
+    if let Some(ip) = origin.ip() {
+        if addresses::is_special(ip) && !pattern.contains(&origin.host) && !pattern.contains("localhost") {
+            assert!(!grant.allows_address(&origin, ip), "{pattern} must not grant {ip}");
+        }
+    }
+});
