@@ -315,6 +315,26 @@ mod tests {
     }
 
     #[test]
+    fn every_write_tool_of_close_s_catalog_is_blocked_and_no_read_tool_is() {
+        let catalog: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/close-standin/data/close-mcp-tools.json")).unwrap();
+        let b = Blocklist::default();
+        let (mut writes, mut reads) = (0, 0);
+        for tool in catalog.as_array().unwrap() {
+            let name = tool["name"].as_str().unwrap();
+            let scope = tool["scope"].as_str().unwrap();
+            if scope == "mcp.write_safe" || scope == "mcp.write_destructive" {
+                writes += 1;
+                assert!(b.check_name(name).is_some(), "write tool {name} ({scope}) is not blocked");
+            } else {
+                reads += 1;
+                assert!(b.check_name(name).is_none(), "read tool {name} ({scope}) is blocked: {:?}", b.check_name(name));
+            }
+        }
+        assert_eq!((writes, reads), (50, 66), "the whole catalog was checked");
+    }
+
+    #[test]
     fn annotations_block_more_but_never_less() {
         let b = Blocklist::default();
         assert!(b.check("find_x", Some(false), None).is_some());
