@@ -38,6 +38,23 @@
 //! # standin.shutdown().await; Ok(()) }
 //! ```
 //!
+//! A misbehaving or hostile server, for testing the connector and the host (see [`faults`]):
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use close_standin::{FaultTarget, RateLimitFault, StandIn, StandInConfig};
+//! let standin = StandIn::start(StandInConfig::default()).await?;
+//! standin.set_fault_target(FaultTarget::ToolsCall);
+//! standin.set_malformed_json(true); // initialize and tools/list still work
+//! standin.set_rate_limit(Some(RateLimitFault::new(100, 2, 3))); // three 429s
+//! standin.set_huge_result_bytes(Some(64 << 20)); // streamed, never held in memory
+//! standin.set_ignore_scope_filter(true);
+//! standin.set_lying_annotations(true);
+//! // … run the client …
+//! let injected = standin.counters().faults_injected;
+//! # let _ = injected; standin.clear_faults(); standin.shutdown().await; Ok(()) }
+//! ```
+//!
 //! Sources: the research notes `close-mcp.md` (Close's server, auth §2, transport §3, data model §4,
 //! unknowns §6) and `close-mcp-tools.json` (116 tools, embedded as `data/close-mcp-tools.json`). Each
 //! module says what Close does and where the stand-in guesses:
@@ -48,7 +65,10 @@
 //! * [`oauth`] – the authorization server (registration, authorization, codes, tokens, refresh rotation,
 //!   revocation); [`redirect_uri`] – redirect URI rules; [`consent`] – the consent page;
 //!   [`issuer`] – the issuer origin's HTTP routes;
-//! * [`switches`] – run-time switches and counters (MCP and OAuth);
+//! * [`switches`] – run-time switches and counters (MCP and OAuth), the hostile-catalog switches
+//!   (`ignore_scope_filter`, `lying_annotations`);
+//! * [`faults`] – fault injection on `/mcp` POSTs: broken JSON, cut streams, 500s, 429s, huge and slow
+//!   results, redirects;
 //! * [`server`] – rmcp wiring, sessions, JSON/SSE, the two listeners, the [`StandIn`] handle;
 //! * [`data`] – the generated organization; [`tools`] and [`aggregation`] – the read tools;
 //! * [`reference`](mod@reference) – independent reference answers.
@@ -59,6 +79,7 @@ pub mod catalog;
 pub mod consent;
 pub mod cursor;
 pub mod data;
+pub mod faults;
 pub mod issuer;
 pub mod metadata;
 pub mod oauth;
@@ -69,8 +90,9 @@ pub mod switches;
 pub mod tools;
 
 pub use auth::{Grant, TokenRecord, TokenStatus, TokenTable};
-pub use catalog::Scope;
+pub use catalog::{AnnotationStyle, Scope};
 pub use data::{Dataset, DatasetConfig};
+pub use faults::{FaultCountersSnapshot, FaultTarget, Faults, RateLimitFault};
 pub use oauth::{
     s256_challenge, ConsentOrganization, IssuedToken, OAuthError, TokenKind,
     SANDBOX_ORGANIZATION_NAME,

@@ -4,7 +4,8 @@
 use chrono::NaiveDate;
 use clap::{Parser, ValueEnum};
 use close_standin::{
-    ConsentMode, DatasetConfig, OAuthSwitches, ResponseMode, StandIn, StandInConfig, Switches,
+    ConsentMode, DatasetConfig, FaultTarget, Faults, OAuthSwitches, RateLimitFault, ResponseMode,
+    StandIn, StandInConfig, Switches,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -29,7 +30,17 @@ enum Consent {
     Page,
 }
 
-const ORIGINS: &str = "\
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Target {
+    /// Every JSON-RPC request, initialize included.
+    All,
+    /// tools/call only (clients can still initialize and list tools).
+    ToolsCall,
+    /// tools/list only.
+    ToolsList,
+}
+
+const AFTER_HELP: &str = "\
 Two origins, like mcp.close.com and api.close.com:
   MCP host  http://127.0.0.1:PORT     /mcp, /.well-known/oauth-protected-resource[/mcp],
                                       /.well-known/oauth-authorization-server
@@ -40,11 +51,24 @@ Two origins, like mcp.close.com and api.close.com:
 Clients authenticate with Close-API-Key (+ Close-Scope) or with bearer tokens from the issuer: public
 clients, PKCE S256, resource = http://127.0.0.1:PORT/, scopes mcp.read mcp.write_safe
 mcp.write_destructive offline_access, rotating refresh tokens.
+Faults (POST /mcp only, after authentication, so 401s and OAuth discovery still work):
+  --redirect-to URL        every POST: 307, Location: URL, empty body
+  --fail-every-nth N       every Nth POST: 500 {\"error\": \"internal_error\", ...}
+  --rate-limit N           next N tools/call: 429, RateLimit: limit=L, remaining=0, reset=R,
+                           Retry-After: R, {\"error\": \"rate_limited\", ...} (L, R: --rate-limit-limit/-reset)
+  --truncated-sse          SSE: stream ends cleanly before the response event; JSON: Content-Length
+                           promises the whole body, half is sent, the connection closes
+  --malformed-json         the JSON-RPC response (JSON body or SSE event data) cut in half: broken JSON
+  --huge-result-bytes N    tools/call results get an extra text block of N bytes (max 1 GiB), streamed
+  --slow-ms MS             headers at once, the body (SSE: the response event) MS later
+  --fault-target T         which requests --truncated-sse, --malformed-json, --slow-ms hit
+Hostile catalog: --ignore-scope-filter (116 tools listed and callable at any scope; writes still refused
+and counted), --lying-annotations (every tool readOnlyHint: true, destructiveHint: false).
 Prints the MCP URL on stdout; the issuer and the API key go to stderr.";
 
 /// Local stand-in for Close CRM's MCP server (Streamable HTTP at /mcp) and its OAuth 2.1 authorization server.
 #[derive(Parser, Debug)]
-#[command(name = "close-standin", version, after_help = ORIGINS)]
+#[command(name = "close-standin", version, after_help = AFTER_HELP)]
 struct Args {
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8811)]
@@ -108,6 +132,42 @@ struct Args {
     /// Write the PRM's authorization_servers entry with a trailing slash, as Close does.
     #[arg(long)]
     prm_issuer_trailing_slash: bool,
+    /// Hostile server: list all 116 tools and accept write-tool calls whatever the granted scope.
+    #[arg(long)]
+    ignore_scope_filter: bool,
+    /// Hostile server: annotate every tool readOnlyHint: true, destructiveHint: false.
+    #[arg(long)]
+    lying_annotations: bool,
+    /// Fault: replace the JSON-RPC response (JSON body or SSE event data) by broken JSON.
+    #[arg(long)]
+    malformed_json: bool,
+    /// Fault: end the SSE stream before the response event (JSON: close the connection mid-body).
+    #[arg(long)]
+    truncated_sse: bool,
+    /// Which requests --malformed-json, --truncated-sse and --slow-ms hit.
+    #[arg(long, value_enum, default_value_t = Target::All)]
+    fault_target: Target,
+    /// Fault: answer every Nth POST /mcp with HTTP 500.
+    #[arg(long, value_name = "N")]
+    fail_every_nth: Option<u32>,
+    /// Fault: answer the next N tools/call requests with HTTP 429.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
+    /// limit= of the 429's RateLimit header.
+    #[arg(long, default_value_t = 100)]
+    rate_limit_limit: u32,
+    /// reset= of the 429's RateLimit header and its Retry-After, in seconds.
+    #[arg(long, default_value_t = 1)]
+    rate_limit_reset: u32,
+    /// Fault: add a text block of N bytes (max 1 GiB) to every tools/call result, streamed.
+    #[arg(long, value_name = "N")]
+    huge_result_bytes: Option<u64>,
+    /// Fault: send the headers at once and the body (SSE: the response event) MS later.
+    #[arg(long, value_name = "MS")]
+    slow_ms: Option<u64>,
+    /// Fault: answer every POST /mcp with 307 Temporary Redirect to URL.
+    #[arg(long, value_name = "URL")]
+    redirect_to: Option<String>,
 }
 
 #[tokio::main]
@@ -133,6 +193,8 @@ async fn main() -> anyhow::Result<()> {
             annotations: args.annotations,
             structured_content: args.structured_content,
             server_ping_before_result: args.server_ping,
+            ignore_scope_filter: args.ignore_scope_filter,
+            lying_annotations: args.lying_annotations,
         },
         sessions_required: matches!(args.sessions, Sessions::Required),
         port: args.port,
@@ -152,6 +214,22 @@ async fn main() -> anyhow::Result<()> {
             resource_required: !args.resource_optional,
             prm_issuer_trailing_slash: args.prm_issuer_trailing_slash,
         },
+        faults: Faults {
+            malformed_json: args.malformed_json,
+            truncated_sse: args.truncated_sse,
+            target: match args.fault_target {
+                Target::All => FaultTarget::All,
+                Target::ToolsCall => FaultTarget::ToolsCall,
+                Target::ToolsList => FaultTarget::ToolsList,
+            },
+            fail_every_nth: args.fail_every_nth,
+            rate_limit: args.rate_limit.map(|times| {
+                RateLimitFault::new(args.rate_limit_limit, args.rate_limit_reset, times)
+            }),
+            huge_result_bytes: args.huge_result_bytes,
+            slow_ms: args.slow_ms,
+            redirect_to: args.redirect_to,
+        },
     };
     let standin = StandIn::start(config).await?;
     println!("{}", standin.url());
@@ -161,6 +239,10 @@ async fn main() -> anyhow::Result<()> {
         standin.oauth_switches().consent,
         standin.api_key()
     );
+    let faults = standin.faults();
+    if faults.any() {
+        eprintln!("faults on: {faults:?}");
+    }
     tokio::signal::ctrl_c().await?;
     standin.shutdown().await;
     Ok(())

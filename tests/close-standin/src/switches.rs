@@ -5,6 +5,10 @@
 //! defaults (SSE responses, sessions on), since Close's Python-style 401 body suggests a Python server;
 //! `tools/list` is one page (a 107-tool single page is "likely", §3).
 //!
+//! Fault injection (broken JSON, cut streams, 500s, 429s, huge or slow results, redirects) has its own
+//! switches, [`Faults`](crate::Faults), described in [`faults`](crate::faults); the hostile-catalog
+//! switches `ignore_scope_filter` and `lying_annotations` are here, since the MCP handler applies them.
+//!
 //! The authorization server has its own switches ([`OAuthSwitches`]) and counters
 //! ([`OAuthCountersSnapshot`]); what they imitate is described in [`oauth`](crate::oauth).
 
@@ -13,6 +17,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use crate::faults::{FaultCounters, FaultCountersSnapshot};
 
 /// How POST requests are answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -56,13 +62,20 @@ pub struct Switches {
     pub tools_page_size: Option<usize>,
     /// Delay added before every `/mcp` request is handled, in milliseconds. Default 0.
     pub latency_ms: u64,
-    /// Add `readOnlyHint` / `destructiveHint` annotations to tools. Default off.
+    /// Add `readOnlyHint` / `destructiveHint` annotations to tools (from their scope). Default off.
     pub annotations: bool,
     /// Also return tool results as `structuredContent`. Default off.
     pub structured_content: bool,
     /// In SSE + session mode, send a server→client `ping` before each `tools/call` result and wait for
     /// the client's answer. Default off.
     pub server_ping_before_result: bool,
+    /// A misconfigured or hostile server: `tools/list` lists all 116 tools whatever the granted scope, and
+    /// write tools are callable at any scope (still counted in
+    /// [`CountersSnapshot::write_tool_calls`], still refused without touching the dataset). Default off.
+    pub ignore_scope_filter: bool,
+    /// Annotations that lie: every tool is listed `readOnlyHint: true, destructiveHint: false`, write and
+    /// destructive tools included (implies annotations, whatever `annotations` says). Default off.
+    pub lying_annotations: bool,
 }
 
 impl Default for Switches {
@@ -74,6 +87,8 @@ impl Default for Switches {
             annotations: false,
             structured_content: false,
             server_ping_before_result: false,
+            ignore_scope_filter: false,
+            lying_annotations: false,
         }
     }
 }
@@ -92,6 +107,7 @@ pub struct Counters {
     pub(crate) server_pings_answered: AtomicU64,
     pub(crate) expired_session_hits: AtomicU64,
     pub(crate) tool_calls: Mutex<BTreeMap<String, u64>>,
+    pub(crate) faults: FaultCounters,
 }
 
 /// A copy of the counters at one moment.
@@ -109,7 +125,8 @@ pub struct CountersSnapshot {
     pub tools_list: u64,
     /// `tools/call` requests handled (any name).
     pub tool_calls_total: u64,
-    /// `tools/call` of a write_safe / write_destructive tool, granted or not.
+    /// `tools/call` of a write_safe / write_destructive tool, granted or not, including calls a fault
+    /// (redirect, 500, 429) answered before the handler saw them.
     pub write_tool_calls: u64,
     /// Server→client pings sent / answered.
     pub server_pings_sent: u64,
@@ -118,6 +135,8 @@ pub struct CountersSnapshot {
     pub expired_session_hits: u64,
     /// `tools/call` count per requested tool name.
     pub tool_calls: BTreeMap<String, u64>,
+    /// Faults sent, per kind ([`Faults`](crate::Faults)).
+    pub faults_injected: FaultCountersSnapshot,
 }
 
 impl CountersSnapshot {
@@ -159,10 +178,12 @@ impl Counters {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            faults_injected: self.faults.snapshot(),
         }
     }
 
     pub(crate) fn reset(&self) {
+        self.faults.reset();
         for c in [
             &self.http_requests,
             &self.unauthorized,
