@@ -7,9 +7,9 @@
 //!
 //! 1. **Request budget** — at most `max_requests_per_call` requests per call.
 //! 2. **Origin grant** — scheme + host + port must match the connection's grant ([`crate::policy`]).
-//! 3. **Credential origins** — a request that carries one of the connection's secrets (in a header or
-//!    the URL) may go only to the origins those credentials belong to (its MCP server and its
-//!    authorization server), even if another origin is granted.
+//! 3. **Credential origins** — a request that carries one of the connection's secrets (in a header, the
+//!    URL or the body; as is or percent/form-encoded) may go only to the origins those credentials
+//!    belong to (its MCP server and its authorization server), even if another origin is granted.
 //! 4. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
 //!    link-local, metadata and other special addresses ([`crate::addresses`]) unless the grant names
 //!    that address literally; it then connects to exactly the addresses it checked (no second lookup
@@ -36,6 +36,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use zeroize::Zeroizing;
+
+/// The largest request body checked for credentials on its way to a foreign origin (larger: denied).
+pub const MAX_SCANNED_BODY: usize = 4 * 1024 * 1024;
 
 /// Resolves host names. The default uses the system resolver; tests inject fixed answers.
 pub trait Resolve: Send + Sync {
@@ -79,6 +82,16 @@ pub struct CredentialGuard {
     origins: Vec<Origin>,
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn percent_encode(raw: &[u8]) -> String {
+    raw.iter()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 impl CredentialGuard {
     /// Secrets shorter than this are not scanned for (they would match by accident).
     pub const MIN_LEN: usize = 8;
@@ -95,9 +108,26 @@ impl CredentialGuard {
         CredentialGuard { secrets: secrets.into_iter().filter(|s| s.len() >= Self::MIN_LEN).collect(), origins }
     }
 
-    /// Whether `text` contains one of the secrets.
+    /// Whether `text` contains one of the secrets (as is, or percent/form-encoded).
     pub fn leaks_into(&self, text: &str) -> bool {
-        self.secrets.iter().any(|s| text.contains(s.as_str()))
+        self.leaks_into_bytes(text.as_bytes())
+    }
+
+    /// Whether `bytes` contain one of the secrets, as is or percent/form-encoded (the ways a secret
+    /// travels in a URL or a form body). A connector that encodes a secret otherwise defeats this scan;
+    /// the grant is the outer limit (see SECURITY.md).
+    pub fn leaks_into_bytes(&self, bytes: &[u8]) -> bool {
+        self.secrets.iter().any(|s| {
+            let raw = s.as_bytes();
+            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
+            let pct = percent_encode(raw);
+            [raw, form.as_bytes(), pct.as_bytes()].iter().any(|needle| contains(bytes, needle))
+        })
+    }
+
+    /// Whether any secret is being guarded.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 
     /// Replace every secret in `text` with `[redacted]`.
@@ -203,6 +233,42 @@ impl OutboundContext {
         Ok(origin)
     }
 
+    /// A request to an origin the connection's credentials do not belong to must not carry them in
+    /// its body either: buffer the body (at most [`MAX_SCANNED_BODY`] bytes), scan it, and rebuild the
+    /// request. Requests to credential origins, and connections without secrets, pass untouched.
+    pub async fn scan_body(&self, request: http::Request<WasiBody>, origin: &Origin) -> Result<http::Request<WasiBody>, Error> {
+        let scan = {
+            let creds = self.credentials.read().unwrap_or_else(|p| p.into_inner());
+            !creds.is_empty() && !creds.allows(origin)
+        };
+        if !scan {
+            return Ok(request);
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = match http_body_util::Limited::new(body, MAX_SCANNED_BODY).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => {
+                return Err(self.deny(format!(
+                    "request to {origin} denied: its body is larger than {MAX_SCANNED_BODY} bytes, too large to check for the connection's credentials"
+                )))
+            }
+        };
+        let leaks = self.credentials.read().unwrap_or_else(|p| p.into_inner()).leaks_into_bytes(&bytes);
+        if leaks {
+            let allowed = {
+                let creds = self.credentials.read().unwrap_or_else(|p| p.into_inner());
+                creds.origins.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            return Err(self.deny(format!(
+                "request to {origin} denied: its body carries credentials of connection `{}`, which may only be sent to {}",
+                self.connection,
+                if allowed.is_empty() { "no origin".to_string() } else { allowed }
+            )));
+        }
+        let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
+        Ok(http::Request::from_parts(parts, body))
+    }
+
     /// Resolve and check the addresses of an origin.
     async fn addresses(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
         let ips = match origin.ip() {
@@ -267,6 +333,7 @@ impl WasiHttpHooks for Outbound {
         let ctx = self.ctx.clone();
         Box::new(async move {
             let origin = ctx.check_request(&request)?;
+            let request = ctx.scan_body(request, &origin).await?;
             let addrs = ctx.addresses(&origin).await?;
             send(ctx, origin, addrs, request, options).await
         })
@@ -516,6 +583,29 @@ mod tests {
         let why = c.first_denial().unwrap();
         assert!(why.contains("carries credentials"), "{why}");
         assert!(!why.contains("sk_live"), "the denial must not echo the secret: {why}");
+    }
+
+    #[tokio::test]
+    async fn credentials_in_a_body_to_a_foreign_origin_are_denied() {
+        let c = ctx(
+            &["https://mcp.close.com", "https://other.example"],
+            vec!["sk_live_0123456789", "tok/en+with=chars"],
+            &["https://mcp.close.com"],
+        );
+        let body = |s: &str| http_body_util::Full::new(bytes::Bytes::from(s.to_string())).map_err(|never| match never {}).boxed_unsync();
+        let other = Origin::parse("https://other.example/").unwrap();
+        for leaky in [r#"{"k":"sk_live_0123456789"}"#, "k=sk_live_0123456789&x=1", "x=tok%2Fen%2Bwith%3Dchars", "tok%2Fen%2Bwith%3Dchars"] {
+            let req = http::Request::post("https://other.example/x").body(body(leaky)).unwrap();
+            assert!(c.scan_body(req, &other).await.is_err(), "{leaky}");
+        }
+        let req = http::Request::post("https://other.example/x").body(body("harmless")).unwrap();
+        let back = c.scan_body(req, &other).await.unwrap();
+        let bytes = back.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"harmless", "the body is passed on unchanged");
+        let own = Origin::parse("https://mcp.close.com/").unwrap();
+        let req = http::Request::post("https://mcp.close.com/mcp").body(body("sk_live_0123456789")).unwrap();
+        assert!(c.scan_body(req, &own).await.is_ok(), "the credential's own origin may receive it");
+        assert!(c.first_denial().unwrap().contains("its body carries credentials"));
     }
 
     #[tokio::test]

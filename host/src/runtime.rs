@@ -299,12 +299,12 @@ impl Runtime {
         let load_time = started.elapsed();
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             HostError::InvalidPlugin(format!(
-                "the component does not fit the claribi:data-source world: {} (a connector may import only wasi:http, the claribi host interface and what Rust std needs)",
-                root_cause(&e)
+                "the component does not fit the claribi:data-source world: {} (a connector may import only wasi:http, the claribi host interface and what Rust std needs; wasi:sockets is never provided)",
+                full_chain(&e)
             ))
         })?;
         let pre = DataSourcePre::new(instance_pre).map_err(|e| {
-            HostError::InvalidPlugin(format!("the component does not export claribi:data-source/connector: {}", root_cause(&e)))
+            HostError::InvalidPlugin(format!("the component does not export claribi:data-source/connector: {}", full_chain(&e)))
         })?;
         let mut plugin = LoadedPlugin {
             digest: digest.clone(),
@@ -408,10 +408,8 @@ impl Runtime {
                     return Err(HostError::Storage(failure));
                 }
                 let mut detail = root_cause(&e);
-                let captured = String::from_utf8_lossy(&stderr.contents()).to_string();
-                let captured = captured.lines().find(|l| l.contains("panicked")).unwrap_or("").trim().to_string();
-                if !captured.is_empty() {
-                    detail = format!("{detail}; {captured}");
+                if let Some(panic) = panic_message(&String::from_utf8_lossy(&stderr.contents())) {
+                    detail = format!("{detail}; {panic}");
                 }
                 Err(HostError::Crashed { connection: connection.to_string(), detail: state.host.mask(&detail) })
             }
@@ -458,14 +456,37 @@ impl Runtime {
 
 /// The innermost message of an error chain, one line.
 pub fn root_cause(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        // `Trap` displays as "wasm trap: …" already.
+        return crate::errors::one_line(&trap.to_string());
+    }
     let mut msg = e.to_string();
     for cause in e.chain().skip(1) {
         msg = cause.to_string();
     }
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        msg = format!("wasm trap: {trap}");
-    }
     crate::errors::one_line(&msg)
+}
+
+/// The whole error chain, outermost first, joined with `: ` (one line) — for load errors, where
+/// wasmtime's outer context names the import that is missing.
+pub fn full_chain(e: &wasmtime::Error) -> String {
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        if !out.iter().any(|o| o.contains(&p)) {
+            out.push(p);
+        }
+    }
+    crate::errors::one_line(&out.join(": "))
+}
+
+/// The panic message in a guest's captured stderr: the `panicked at` line and what follows it, up to
+/// Rust's `note:` line.
+pub fn panic_message(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked"));
+    let head = lines.next()?.trim().to_string();
+    let rest: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).map(str::trim).filter(|l| !l.is_empty()).collect();
+    Some(if rest.is_empty() { head } else { format!("{head} {}", rest.join(" ")) })
 }
 
 fn validate_info(info: &wit::ConnectorInfo) -> Result<(), HostError> {
@@ -517,3 +538,23 @@ pub fn create_private_dir(dir: &Path) -> Result<(), String> {
 
 /// The exports of the connector interface, re-exported for callers of [`Runtime::invoke`].
 pub use guest::Guest as ConnectorExports;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_keep_the_line_after_panicked_at() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nboom: the key was sk_123\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).unwrap(), "thread '<unnamed>' panicked at src/lib.rs:5:9: boom: the key was sk_123");
+        assert!(panic_message("nothing here").is_none());
+    }
+
+    #[test]
+    fn load_errors_keep_the_outer_context() {
+        let e = wasmtime::Error::msg("resource implementation is missing").context("component imports instance `wasi:sockets/tcp@0.2.12`");
+        let s = full_chain(&e);
+        assert!(s.starts_with("component imports instance `wasi:sockets/tcp@0.2.12`"), "{s}");
+        assert!(s.ends_with("resource implementation is missing"), "{s}");
+    }
+}
