@@ -20,6 +20,7 @@
 //! | secrets at rest (AEAD, master key, rotation, credential lock) | [`secrets`] |
 //! | the database | [`store`] |
 //! | errors as data | [`errors`] |
+//! | what the engine sees: MCP server, catalogue, results | [`engine`], [`results`] |
 //!
 //! # Worked example
 //!
@@ -51,10 +52,12 @@ pub mod bindings;
 pub mod blocklist;
 #[cfg(feature = "demo")]
 pub mod conformance;
+pub mod engine;
 pub mod errors;
 pub mod host_api;
 pub mod outbound;
 pub mod policy;
+pub mod results;
 pub mod runtime;
 pub mod secrets;
 pub mod service;

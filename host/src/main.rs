@@ -157,6 +157,28 @@ enum Command {
     },
     /// Show the write-tool blocklist in force.
     Blocklist,
+    /// Each connection's state (ready, needs-reconnect, insufficient-scope) and last error.
+    Status {
+        /// Check each connection now (one request per connection) instead of showing the last outcome.
+        #[arg(long)]
+        check: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the read tools of every connection to an AI engine over MCP (stdio, or Streamable HTTP
+    /// with --http).
+    Serve {
+        /// Listen for MCP Streamable HTTP on this loopback address (e.g. 127.0.0.1:8765) instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Results larger than this many bytes are summarized (row count, first rows, a cursor).
+        #[arg(long, default_value_t = 32768, value_name = "BYTES")]
+        max_result_bytes: usize,
+        /// Serve tool names without the `<connection>__` prefix (only with exactly one connection).
+        #[arg(long)]
+        bare_names: bool,
+    },
     /// Run the whole path against a local Close stand-in: build-in connector, connect, list, call.
     #[cfg(feature = "demo")]
     Demo {
@@ -193,8 +215,10 @@ fn default_data_dir() -> Result<PathBuf, HostError> {
     }
 }
 
-fn init_logging(verbose: u8, json: bool) {
+fn init_logging(verbose: u8, json: bool, serving: bool) {
     let default = match verbose {
+        // A server logs one line per call (claribi::call) by default; the CLI stays quiet.
+        0 if serving => "warn,connector=error,claribi::call=info",
         0 => "warn,connector=error",
         1 => "info",
         _ => "debug,cranelift=warn,wasmtime=warn",
@@ -372,6 +396,45 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 }
             }
         }
+        Command::Status { check, json } => {
+            if check {
+                for c in host.connections()? {
+                    if let Err(e) = host.check(&c.name).await {
+                        tracing::info!(connection = %c.name, "check failed: {e}");
+                    }
+                }
+            }
+            output::status(&host.connections()?, json);
+        }
+        Command::Serve { http, max_result_bytes, bare_names } => {
+            let host = std::sync::Arc::new(host);
+            let server = claribi_host::engine::EngineServer::new(
+                host,
+                claribi_host::engine::EngineOptions { max_result_bytes: max_result_bytes.max(1024), bare_names },
+            );
+            match http {
+                None => claribi_host::engine::serve_stdio(server).await?,
+                Some(addr) => {
+                    let addr: std::net::SocketAddr = addr
+                        .parse()
+                        .map_err(|_| HostError::Usage(format!("--http `{addr}` is not an address like 127.0.0.1:8765")))?;
+                    if !addr.ip().is_loopback() {
+                        return Err(HostError::Usage(format!(
+                            "--http {addr}: serve listens on loopback only (127.0.0.1 or [::1]); put a proxy in front for anything else"
+                        )));
+                    }
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| HostError::Usage(format!("cannot listen on {addr}: {e}")))?;
+                    let bound = listener.local_addr().map_err(|e| HostError::Usage(e.to_string()))?;
+                    eprintln!("serving MCP (Streamable HTTP) on http://{bound}/mcp; Ctrl-C stops");
+                    let shutdown = async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    };
+                    claribi_host::engine::serve_http(server, listener, shutdown).await?;
+                }
+            }
+        }
         Command::Blocklist => {
             for (id, re) in host.blocklist().rules() {
                 println!("{id:<22} {re}");
@@ -419,7 +482,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.verbose, cli.log_json);
+    init_logging(cli.verbose, cli.log_json, matches!(cli.command, Command::Serve { .. }));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -88,6 +88,40 @@ pub fn connections(list: &[ConnectionRecord], json: bool) {
     print!("{}", table(&["NAME", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "ENDPOINT"], &rows));
 }
 
+/// `claribi-host status`.
+pub fn status(list: &[ConnectionRecord], json: bool) {
+    if json {
+        let v: Vec<Value> = list
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name, "connector": c.connector_id, "status": c.status.as_str(), "account": c.account,
+                    "granted_scopes": c.granted_scopes, "last_error": c.last_error, "updated_at": c.updated_at,
+                })
+            })
+            .collect();
+        print_json(&v);
+        return;
+    }
+    if list.is_empty() {
+        println!("no connections");
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.status.as_str().to_string(),
+                c.granted_scopes.join(" "),
+                c.account.clone().unwrap_or_else(|| "-".into()),
+                c.last_error.as_deref().map(|e| clip(e, 90)).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["NAME", "STATUS", "SCOPES", "ACCOUNT", "LAST ERROR"], &rows));
+}
+
 /// `claribi-host tools NAME`.
 pub fn tools(listing: &ToolListing, show_blocked: bool, json: bool) {
     if json {

@@ -240,12 +240,13 @@ pub fn validate_name(name: &str) -> Result<(), HostError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && !name.contains("__");
     if ok {
         Ok(())
     } else {
         Err(HostError::Usage(format!(
-            "`{}` is not a valid connection name; use 1-63 characters of a-z, 0-9, - and _, starting with a letter or digit",
+            "`{}` is not a valid connection name; use 1-63 characters of a-z, 0-9, - and _ (no `__`), starting with a letter or digit",
             crate::errors::one_line(name)
         )))
     }
@@ -870,7 +871,7 @@ mod tests {
     #[test]
     fn connection_names_are_checked() {
         assert!(validate_name("close-eu_2").is_ok());
-        for bad in ["", "Close", "-x", "a b", "a/b", &"x".repeat(64)] {
+        for bad in ["", "Close", "-x", "a b", "a/b", "a__b", &"x".repeat(64)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }
