@@ -1,139 +1,229 @@
 //! clariBI data-source connector for Close CRM's hosted MCP server (`https://mcp.close.com/mcp`).
 //!
-//! The component implements the `claribi:data-source/connector` interface (see `wit/data-source.wit`).
-//! Everything MCP-generic (the protocol, and OAuth) lives in the `mcp-client` crate; this crate holds
-//! what is specific to Close: its description, its API-key headers (`Close-API-Key`, `Close-Scope`),
-//! its OAuth scope policy (`mcp.read`, plus `offline_access`) and where Close publishes its
-//! authorization server's metadata, how its answers map onto the WIT `error` variant, and how
-//! `org_info` names the account.
+//! The component implements the `claribi:data-source/connector` interface (see `wit/data-source.wit`)
+//! through `claribi-connector-sdk`, which holds everything that is not Close's (the bindings, the host
+//! glue, the connector flow, the error mapping; the protocol and OAuth are `mcp-client`'s). This crate
+//! is the [`Close`] vendor, which departs from a plain MCP server in these ways:
+//!
+//! * **API key**: `Close-API-Key` + `Close-Scope` on every request (the secret `api-key`; the scope
+//!   is the connection's first, else [`DEFAULT_SCOPE`]).
+//! * **OAuth**: Close's hosted MCP server publishes its protected-resource metadata (`resource` =
+//!   `https://mcp.close.com/`) and, also on the MCP host, the metadata of its authorization server
+//!   `https://api.close.com`, which registers public clients dynamically. The connector asks for
+//!   exactly `mcp.read` (plus `offline_access` when it is offered, for a refresh token:
+//!   [`CloseScopePolicy`]), and refuses a grant without `mcp.read` with [`READ_SCOPE_MESSAGE`].
+//! * **Scopes held**: an API key holds its `Close-Scope`; OAuth tokens their `mcp.*` scope. A scope
+//!   problem that involves `mcp.read` is [`READ_SCOPE_MESSAGE`], which the host recognises.
+//! * **Account**: named after the organization, by `org_info` (see [`organization`]), else after the
+//!   token response's `organization_id`.
+//! * **Wording**: every message names Close.
 //!
 //! Every export runs in a fresh instance: the MCP session is kept with `host.set-state` under
-//! [`connector::STATE_MCP_SESSION`], the API key is read with `host.get-secret("api-key")`, and the
-//! OAuth tokens, registration and authorization in progress are kept under the keys of
+//! `claribi_connector_sdk::STATE_MCP_SESSION`, the API key is read with `host.get-secret("api-key")`,
+//! and the OAuth tokens, registration and authorization in progress are kept under the keys of
 //! `mcp_client::oauth::keys`.
 
-pub mod connector;
-pub mod convert;
+pub mod organization;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "claribi:data-source/data-source",
-    additional_derives: [PartialEq],
-    // Reuse the `wasip2` crate's types for the wasi imports, so that `mcp-client`'s `wasi:http`
-    // code and these bindings share one set of resource types.
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
+use claribi_connector_sdk::mcp_client::oauth::scope::OFFLINE_ACCESS;
+use claribi_connector_sdk::mcp_client::oauth::{GrantInfo, ScopeInputs, ScopePolicy};
+use claribi_connector_sdk::mcp_client::url::HttpUrl;
+use claribi_connector_sdk::mcp_client::LogLevel;
+use claribi_connector_sdk::types::{AuthMethod, Connection, ConnectorInfo, Error, ScopeProblem};
+use claribi_connector_sdk::{convert, CredentialKind, Session, Vendor, Wording};
+use serde_json::Map;
 
-pub use claribi::data_source::types;
+/// Connector id used in policy files and logs.
+pub const CONNECTOR_ID: &str = "close";
+/// The hosted MCP endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://mcp.close.com/mcp";
+/// The least-privilege scope (read-only tools).
+pub const DEFAULT_SCOPE: &str = "mcp.read";
+/// The tool that names the organization a connection reaches.
+pub const ORG_INFO_TOOL: &str = "org_info";
+/// `client_name` of the dynamic client registration.
+pub const OAUTH_CLIENT_NAME: &str = "clariBI Close connector";
+/// The message of a grant (or a key) without the read scope. Exactly this text: the host and the
+/// operator's tooling recognise it.
+pub const READ_SCOPE_MESSAGE: &str =
+    "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope.";
+
+/// The Close CRM connector.
+pub struct Close;
+
+impl Vendor for Close {
+    fn info() -> ConnectorInfo {
+        ConnectorInfo {
+            id: CONNECTOR_ID.to_owned(),
+            display_name: "Close CRM".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "Reads leads, contacts, opportunities, activities, tasks and pipelines from a Close CRM \
+                          organization through Close's hosted MCP server."
+                .to_owned(),
+            default_endpoint: DEFAULT_ENDPOINT.to_owned(),
+            outbound_origins: vec![
+                // The MCP server (and its OAuth metadata).
+                "https://mcp.close.com".to_owned(),
+                // The authorization server: client registration and token endpoint.
+                "https://api.close.com".to_owned(),
+                // The consent page the user opens.
+                "https://app.close.com".to_owned(),
+            ],
+            scopes: vec![DEFAULT_SCOPE.to_owned()],
+            auth_methods: vec![AuthMethod::ApiKey, AuthMethod::Oauth],
+        }
+    }
+
+    const CLIENT_NAME: &'static str = "claribi-close";
+    const CLIENT_TITLE: &'static str = "clariBI Close CRM connector";
+    const REGISTRATION_NAME: &'static str = OAUTH_CLIENT_NAME;
+
+    const WORDING: Wording = Wording {
+        server: "Close",
+        the_server: "Close",
+        the_server_short: "Close",
+        vendor: "Close ",
+        authorization_server: "Close's authorization server",
+        authorization_request: "to Close's authorization server",
+        api_key: "the credentials",
+        tool_scope: " for this connection",
+    };
+
+    /// `Close-API-Key` and `Close-Scope` (the connection's first scope, else `mcp.read`).
+    fn api_key_headers(key: &str, connection: &Connection) -> Result<Vec<(String, String)>, Error> {
+        Ok(vec![
+            ("Close-API-Key".to_owned(), key.to_owned()),
+            (
+                "Close-Scope".to_owned(),
+                configured_scope(&connection.scopes),
+            ),
+        ])
+    }
+
+    const SCOPE_POLICY: &'static dyn ScopePolicy = &CloseScopePolicy;
+
+    /// Close serves its authorization server's metadata on the MCP host too.
+    fn metadata_fallbacks(endpoint: &HttpUrl) -> Vec<String> {
+        vec![format!(
+            "{}/.well-known/oauth-authorization-server",
+            endpoint.origin()
+        )]
+    }
+
+    /// A grant without `mcp.read` is refused (nothing is stored).
+    fn check_grant(granted: &[String]) -> Result<(), Error> {
+        if granted.iter().any(|s| s == DEFAULT_SCOPE) {
+            return Ok(());
+        }
+        Err(Error::InsufficientScope(ScopeProblem {
+            required: vec![DEFAULT_SCOPE.to_owned()],
+            granted: granted.to_vec(),
+            message: READ_SCOPE_MESSAGE.to_owned(),
+        }))
+    }
+
+    /// One scope: an API key's `Close-Scope`; OAuth tokens' `mcp.*` scope (else `mcp.read`).
+    fn granted_scopes(
+        kind: CredentialKind,
+        connection_scopes: &[String],
+        grant: Option<&GrantInfo>,
+    ) -> Vec<String> {
+        let scope = match kind {
+            CredentialKind::OAuth => grant
+                .and_then(|g| {
+                    g.granted_scopes
+                        .iter()
+                        .find(|s| s.starts_with("mcp."))
+                        .cloned()
+                })
+                .unwrap_or_else(|| DEFAULT_SCOPE.to_owned()),
+            _ => configured_scope(connection_scopes),
+        };
+        vec![scope]
+    }
+
+    /// A challenge without scopes requires the scope in use; one that involves `mcp.read` is
+    /// [`READ_SCOPE_MESSAGE`]; others name the scopes the account did not grant.
+    fn scope_problem(required: Vec<String>, granted: &[String]) -> ScopeProblem {
+        let granted = granted.to_vec();
+        let required = if required.is_empty() {
+            granted.clone()
+        } else {
+            required
+        };
+        let missing = convert::missing_scopes(&required, &granted);
+        let message = if required.iter().any(|s| s == DEFAULT_SCOPE)
+            && (missing.is_empty() || missing.iter().any(|s| s == DEFAULT_SCOPE))
+        {
+            READ_SCOPE_MESSAGE.to_owned()
+        } else {
+            let lacking = if missing.is_empty() {
+                &required
+            } else {
+                &missing
+            };
+            convert::insufficient_scope_message("the Close account did not grant", lacking)
+        };
+        ScopeProblem {
+            required,
+            granted,
+            message,
+        }
+    }
+
+    /// `org_info` names the organization; without that tool, the token response's
+    /// `organization_id` (after an authorization), else nothing.
+    fn account_name(session: &mut Session<'_>) -> Result<Option<String>, Error> {
+        let name = match session.call_tool_if_offered(ORG_INFO_TOOL, Map::new())? {
+            Some(result) => organization::display_name(&result),
+            None => {
+                session.log(
+                    LogLevel::Warn,
+                    "Close offers no org_info tool; the account name is unknown",
+                );
+                None
+            }
+        };
+        Ok(name.or_else(|| {
+            session
+                .authorization()
+                .and_then(|done| done.tokens.extra_str("organization_id"))
+        }))
+    }
+}
+
+/// The scope a connection asks for: its first, else `mcp.read`.
+fn configured_scope(scopes: &[String]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.trim())
+        .find(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SCOPE)
+        .to_owned()
+}
+
+/// Close's scope policy: exactly `mcp.read` (read-only tools, least privilege), plus
+/// `offline_access` when the authorization server or the resource offers it (Close issues refresh
+/// tokens for it). Connection scopes and challenges do not widen it.
+pub struct CloseScopePolicy;
+
+impl ScopePolicy for CloseScopePolicy {
+    fn select(&self, inputs: &ScopeInputs<'_>) -> Vec<String> {
+        let mut scopes = vec![DEFAULT_SCOPE.to_owned()];
+        if inputs
+            .server_scopes
+            .iter()
+            .chain(inputs.resource_scopes)
+            .any(|s| s == OFFLINE_ACCESS)
+        {
+            scopes.push(OFFLINE_ACCESS.to_owned());
+        }
+        scopes
+    }
+}
 
 #[cfg(target_os = "wasi")]
-mod component {
-    use super::claribi::data_source::host;
-    use super::connector::{self, CloseConnector, Host};
-    use super::exports::claribi::data_source::connector::Guest;
-    use super::types::{
-        Account, AuthorizationRequest, Connection, ConnectorInfo, Error, Tool, ToolResult,
-    };
-    use mcp_client::oauth::{HeldLock, OAuthHost};
-    use mcp_client::wasi_http::WasiHttpClient;
-    use mcp_client::{LogLevel, Logger};
+claribi_connector_sdk::export_connector!(Close with_types_in claribi_connector_sdk::bindings);
 
-    /// The real host, through the generated `host` imports.
-    struct WitHost;
-
-    impl OAuthHost for WitHost {
-        fn secret(&self, key: &str) -> Option<String> {
-            host::get_secret(key)
-        }
-        fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
-            let changes: Vec<(String, Option<String>)> = changes
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
-                .collect();
-            host::update_secrets(&changes)
-        }
-        fn state(&self, key: &str) -> Option<String> {
-            host::get_state(key)
-        }
-        fn set_state(&self, key: &str, value: Option<&str>) {
-            host::set_state(key, value)
-        }
-        fn shared_state(&self, key: &str) -> Option<String> {
-            host::get_shared_state(key)
-        }
-        fn set_shared_state(&self, key: &str, value: Option<&str>) {
-            host::set_shared_state(key, value)
-        }
-        fn lock_credentials(&self) -> Box<dyn HeldLock + '_> {
-            // Dropping the resource releases the lock.
-            Box::new(host::lock_credentials())
-        }
-    }
-
-    impl Logger for WitHost {
-        fn log(&self, level: LogLevel, message: &str) {
-            let level = match level {
-                LogLevel::Debug => host::LogLevel::Debug,
-                LogLevel::Info => host::LogLevel::Info,
-                LogLevel::Warn => host::LogLevel::Warn,
-                LogLevel::Error => host::LogLevel::Error,
-            };
-            host::log(level, message)
-        }
-    }
-
-    impl Host for WitHost {
-        fn connection(&self) -> Connection {
-            host::get_connection()
-        }
-    }
-
-    fn with_connector<T>(
-        f: impl FnOnce(&CloseConnector<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let http = WasiHttpClient::default();
-        let connector = CloseConnector::new(&WitHost, &http);
-        f(&connector)
-    }
-
-    struct Component;
-
-    impl Guest for Component {
-        fn describe() -> ConnectorInfo {
-            connector::describe()
-        }
-
-        fn begin_authorization(redirect_uri: String) -> Result<AuthorizationRequest, Error> {
-            with_connector(|c| c.begin_authorization(&redirect_uri))
-        }
-
-        fn complete_authorization(callback_url: String) -> Result<Account, Error> {
-            with_connector(|c| c.complete_authorization(&callback_url))
-        }
-
-        fn check_connection() -> Result<Account, Error> {
-            with_connector(|c| c.check_connection())
-        }
-
-        fn list_tools() -> Result<Vec<Tool>, Error> {
-            with_connector(|c| c.list_tools())
-        }
-
-        fn call_tool(name: String, arguments: String) -> Result<ToolResult, Error> {
-            with_connector(|c| c.call_tool(&name, &arguments))
-        }
-
-        fn disconnect() -> Result<(), Error> {
-            with_connector(|c| c.disconnect())
-        }
-    }
-
-    crate::export!(Component with_types_in crate);
-}
+#[cfg(test)]
+mod tests;

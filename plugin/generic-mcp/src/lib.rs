@@ -1,140 +1,104 @@
 //! clariBI data-source connector for any MCP server that speaks Streamable HTTP.
 //!
 //! The component implements the `claribi:data-source/connector` interface (see `wit/data-source.wit`)
-//! with nothing vendor-specific: the operator names the endpoint, OAuth follows the MCP authorization
-//! spec (2025-11-25, with the 2025-03-26 fallbacks) through `mcp_client::oauth` — discovery decides
-//! the authorization server and the scopes (the 401 challenge's `scope`, else the resource's
-//! `scopes_supported`, else none) — and an API key is sent as `Authorization: Bearer` unless the option
-//! `api_key_header` names another header. It is what the MCP conformance suite's client scenarios
-//! drive, and the proof that `mcp-client` is reusable beyond Close.
+//! through `claribi-connector-sdk` with nothing vendor-specific: the operator names the endpoint,
+//! OAuth follows the MCP authorization spec (2025-11-25, with the 2025-03-26 fallbacks) through
+//! `mcp_client::oauth` — discovery decides the authorization server and the scopes (the 401
+//! challenge's `scope`, else the resource's `scopes_supported`, else none) — and the account is the
+//! server's own name. It is what the MCP conformance suite's client scenarios drive, and the proof
+//! that `mcp-client` and the SDK are reusable beyond Close.
 //!
-//! Every export runs in a fresh instance: the MCP session is kept with `host.set-state` under
-//! [`connector::STATE_MCP_SESSION`], the API key is read with `host.get-secret("api-key")`, and the
-//! OAuth tokens, registration and authorization in progress are kept under the keys of
-//! `mcp_client::oauth::keys`.
+//! So the [`McpServer`] vendor is the SDK's defaults ([`Wording::MCP_SERVER`] for its messages),
+//! except for API keys: the secret `api-key` is sent as `Authorization: Bearer <key>`, or as
+//! `<header>: <key>` when the option [`OPTION_API_KEY_HEADER`] names another header; without a key,
+//! requests go out without credentials (servers that need none).
 
-pub mod connector;
-pub mod convert;
+use claribi_connector_sdk::mcp_client::error::one_line;
+use claribi_connector_sdk::types::{AuthMethod, Connection, ConnectorInfo, Error};
+use claribi_connector_sdk::{Vendor, Wording};
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "claribi:data-source/data-source",
-    additional_derives: [PartialEq],
-    // Reuse the `wasip2` crate's types for the wasi imports, so that `mcp-client`'s `wasi:http`
-    // code and these bindings share one set of resource types.
-    with: {
-        "wasi:http/types@0.2.12": wasip2::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-        "wasi:io/error@0.2.12": wasip2::io::error,
-        "wasi:io/poll@0.2.12": wasip2::io::poll,
-        "wasi:io/streams@0.2.12": wasip2::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-    },
-});
+/// Connector id used in policy files and logs.
+pub const CONNECTOR_ID: &str = "mcp";
+/// Option naming the header the API key is sent in (default `Authorization: Bearer`).
+pub const OPTION_API_KEY_HEADER: &str = "api_key_header";
+/// `clientInfo.name` and the `client_name` of a dynamic registration.
+pub const CLIENT_NAME: &str = "claribi-mcp";
 
-pub use claribi::data_source::types;
+/// The connector for any MCP server.
+pub struct McpServer;
+
+impl Vendor for McpServer {
+    fn info() -> ConnectorInfo {
+        ConnectorInfo {
+            id: CONNECTOR_ID.to_owned(),
+            display_name: "MCP server".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description:
+                "Reads what any MCP server (Streamable HTTP) offers through its tools; the operator \
+                          names the server, and its authorization server is discovered."
+                    .to_owned(),
+            default_endpoint: String::new(),
+            outbound_origins: Vec::new(),
+            scopes: Vec::new(),
+            auth_methods: vec![AuthMethod::Oauth, AuthMethod::ApiKey],
+        }
+    }
+
+    const CLIENT_NAME: &'static str = CLIENT_NAME;
+    const CLIENT_TITLE: &'static str = "clariBI MCP connector";
+
+    const WORDING: Wording = Wording::MCP_SERVER;
+
+    const API_KEY_OPTIONAL: bool = true;
+
+    /// `Authorization: Bearer <key>`, or `<header>: <key>` for the option `api_key_header`.
+    fn api_key_headers(key: &str, connection: &Connection) -> Result<Vec<(String, String)>, Error> {
+        Ok(match api_key_header(&connection.options)? {
+            None => vec![("Authorization".to_owned(), format!("Bearer {key}"))],
+            Some(header) => vec![(header, key.to_owned())],
+        })
+    }
+}
+
+/// The header named by the option `api_key_header`: `None` for the default (`Authorization:
+/// Bearer`), an error for a name that is not an HTTP token or that the client sets itself.
+pub fn api_key_header(options: &[(String, String)]) -> Result<Option<String>, Error> {
+    let Some(name) = options
+        .iter()
+        .find(|(k, _)| k.trim() == OPTION_API_KEY_HEADER)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    if name.eq_ignore_ascii_case("authorization") {
+        return Ok(None);
+    }
+    let token = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let reserved = [
+        "accept",
+        "content-type",
+        "content-length",
+        "host",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    ]
+    .iter()
+    .any(|r| name.eq_ignore_ascii_case(r));
+    if !token || reserved || name.len() > 100 {
+        return Err(Error::Protocol(format!(
+            "The option {OPTION_API_KEY_HEADER} (`{}`) is not a header the API key can be sent in; reconnect with another.",
+            one_line(name, 60)
+        )));
+    }
+    Ok(Some(name.to_owned()))
+}
 
 #[cfg(target_os = "wasi")]
-mod component {
-    use super::claribi::data_source::host;
-    use super::connector::{self, Host, McpConnector};
-    use super::exports::claribi::data_source::connector::Guest;
-    use super::types::{
-        Account, AuthorizationRequest, Connection, ConnectorInfo, Error, Tool, ToolResult,
-    };
-    use mcp_client::oauth::{HeldLock, OAuthHost};
-    use mcp_client::wasi_http::WasiHttpClient;
-    use mcp_client::{LogLevel, Logger};
+claribi_connector_sdk::export_connector!(McpServer with_types_in claribi_connector_sdk::bindings);
 
-    /// The real host, through the generated `host` imports.
-    struct WitHost;
-
-    impl OAuthHost for WitHost {
-        fn secret(&self, key: &str) -> Option<String> {
-            host::get_secret(key)
-        }
-        fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
-            let changes: Vec<(String, Option<String>)> = changes
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
-                .collect();
-            host::update_secrets(&changes)
-        }
-        fn state(&self, key: &str) -> Option<String> {
-            host::get_state(key)
-        }
-        fn set_state(&self, key: &str, value: Option<&str>) {
-            host::set_state(key, value)
-        }
-        fn shared_state(&self, key: &str) -> Option<String> {
-            host::get_shared_state(key)
-        }
-        fn set_shared_state(&self, key: &str, value: Option<&str>) {
-            host::set_shared_state(key, value)
-        }
-        fn lock_credentials(&self) -> Box<dyn HeldLock + '_> {
-            // Dropping the resource releases the lock.
-            Box::new(host::lock_credentials())
-        }
-    }
-
-    impl Logger for WitHost {
-        fn log(&self, level: LogLevel, message: &str) {
-            let level = match level {
-                LogLevel::Debug => host::LogLevel::Debug,
-                LogLevel::Info => host::LogLevel::Info,
-                LogLevel::Warn => host::LogLevel::Warn,
-                LogLevel::Error => host::LogLevel::Error,
-            };
-            host::log(level, message)
-        }
-    }
-
-    impl Host for WitHost {
-        fn connection(&self) -> Connection {
-            host::get_connection()
-        }
-    }
-
-    fn with_connector<T>(
-        f: impl FnOnce(&McpConnector<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let http = WasiHttpClient::default();
-        let connector = McpConnector::new(&WitHost, &http);
-        f(&connector)
-    }
-
-    struct Component;
-
-    impl Guest for Component {
-        fn describe() -> ConnectorInfo {
-            connector::describe()
-        }
-
-        fn begin_authorization(redirect_uri: String) -> Result<AuthorizationRequest, Error> {
-            with_connector(|c| c.begin_authorization(&redirect_uri))
-        }
-
-        fn complete_authorization(callback_url: String) -> Result<Account, Error> {
-            with_connector(|c| c.complete_authorization(&callback_url))
-        }
-
-        fn check_connection() -> Result<Account, Error> {
-            with_connector(|c| c.check_connection())
-        }
-
-        fn list_tools() -> Result<Vec<Tool>, Error> {
-            with_connector(|c| c.list_tools())
-        }
-
-        fn call_tool(name: String, arguments: String) -> Result<ToolResult, Error> {
-            with_connector(|c| c.call_tool(&name, &arguments))
-        }
-
-        fn disconnect() -> Result<(), Error> {
-            with_connector(|c| c.disconnect())
-        }
-    }
-
-    crate::export!(Component with_types_in crate);
-}
+#[cfg(test)]
+mod tests;

@@ -1,92 +1,34 @@
+//! What is Close's, natively: its description, its API-key headers and scope, `org_info`, its
+//! wording of every error, its scope messages, and its OAuth (metadata on the MCP host, exactly
+//! `mcp.read`, a grant without it refused). The flow itself is tested in `claribi-connector-sdk`.
+
 use super::*;
-use mcp_client::oauth::keys;
-use mcp_client::testing::*;
-use mcp_client::url::{decode_pairs, query_pairs};
-use mcp_client::{HttpRequest, Method, TransportError};
-use serde_json::json;
-use std::cell::RefCell;
+use claribi_connector_sdk::convert::{map_error, map_oauth_error, ErrorContext};
+use claribi_connector_sdk::mcp_client::oauth::{keys, OAuthHost};
+use claribi_connector_sdk::mcp_client::testing::*;
+use claribi_connector_sdk::mcp_client::url::{decode_pairs, query_pairs};
+use claribi_connector_sdk::mcp_client::{
+    HttpRequest, HttpResponse, McpError, Method, TransportError,
+};
+use claribi_connector_sdk::testing::FakeHost;
+use claribi_connector_sdk::types::{Account, RateLimit, UpstreamFailure};
+use claribi_connector_sdk::{Connector, STATE_MCP_SESSION};
+use serde_json::{json, Value};
 
 const KEY: &str = "api_3xampleSECRETkey";
 
-/// The connection, logs, and an in-memory host for secrets, state and the credential lock.
-struct FakeHost {
-    connection: Connection,
-    inner: MemoryHost,
-    logs: RefCell<Vec<(LogLevel, String)>>,
+type CloseConnector<'a> = Connector<'a, Close>;
+
+/// An API-key connection to Close's endpoint, with its key.
+fn api_key_host() -> FakeHost {
+    FakeHost::new(DEFAULT_ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY)
 }
 
-impl FakeHost {
-    fn new() -> Self {
-        let inner = MemoryHost::new();
-        inner.put_secret(SECRET_API_KEY, KEY);
-        FakeHost {
-            connection: Connection {
-                name: "close-test".into(),
-                id: "conn-1".into(),
-                endpoint: "https://mcp.close.com/mcp".into(),
-                auth_method: AuthMethod::ApiKey,
-                scopes: vec![],
-                options: vec![],
-            },
-            inner,
-            logs: RefCell::default(),
-        }
-    }
-
-    /// An OAuth connection without tokens yet.
-    fn oauth() -> Self {
-        let mut host = FakeHost::new();
-        host.connection.auth_method = AuthMethod::Oauth;
-        host.connection.scopes = vec!["mcp.read".into()];
-        host.inner.secrets.borrow_mut().clear();
-        host
-    }
-
-    fn assert_no_secret_logged(&self) {
-        for (_, line) in self.logs.borrow().iter() {
-            assert!(
-                !line.contains(KEY),
-                "a log line contains the API key: {line}"
-            );
-            assert!(!line.contains('\n'), "a log line spans lines: {line}");
-        }
-    }
-}
-
-impl OAuthHost for FakeHost {
-    fn secret(&self, key: &str) -> Option<String> {
-        self.inner.secret(key)
-    }
-    fn update_secrets(&self, changes: &[(&str, Option<&str>)]) -> Result<(), String> {
-        self.inner.update_secrets(changes)
-    }
-    fn state(&self, key: &str) -> Option<String> {
-        self.inner.state(key)
-    }
-    fn set_state(&self, key: &str, value: Option<&str>) {
-        self.inner.set_state(key, value)
-    }
-    fn shared_state(&self, key: &str) -> Option<String> {
-        self.inner.shared_state(key)
-    }
-    fn set_shared_state(&self, key: &str, value: Option<&str>) {
-        self.inner.set_shared_state(key, value)
-    }
-    fn lock_credentials(&self) -> Box<dyn mcp_client::oauth::HeldLock + '_> {
-        self.inner.lock_credentials()
-    }
-}
-
-impl Logger for FakeHost {
-    fn log(&self, level: LogLevel, message: &str) {
-        self.logs.borrow_mut().push((level, message.to_owned()));
-    }
-}
-
-impl Host for FakeHost {
-    fn connection(&self) -> Connection {
-        self.connection.clone()
-    }
+/// An OAuth connection without tokens yet.
+fn oauth_host() -> FakeHost {
+    let mut host = FakeHost::new(DEFAULT_ENDPOINT, AuthMethod::Oauth);
+    host.connection.scopes = vec!["mcp.read".into()];
+    host
 }
 
 fn handshake(http: ScriptedHttp) -> ScriptedHttp {
@@ -94,7 +36,7 @@ fn handshake(http: ScriptedHttp) -> ScriptedHttp {
         .then(accepted())
 }
 
-fn org_info() -> impl FnMut(&HttpRequest) -> Result<mcp_client::HttpResponse, TransportError> {
+fn org_info() -> impl FnMut(&HttpRequest) -> Result<HttpResponse, TransportError> {
     result(json!({
         "content": [{ "type": "text", "text": "{\"organization\":{\"id\":\"orga_123\",\"name\":\"Acme Corp\"}}" }]
     }))
@@ -109,7 +51,7 @@ fn store_session(host: &FakeHost) {
 
 #[test]
 fn describe_names_close_its_endpoint_origins_scope_and_auth_methods() {
-    let info = describe();
+    let info = Close::info();
     assert_eq!(info.id, "close");
     assert_eq!(info.display_name, "Close CRM");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
@@ -132,7 +74,7 @@ fn describe_names_close_its_endpoint_origins_scope_and_auth_methods() {
 
 #[test]
 fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
-    let host = FakeHost::new();
+    let host = api_key_host();
     let http = handshake(ScriptedHttp::new()).then(org_info());
     let account = CloseConnector::new(&host, &http)
         .check_connection()
@@ -160,23 +102,11 @@ fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
     assert_eq!(requests[2].header("mcp-session-id"), Some("sess-42"));
     let session: Value = serde_json::from_str(&host.state(STATE_MCP_SESSION).unwrap()).unwrap();
     assert_eq!(session["sessionId"], "sess-42");
-    host.assert_no_secret_logged();
-}
-
-#[test]
-fn check_connection_always_starts_a_fresh_session() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = handshake(ScriptedHttp::new()).then(org_info());
-    CloseConnector::new(&host, &http)
-        .check_connection()
-        .unwrap();
-    assert_eq!(request_method(&http.requests()[0]), "initialize");
 }
 
 #[test]
 fn the_connections_first_scope_is_sent_and_reported() {
-    let mut host = FakeHost::new();
+    let mut host = api_key_host();
     host.connection.scopes = vec!["mcp.write_safe".into(), "mcp.read".into()];
     let http = handshake(ScriptedHttp::new()).then(org_info());
     let account = CloseConnector::new(&host, &http)
@@ -190,203 +120,8 @@ fn the_connections_first_scope_is_sent_and_reported() {
 }
 
 #[test]
-fn a_missing_api_key_is_unauthorized_and_nothing_is_sent() {
-    let host = FakeHost::new();
-    host.inner.secrets.borrow_mut().clear();
-    let http = ScriptedHttp::new();
-    let err = CloseConnector::new(&host, &http).list_tools().unwrap_err();
-    assert!(
-        matches!(&err, Error::Unauthorized(m) if m.contains("Reconnect")),
-        "{err:?}"
-    );
-    assert!(http.requests().is_empty());
-}
-
-#[test]
-fn an_invalid_endpoint_is_reported_before_anything_is_sent() {
-    let mut host = FakeHost::new();
-    host.connection.endpoint = "mcp.close.com/mcp".into();
-    let http = ScriptedHttp::new();
-    assert!(
-        matches!(CloseConnector::new(&host, &http).list_tools(), Err(Error::Protocol(m)) if m.contains("endpoint"))
-    );
-    assert!(http.requests().is_empty());
-}
-
-#[test]
-fn list_tools_reuses_the_stored_session_and_converts_the_tools() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new().then(result(json!({ "tools": [
-        { "name": "fetch_lead", "title": "Fetch Lead", "inputSchema": { "type": "object" }, "annotations": { "readOnlyHint": true } },
-        { "name": "org_info", "inputSchema": { "type": "object" } }
-    ] })));
-    let tools = CloseConnector::new(&host, &http).list_tools().unwrap();
-    assert_eq!(tools.len(), 2);
-    assert_eq!(tools[0].title.as_deref(), Some("Fetch Lead"));
-    assert_eq!(tools[0].annotations.read_only_hint, Some(true));
-    assert_eq!(
-        http.requests().len(),
-        1,
-        "no initialize when a session is stored"
-    );
-    assert_eq!(http.requests()[0].header("mcp-session-id"), Some("sess-42"));
-}
-
-#[test]
-fn call_tool_refuses_arguments_that_are_not_a_json_object() {
-    let host = FakeHost::new();
-    let http = ScriptedHttp::new();
-    for args in ["[]", "42", "\"x\"", "{", ""] {
-        assert!(
-            matches!(
-                CloseConnector::new(&host, &http).call_tool("fetch_lead", args),
-                Err(Error::InvalidArguments(_))
-            ),
-            "{args}"
-        );
-    }
-    assert!(http.requests().is_empty());
-}
-
-#[test]
-fn call_tool_returns_the_result_with_structured_content() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new().then(result(json!({ "content": [{ "type": "text", "text": "{\"id\":\"lead_1\",\"name\":\"Wayne\"}" }] })));
-    let r = CloseConnector::new(&host, &http)
-        .call_tool("fetch_lead", r#"{"id":"lead_1"}"#)
-        .unwrap();
-    assert_eq!(
-        r.structured_content.as_deref(),
-        Some(r#"{"id":"lead_1","name":"Wayne"}"#)
-    );
-    let sent: Value = serde_json::from_slice(&http.requests()[0].body).unwrap();
-    assert_eq!(
-        sent["params"],
-        json!({ "name": "fetch_lead", "arguments": { "id": "lead_1" } })
-    );
-}
-
-#[test]
-fn call_tool_maps_close_errors_onto_the_wit_error_cases() {
-    type Step = Box<dyn FnMut(&HttpRequest) -> Result<mcp_client::HttpResponse, TransportError>>;
-    type Check = fn(&Error) -> bool;
-    let cases: Vec<(Step, Check)> = vec![
-        (
-            Box::new(|_| Ok(json_response(401, &json!({ "error": "invalid_token" })))),
-            |e| {
-                *e == Error::Unauthorized(
-                    "Close rejected the credentials (HTTP 401). Reconnect the connection.".into(),
-                )
-            },
-        ),
-        (
-            Box::new(|_| {
-                Ok(response(
-                    403,
-                    &[(
-                        "WWW-Authenticate",
-                        r#"Bearer error="insufficient_scope", scope="mcp.read""#,
-                    )],
-                    vec![],
-                ))
-            }),
-            |e| matches!(e, Error::InsufficientScope(p) if p.message == "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope."),
-        ),
-        (
-            Box::new(|_| {
-                Ok(response(
-                    429,
-                    &[("RateLimit", "limit=100, remaining=0, reset=1")],
-                    vec![],
-                ))
-            }),
-            |e| matches!(e, Error::RateLimited(r) if r.retry_after_ms == Some(1000)),
-        ),
-        (
-            Box::new(|r| Ok(rpc_error(r, -32602, "Unknown tool: nope"))),
-            |e| matches!(e, Error::UnknownTool(_)),
-        ),
-        (
-            Box::new(|r| Ok(rpc_error(r, -32602, "Invalid arguments: id is required"))),
-            |e| matches!(e, Error::InvalidArguments(_)),
-        ),
-        (
-            Box::new(|r| {
-                Ok(rpc_result(
-                    r,
-                    json!({ "content": [{ "type": "text", "text": "Lead not found" }], "isError": true }),
-                ))
-            }),
-            |e| *e == Error::ToolFailed("Lead not found".into()),
-        ),
-        (
-            Box::new(|_| Ok(empty(502))),
-            |e| matches!(e, Error::Upstream(u) if u.status == 502),
-        ),
-        (
-            Box::new(|_| Err(TransportError::Denied("origin not granted".into()))),
-            |e| matches!(e, Error::DeniedByPolicy(_)),
-        ),
-        (
-            Box::new(|_| Err(TransportError::Unavailable("connection refused".into()))),
-            |e| matches!(e, Error::Unavailable(_)),
-        ),
-        (
-            Box::new(|_| {
-                Ok(response(
-                    200,
-                    &[("Content-Type", "application/json")],
-                    vec![b"<<garbage>>".to_vec()],
-                ))
-            }),
-            |e| matches!(e, Error::Protocol(_)),
-        ),
-    ];
-    for (i, (step, check)) in cases.into_iter().enumerate() {
-        let host = FakeHost::new();
-        store_session(&host);
-        let http = ScriptedHttp::new();
-        http.push(step);
-        let err = CloseConnector::new(&host, &http)
-            .call_tool("nope", "{}")
-            .unwrap_err();
-        assert!(check(&err), "case {i}: {err:?}");
-        host.assert_no_secret_logged();
-        assert!(
-            host.logs.borrow().iter().any(|(l, _)| *l == LogLevel::Warn),
-            "case {i}: the failure is logged"
-        );
-    }
-}
-
-#[test]
-fn a_server_that_echoes_the_api_key_never_gets_it_into_the_error() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new().then(|_| {
-        Ok(json_response(
-            400,
-            &json!({ "error": format!("invalid key {KEY}") }),
-        ))
-    });
-    let err = CloseConnector::new(&host, &http)
-        .call_tool("fetch_lead", "{}")
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Upstream(crate::types::UpstreamFailure {
-            status: 400,
-            message: "Close answered HTTP 400: invalid key ***".into()
-        })
-    );
-    host.assert_no_secret_logged();
-}
-
-#[test]
 fn check_connection_without_an_org_info_tool_still_succeeds_without_a_name() {
-    let host = FakeHost::new();
+    let host = api_key_host();
     let http =
         handshake(ScriptedHttp::new()).then(|r| Ok(rpc_error(r, -32602, "Unknown tool: org_info")));
     let account = CloseConnector::new(&host, &http)
@@ -395,65 +130,311 @@ fn check_connection_without_an_org_info_tool_still_succeeds_without_a_name() {
     assert_eq!(account.display_name, None);
 }
 
+// ------------------------------------------------------------------------------------------------
+// OAuth
+// ------------------------------------------------------------------------------------------------
+// Close's wording and scope messages
+
+/// What an API key scoped `mcp.read` holds.
+static MCP_READ: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| vec!["mcp.read".to_owned()]);
+
+fn ctx() -> ErrorContext<'static> {
+    ErrorContext::new(CredentialKind::ApiKey, &MCP_READ)
+}
+
+fn rpc(code: i64, message: &str) -> McpError {
+    McpError::JsonRpc {
+        code,
+        message: message.to_owned(),
+        data: None,
+    }
+}
+
 #[test]
-fn an_expired_session_is_renewed_transparently() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new()
-        .then(|_| Ok(empty(404)))
-        .then(initialize_ok("2025-06-18", Some("sess-43")))
-        .then(accepted())
-        .then(result(json!({ "tools": [] })));
-    CloseConnector::new(&host, &http).list_tools().unwrap();
-    let session: Value = serde_json::from_str(&host.state(STATE_MCP_SESSION).unwrap()).unwrap();
+fn every_error_names_close() {
+    let call = ctx().for_tool("fetch_lead");
+    let cases: Vec<(McpError, ErrorContext<'_>, Error)> = vec![
+        (
+            McpError::Unauthorized {
+                www_authenticate: Some("Bearer".into()),
+                message: "HTTP 401".into(),
+            },
+            ctx(),
+            Error::Unauthorized(
+                "Close rejected the credentials (HTTP 401). Reconnect the connection.".into(),
+            ),
+        ),
+        (
+            McpError::Unauthorized {
+                www_authenticate: None,
+                message: "HTTP 401".into(),
+            },
+            ErrorContext::new(CredentialKind::OAuth, &MCP_READ),
+            Error::Unauthorized(
+                "Close rejected the OAuth access token (HTTP 401) and it could not be renewed. Reconnect the connection.".into(),
+            ),
+        ),
+        (
+            McpError::RateLimited {
+                retry_after_ms: Some(1000),
+                limit: None,
+                message: "slow down".into(),
+            },
+            ctx(),
+            Error::RateLimited(RateLimit {
+                retry_after_ms: Some(1000),
+                message: "Close is rate limiting requests (HTTP 429): slow down".into(),
+            }),
+        ),
+        (
+            rpc(-32602, "id: field required"),
+            call,
+            Error::InvalidArguments("Close rejected the arguments: id: field required".into()),
+        ),
+        (
+            rpc(-32602, "Unknown tool: fetch_lead"),
+            call,
+            Error::UnknownTool(
+                "Close has no tool named `fetch_lead` for this connection (Unknown tool: fetch_lead); list the tools again.".into(),
+            ),
+        ),
+        (
+            rpc(-32603, "Internal error"),
+            call,
+            Error::ToolFailed(
+                "Close could not run `fetch_lead`: Internal error (JSON-RPC error -32603)".into(),
+            ),
+        ),
+        (
+            rpc(-32601, "Method not found"),
+            call,
+            Error::Protocol("Close answered with JSON-RPC error -32601: Method not found".into()),
+        ),
+        (
+            McpError::Http {
+                status: 400,
+                message: "bad key".into(),
+            },
+            ctx(),
+            Error::Upstream(UpstreamFailure {
+                status: 400,
+                message: "Close answered HTTP 400: bad key".into(),
+            }),
+        ),
+        (
+            McpError::Unavailable("refused".into()),
+            ctx(),
+            Error::Unavailable("Close could not be reached: refused".into()),
+        ),
+        (
+            McpError::Denied("origin".into()),
+            ctx(),
+            Error::DeniedByPolicy("The host refused a request to Close: origin".into()),
+        ),
+        (
+            McpError::Protocol("garbage".into()),
+            ctx(),
+            Error::Protocol(
+                "Close answered something this connector cannot understand: garbage".into(),
+            ),
+        ),
+    ];
+    for (error, ctx, expected) in cases {
+        assert_eq!(map_error::<Close>(error, &ctx), expected);
+    }
+}
+
+#[test]
+fn oauth_flow_failures_name_close_and_its_authorization_server() {
+    let cases = [
+        (
+            McpError::Unauthorized {
+                www_authenticate: None,
+                message: "access was denied at the authorization server (access_denied)".into(),
+            },
+            Error::Unauthorized("The Close authorization failed: access was denied at the authorization server (access_denied).".into()),
+        ),
+        (
+            McpError::Protocol("the authorization server does not offer PKCE with S256".into()),
+            Error::Protocol("The Close authorization failed: the authorization server does not offer PKCE with S256.".into()),
+        ),
+        (
+            McpError::Http {
+                status: 503,
+                message: "down".into(),
+            },
+            Error::Upstream(UpstreamFailure {
+                status: 503,
+                message: "Close's authorization server answered HTTP 503: down.".into(),
+            }),
+        ),
+        (
+            McpError::Unavailable("refused".into()),
+            Error::Unavailable("Close's authorization server could not be reached: refused.".into()),
+        ),
+        (
+            McpError::Denied("origin".into()),
+            Error::DeniedByPolicy(
+                "The host refused a request to Close's authorization server: origin.".into(),
+            ),
+        ),
+        // Anything else is mapped as on an OAuth connection holding `mcp.read`.
+        (
+            McpError::InsufficientScope {
+                required: vec![],
+                www_authenticate: None,
+                message: String::new(),
+            },
+            Error::InsufficientScope(ScopeProblem {
+                required: vec!["mcp.read".into()],
+                granted: vec!["mcp.read".into()],
+                message: READ_SCOPE_MESSAGE.into(),
+            }),
+        ),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(map_oauth_error::<Close>(error), expected);
+    }
+}
+
+#[test]
+fn a_missing_read_scope_gets_the_read_scope_message() {
+    let granted = vec!["mcp.write_safe".to_owned()];
+    let e = map_error::<Close>(
+        McpError::InsufficientScope {
+            required: vec!["mcp.read".into()],
+            www_authenticate: None,
+            message: String::new(),
+        },
+        &ErrorContext::new(CredentialKind::ApiKey, &granted),
+    );
     assert_eq!(
-        session,
-        json!({ "endpoint": "https://mcp.close.com/mcp", "sessionId": "sess-43", "protocolVersion": "2025-06-18" })
+        e,
+        Error::InsufficientScope(ScopeProblem {
+            required: vec!["mcp.read".into()],
+            granted: vec!["mcp.write_safe".into()],
+            message: "Insufficient scope: the Close account did not grant mcp.read. Reconnect and accept the read scope.".into(),
+        })
     );
 }
 
 #[test]
-fn an_oauth_connection_sends_its_access_token_as_a_bearer() {
-    let host = FakeHost::oauth();
-    host.inner.put_secret(SECRET_ACCESS_TOKEN, "tok");
-    store_session(&host);
-    let http = ScriptedHttp::new().then(result(json!({ "tools": [] })));
-    CloseConnector::new(&host, &http).list_tools().unwrap();
-    let request = &http.requests()[0];
-    assert_eq!(request.header("authorization"), Some("Bearer tok"));
-    assert_eq!(request.header("close-api-key"), None);
+fn a_missing_higher_scope_names_that_scope() {
+    let e = map_error::<Close>(
+        McpError::InsufficientScope {
+            required: vec!["mcp.read".into(), "mcp.write_safe".into()],
+            www_authenticate: None,
+            message: String::new(),
+        },
+        &ctx(),
+    );
+    match e {
+        Error::InsufficientScope(p) => {
+            assert_eq!(p.granted, vec!["mcp.read"]);
+            assert_eq!(p.message, "Insufficient scope: the Close account did not grant mcp.write_safe. Reconnect and accept that scope.");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
-fn disconnect_ends_the_session_and_forgets_it() {
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new().then(|_| Ok(empty(200)));
-    CloseConnector::new(&host, &http).disconnect().unwrap();
-    assert_eq!(http.requests()[0].method, Method::Delete);
-    assert_eq!(http.requests()[0].header("mcp-session-id"), Some("sess-42"));
-    assert_eq!(host.state(STATE_MCP_SESSION), None);
-
-    // Whatever happens, disconnect succeeds.
-    let host = FakeHost::new();
-    host.inner.secrets.borrow_mut().clear();
-    store_session(&host);
-    let http = ScriptedHttp::new();
-    CloseConnector::new(&host, &http).disconnect().unwrap();
-    assert_eq!(host.state(STATE_MCP_SESSION), None);
-    let host = FakeHost::new();
-    store_session(&host);
-    let http = ScriptedHttp::new().then(|_| Err(TransportError::Unavailable("down".into())));
-    CloseConnector::new(&host, &http).disconnect().unwrap();
+fn a_scope_challenge_without_scopes_requires_the_scope_in_use() {
+    let e = map_error::<Close>(
+        McpError::InsufficientScope {
+            required: vec![],
+            www_authenticate: None,
+            message: String::new(),
+        },
+        &ctx(),
+    );
+    assert!(
+        matches!(e, Error::InsufficientScope(p) if p.required == ["mcp.read"] && p.message.contains("read scope"))
+    );
 }
 
-// ------------------------------------------------------------------------------------------------
-// OAuth
+#[test]
+fn the_flow_speaks_of_close() {
+    // A 401 and a 403 on a call, with an API key.
+    for (step, expected) in [
+        (
+            json_step(401, json!({ "error": "invalid_token" })),
+            Error::Unauthorized(
+                "Close rejected the credentials (HTTP 401). Reconnect the connection.".into(),
+            ),
+        ),
+        (
+            Box::new(|_: &HttpRequest| {
+                Ok(response(
+                    403,
+                    &[(
+                        "WWW-Authenticate",
+                        r#"Bearer error="insufficient_scope", scope="mcp.read""#,
+                    )],
+                    vec![],
+                ))
+            }) as Step,
+            Error::InsufficientScope(ScopeProblem {
+                required: vec!["mcp.read".into()],
+                granted: vec!["mcp.read".into()],
+                message: READ_SCOPE_MESSAGE.into(),
+            }),
+        ),
+        (
+            json_step(400, json!({ "error": format!("invalid key {KEY}") })),
+            Error::Upstream(UpstreamFailure {
+                status: 400,
+                message: "Close answered HTTP 400: invalid key ***".into(),
+            }),
+        ),
+    ] {
+        let host = api_key_host();
+        store_session(&host);
+        let http = scripted(vec![step]);
+        let err = CloseConnector::new(&host, &http)
+            .call_tool("fetch_lead", "{}")
+            .unwrap_err();
+        assert_eq!(err, expected);
+    }
+    // Missing credentials, and an empty tool name.
+    let host = FakeHost::new(DEFAULT_ENDPOINT, AuthMethod::ApiKey);
+    let http = ScriptedHttp::new();
+    assert_eq!(
+        CloseConnector::new(&host, &http).list_tools(),
+        Err(Error::Unauthorized(
+            "No Close API key is stored for this connection. Reconnect it with an API key.".into()
+        ))
+    );
+    assert_eq!(
+        CloseConnector::new(&host, &http).call_tool("", "{}"),
+        Err(Error::UnknownTool(
+            "No tool name was given; list the tools to see what Close offers.".into()
+        ))
+    );
+    let host = oauth_host();
+    assert_eq!(
+        CloseConnector::new(&host, &http).list_tools(),
+        Err(Error::Unauthorized(
+            "This connection holds no Close OAuth token. Reconnect it.".into()
+        ))
+    );
+    assert!(http.requests().is_empty());
+}
+
+#[test]
+fn a_connection_without_an_endpoint_uses_closes() {
+    let mut host = api_key_host();
+    host.connection.endpoint = String::new();
+    let http = ScriptedHttp::new().then(result(json!({ "tools": [] })));
+    store_session(&host);
+    CloseConnector::new(&host, &http).list_tools().unwrap();
+    assert_eq!(http.requests()[0].url, DEFAULT_ENDPOINT);
+}
 
 const REDIRECT: &str = "http://127.0.0.1:49152/callback";
 const CHALLENGE: &str = r#"Bearer error="invalid_token", error_description="Missing credentials", resource_metadata="https://mcp.close.com/.well-known/oauth-protected-resource""#;
 
-type Step = Box<dyn FnMut(&HttpRequest) -> Result<mcp_client::HttpResponse, TransportError>>;
+type Step = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, TransportError>>;
 
 fn json_step(status: u16, body: Value) -> Step {
     Box::new(move |_| Ok(json_response(status, &body)))
@@ -552,7 +533,7 @@ fn token_answer(scope: &str) -> Value {
 #[test]
 fn begin_authorization_finds_closes_metadata_on_the_mcp_host_and_asks_for_mcp_read_and_offline_access(
 ) {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let http = scripted(close_discovery());
     let request = CloseConnector::new(&host, &http)
         .begin_authorization(REDIRECT)
@@ -587,7 +568,6 @@ fn begin_authorization_finds_closes_metadata_on_the_mcp_host_and_asks_for_mcp_re
     let registration: Value = serde_json::from_slice(&http.requests()[5].body).unwrap();
     assert_eq!(registration["client_name"], OAUTH_CLIENT_NAME);
     assert_eq!(registration["scope"], "mcp.read offline_access");
-    host.assert_no_secret_logged();
 }
 
 #[test]
@@ -614,7 +594,7 @@ fn the_close_scope_policy_asks_for_mcp_read_whatever_the_connection_or_challenge
 
 #[test]
 fn complete_authorization_stores_the_tokens_and_names_the_organization() {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let state = begin_close(&host);
     let http = scripted(vec![json_step(
         200,
@@ -665,7 +645,7 @@ fn complete_authorization_stores_the_tokens_and_names_the_organization() {
 
 #[test]
 fn a_grant_without_mcp_read_is_insufficient_scope_and_nothing_is_stored() {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let state = begin_close(&host);
     let http = scripted(vec![json_step(200, token_answer("offline_access"))]);
     let err = CloseConnector::new(&host, &http)
@@ -693,7 +673,7 @@ fn a_grant_without_mcp_read_is_insufficient_scope_and_nothing_is_stored() {
 
 #[test]
 fn without_org_info_the_organization_id_of_the_token_response_names_the_account() {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let state = begin_close(&host);
     let http = scripted(vec![json_step(200, token_answer("mcp.read"))])
         .then(initialize_ok("2025-11-25", None))
@@ -714,7 +694,7 @@ fn a_denied_consent_or_a_forged_state_is_unauthorized_and_stores_nothing() {
         ),
         ("code=abc&state=forged", "state"),
     ] {
-        let host = FakeHost::oauth();
+        let host = oauth_host();
         let state = begin_close(&host);
         let http = ScriptedHttp::new();
         let url = if callback.starts_with("error") {
@@ -736,7 +716,7 @@ fn a_denied_consent_or_a_forged_state_is_unauthorized_and_stores_nothing() {
 
 #[test]
 fn metadata_without_s256_is_refused_before_registering() {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let mut steps = close_discovery();
     let mut metadata = close_as_metadata();
     metadata["code_challenge_methods_supported"] = json!(["plain"]);
@@ -756,7 +736,7 @@ fn metadata_without_s256_is_refused_before_registering() {
 
 /// An authorized OAuth connection whose access token expires in `expires_in` seconds.
 fn authorized(expires_in: u64) -> FakeHost {
-    let host = FakeHost::oauth();
+    let host = oauth_host();
     let state = begin_close(&host);
     let http = scripted(vec![json_step(
         200,

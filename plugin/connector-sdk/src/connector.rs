@@ -1,0 +1,472 @@
+//! The connector flow every vendor goes through, independent of the WIT glue so that it can be
+//! tested natively with a fake host and a scripted HTTP transport: one [`Connector`] per call,
+//! one method per export of the `claribi:data-source/connector` interface.
+//!
+//! Credentials, by the connection's `auth-method`:
+//! * **API key**: the secret [`SECRET_API_KEY`] in the headers of [`Vendor::api_key_headers`].
+//!   Without a key the call is `unauthorized`, unless [`Vendor::API_KEY_OPTIONAL`] (then requests go
+//!   out without credentials).
+//! * **OAuth** (through `mcp_client::oauth`): discovery (plus [`Vendor::metadata_fallbacks`]), the
+//!   client (pre-registered through the options `client_id`/`client_secret`, a client ID metadata
+//!   document through `client_metadata_url`, else a dynamic registration), the scopes of
+//!   [`Vendor::SCOPE_POLICY`], and a grant [`Vendor::check_grant`] accepts. Tokens are refreshed
+//!   under the host's credential lock and revoked on `disconnect` where the server offers it.
+//!
+//! The MCP session survives between instances under the state key [`STATE_MCP_SESSION`];
+//! `check-connection` and `complete-authorization` always open a fresh one and name the account
+//! with [`Vendor::account_name`].
+
+use crate::convert::{self, map_error, map_oauth_error, ErrorContext};
+use crate::host::Host;
+use crate::types::{
+    Account, AuthMethod, AuthorizationRequest, Connection, Error, Tool, ToolResult,
+};
+use crate::vendor::{CredentialKind, Vendor};
+use mcp_client::error::one_line;
+use mcp_client::model::InitializeResult;
+use mcp_client::oauth::{
+    self, ClientOptions, CompletedAuthorization, GrantInfo, OAuthBearer, OAuthContext,
+    OAuthSettings,
+};
+use mcp_client::url::HttpUrl;
+use mcp_client::{
+    AuthProvider, ClientConfig, HttpClient, LogLevel, Logger, McpClient, McpError, SessionStore,
+    StaticHeaders, ToolCallResult,
+};
+use serde_json::{Map, Value};
+use std::marker::PhantomData;
+
+/// Host state key holding the MCP session (endpoint, session id, negotiated protocol version) as JSON.
+pub const STATE_MCP_SESSION: &str = "mcp-session";
+/// Secret holding the API key (set by the host for `auth-method = api-key`).
+pub const SECRET_API_KEY: &str = "api-key";
+/// Secret holding the OAuth access token (the other OAuth keys are in `mcp_client::oauth::keys`).
+pub const SECRET_ACCESS_TOKEN: &str = oauth::keys::ACCESS_TOKEN;
+
+/// The credentials of one call.
+enum Credentials<'a> {
+    None,
+    ApiKey(StaticHeaders),
+    OAuth(OAuthBearer<'a>),
+}
+
+impl AuthProvider for Credentials<'_> {
+    fn headers(&self) -> Result<Vec<(String, String)>, McpError> {
+        match self {
+            Credentials::None => Ok(Vec::new()),
+            Credentials::ApiKey(k) => k.headers(),
+            Credentials::OAuth(b) => b.headers(),
+        }
+    }
+    fn on_unauthorized(&self, www_authenticate: Option<&str>) -> Result<bool, McpError> {
+        match self {
+            Credentials::OAuth(b) => b.on_unauthorized(www_authenticate),
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The connection's settings, resolved.
+struct Settings<'a> {
+    endpoint: String,
+    origin: String,
+    /// The credential in use, to redact it from any message a server might echo it in.
+    secret: String,
+    auth: Credentials<'a>,
+    /// The OAuth authorization in force for this endpoint.
+    grant: Option<GrantInfo>,
+    /// The scopes the credentials hold ([`Vendor::granted_scopes`]).
+    granted: Vec<String>,
+}
+
+impl Settings<'_> {
+    fn kind(&self) -> CredentialKind {
+        match self.auth {
+            Credentials::None => CredentialKind::None,
+            Credentials::ApiKey(_) => CredentialKind::ApiKey,
+            Credentials::OAuth(_) => CredentialKind::OAuth,
+        }
+    }
+
+    fn context(&self) -> ErrorContext<'_> {
+        ErrorContext::new(self.kind(), &self.granted)
+    }
+
+    /// What a check reports: the scopes held and where the credentials may go.
+    fn account(&self, display_name: Option<String>) -> Account {
+        match &self.grant {
+            Some(grant) if self.kind() == CredentialKind::OAuth => Account {
+                granted_scopes: grant.granted_scopes.clone(),
+                display_name,
+                credential_origins: grant.credential_origins(),
+            },
+            _ => Account {
+                granted_scopes: self.granted.clone(),
+                display_name,
+                credential_origins: vec![self.origin.clone()],
+            },
+        }
+    }
+}
+
+struct HostSessionStore<'h>(&'h dyn Host);
+
+impl SessionStore for HostSessionStore<'_> {
+    fn load(&self) -> Option<String> {
+        self.0.state(STATE_MCP_SESSION)
+    }
+    fn save(&self, value: Option<&str>) {
+        self.0.set_state(STATE_MCP_SESSION, value)
+    }
+}
+
+/// The fresh MCP session on which [`Vendor::account_name`] names the account: initialized, with
+/// the connector's credentials, error mapping and logging.
+pub struct Session<'s> {
+    client: McpClient<'s>,
+    init: InitializeResult,
+    authorization: Option<&'s CompletedAuthorization>,
+    fail: &'s dyn Fn(McpError, &str) -> Error,
+    log: &'s dyn Logger,
+}
+
+impl Session<'_> {
+    /// The server's `initialize` answer.
+    pub fn initialize_result(&self) -> &InitializeResult {
+        &self.init
+    }
+
+    /// The server's own name: `Title (name version)`, or `name version`.
+    pub fn server_name(&self) -> String {
+        let info = &self.init.server_info;
+        let base = format!(
+            "{} {}",
+            one_line(&info.name, 80),
+            one_line(&info.version, 30)
+        );
+        match info
+            .title
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(title) => format!("{} ({base})", one_line(title, 80)),
+            None => base,
+        }
+    }
+
+    /// The authorization just completed (its token response may name the account), during
+    /// `complete-authorization`; `None` during `check-connection`.
+    pub fn authorization(&self) -> Option<&CompletedAuthorization> {
+        self.authorization
+    }
+
+    /// Calls a tool; `Ok(None)` when the server has no tool of that name. Any other failure is
+    /// mapped, redacted and logged like every error of the connector.
+    pub fn call_tool_if_offered(
+        &mut self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<Option<ToolCallResult>, Error> {
+        match self.client.call_tool(name, arguments) {
+            Ok(result) => Ok(Some(result)),
+            Err(e) if convert::is_unknown_tool(&e, name) => Ok(None),
+            Err(e) => Err((self.fail)(e, name)),
+        }
+    }
+
+    /// Writes a log line (never a secret).
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.log.log(level, message)
+    }
+}
+
+/// One call's worth of connector for the vendor `V`.
+pub struct Connector<'a, V: Vendor> {
+    host: &'a dyn Host,
+    http: &'a dyn HttpClient,
+    vendor: PhantomData<V>,
+}
+
+impl<'a, V: Vendor> Connector<'a, V> {
+    pub fn new(host: &'a dyn Host, http: &'a dyn HttpClient) -> Self {
+        Connector {
+            host,
+            http,
+            vendor: PhantomData,
+        }
+    }
+
+    fn oauth(&self) -> OAuthContext<'a> {
+        OAuthContext {
+            host: self.host,
+            http: self.http,
+            log: self.host,
+        }
+    }
+
+    /// Starts an OAuth authorization: discovery, the client, and the authorization URL for the
+    /// scopes of [`Vendor::SCOPE_POLICY`].
+    pub fn begin_authorization(&self, redirect_uri: &str) -> Result<AuthorizationRequest, Error> {
+        let connection = self.host.connection();
+        let (endpoint, url) = self.endpoint(&connection)?;
+        let settings = OAuthSettings {
+            endpoint,
+            client_name: V::REGISTRATION_NAME.to_owned(),
+            client_version: V::info().version,
+            client: ClientOptions::from_options(&connection.options),
+            configured_scopes: connection.scopes.clone(),
+            scope_policy: V::SCOPE_POLICY,
+            extra_metadata_urls: V::metadata_fallbacks(&url),
+        };
+        let start = oauth::begin(&self.oauth(), &settings, redirect_uri)
+            .map_err(|e| self.logged(map_oauth_error::<V>(e)))?;
+        Ok(AuthorizationRequest {
+            url: start.url,
+            state: start.state,
+            credential_origins: start.credential_origins,
+        })
+    }
+
+    /// Finishes the authorization: checks the redirect, exchanges the code, lets
+    /// [`Vendor::check_grant`] refuse the grant (storing nothing), stores the tokens, and checks
+    /// them on a fresh session, which names the account.
+    pub fn complete_authorization(&self, callback_url: &str) -> Result<Account, Error> {
+        let ctx = self.oauth();
+        let done = oauth::complete(&ctx, callback_url)
+            .map_err(|e| self.logged(map_oauth_error::<V>(e)))?;
+        V::check_grant(done.granted_scopes()).map_err(|e| self.logged(e))?;
+        oauth::store_grant(&ctx, &done).map_err(|e| self.logged(map_oauth_error::<V>(e)))?;
+        // A session opened with other credentials is not reused.
+        self.host.set_state(STATE_MCP_SESSION, None);
+        self.check(Some(&done))
+    }
+
+    /// Initializes a fresh MCP session and names the account it reaches.
+    pub fn check_connection(&self) -> Result<Account, Error> {
+        self.check(None)
+    }
+
+    /// Every tool the server offers this connection.
+    pub fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+        let settings = self.settings()?;
+        let store = HostSessionStore(self.host);
+        let mut client = self.client(&settings, &store)?;
+        let tools = client
+            .list_tools()
+            .map_err(|e| self.fail(e, &settings.context(), &settings))?;
+        self.host.log(
+            LogLevel::Debug,
+            &format!("{} offers {} tools", V::WORDING.the_server, tools.len()),
+        );
+        Ok(tools.into_iter().map(convert::tool).collect())
+    }
+
+    /// Calls one tool. `arguments` must be a JSON object.
+    pub fn call_tool(&self, name: &str, arguments: &str) -> Result<ToolResult, Error> {
+        let arguments = match serde_json::from_str::<Value>(arguments) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(Error::InvalidArguments(
+                    "The arguments must be a JSON object, e.g. {}.".to_owned(),
+                ))
+            }
+            Err(_) => {
+                return Err(Error::InvalidArguments(
+                    "The arguments are not valid JSON; send a JSON object.".to_owned(),
+                ))
+            }
+        };
+        if name.trim().is_empty() {
+            return Err(Error::UnknownTool(format!(
+                "No tool name was given; list the tools to see what {} offers.",
+                V::WORDING.the_server_short
+            )));
+        }
+        let settings = self.settings()?;
+        let store = HostSessionStore(self.host);
+        let mut client = self.client(&settings, &store)?;
+        let result = client
+            .call_tool(name, arguments)
+            .map_err(|e| self.fail(e, &settings.context().for_tool(name), &settings))?;
+        Ok(convert::tool_result(result))
+    }
+
+    /// Ends the MCP session when there is one (best effort) and forgets it; revokes OAuth tokens
+    /// where the authorization server offers revocation (best effort, logged) and forgets the
+    /// authorization. API keys cannot be revoked through an MCP server. The host deletes the stored
+    /// secrets afterwards.
+    pub fn disconnect(&self) -> Result<(), Error> {
+        match self.settings() {
+            Ok(settings) => {
+                let store = HostSessionStore(self.host);
+                match self.client(&settings, &store) {
+                    Ok(mut client) => {
+                        if let Err(e) = client.terminate_session() {
+                            let message = format!(
+                                "could not end the MCP session at {}: {e}",
+                                V::WORDING.the_server_short
+                            );
+                            self.host.log(
+                                LogLevel::Info,
+                                &convert::redact_text(&message, &settings.secret),
+                            );
+                        }
+                    }
+                    Err(_) => self.host.set_state(STATE_MCP_SESSION, None),
+                }
+            }
+            Err(_) => self.host.set_state(STATE_MCP_SESSION, None),
+        }
+        if self.host.connection().auth_method == AuthMethod::Oauth {
+            if let Err(e) = oauth::revoke(&self.oauth()) {
+                self.host.log(
+                    LogLevel::Warn,
+                    &one_line(
+                        &format!(
+                            "could not revoke the {}OAuth tokens: {e}",
+                            V::WORDING.vendor
+                        ),
+                        400,
+                    ),
+                );
+            }
+            oauth::forget(self.host);
+        }
+        Ok(())
+    }
+
+    /// A fresh session with the stored credentials, and the account it reaches.
+    fn check(&self, authorization: Option<&CompletedAuthorization>) -> Result<Account, Error> {
+        let settings = self.settings()?;
+        let store = HostSessionStore(self.host);
+        let mut client = self.client(&settings, &store)?;
+        let init = client
+            .initialize()
+            .map_err(|e| self.fail(e, &settings.context(), &settings))?;
+        let fail =
+            |e: McpError, tool: &str| self.fail(e, &settings.context().for_tool(tool), &settings);
+        let mut session = Session {
+            client,
+            init,
+            authorization,
+            fail: &fail,
+            log: self.host,
+        };
+        let display_name = V::account_name(&mut session)?;
+        self.host.log(
+            LogLevel::Info,
+            &format!(
+                "connection checked: {}",
+                display_name.as_deref().unwrap_or("account unknown")
+            ),
+        );
+        Ok(settings.account(display_name))
+    }
+
+    fn client<'c>(
+        &self,
+        settings: &'c Settings<'a>,
+        store: &'c HostSessionStore<'a>,
+    ) -> Result<McpClient<'c>, Error>
+    where
+        'a: 'c,
+    {
+        let mut config =
+            ClientConfig::new(settings.endpoint.clone(), V::CLIENT_NAME, V::info().version);
+        config.client_title = Some(V::CLIENT_TITLE.to_owned());
+        McpClient::new(config, self.http, &settings.auth, store, self.host)
+            .map_err(|e| self.fail(e, &settings.context(), settings))
+    }
+
+    /// The connection's endpoint (the connector's default when none is set), checked.
+    fn endpoint(&self, connection: &Connection) -> Result<(String, HttpUrl), Error> {
+        let mut endpoint = connection.endpoint.trim().to_owned();
+        if endpoint.is_empty() {
+            endpoint = V::info().default_endpoint.trim().to_owned();
+        }
+        if endpoint.is_empty() {
+            return Err(self.logged(Error::Protocol(
+                "This connection names no MCP server; reconnect with the server's endpoint URL."
+                    .to_owned(),
+            )));
+        }
+        let url = HttpUrl::parse(&endpoint).map_err(|e| {
+            self.logged(Error::Protocol(format!(
+                "The connection's endpoint is not a valid http(s) URL ({e}); reconnect with a valid endpoint."
+            )))
+        })?;
+        Ok((endpoint, url))
+    }
+
+    fn settings(&self) -> Result<Settings<'a>, Error> {
+        let connection = self.host.connection();
+        let (endpoint, url) = self.endpoint(&connection)?;
+        let (secret, auth, grant) = match connection.auth_method {
+            AuthMethod::ApiKey => match self
+                .host
+                .secret(SECRET_API_KEY)
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+            {
+                Some(key) => {
+                    let headers =
+                        V::api_key_headers(&key, &connection).map_err(|e| self.logged(e))?;
+                    (key, Credentials::ApiKey(StaticHeaders(headers)), None)
+                }
+                None if V::API_KEY_OPTIONAL => (String::new(), Credentials::None, None),
+                None => {
+                    return Err(self.logged(Error::Unauthorized(format!(
+                        "No {}API key is stored for this connection. Reconnect it with an API key.",
+                        V::WORDING.vendor
+                    ))))
+                }
+            },
+            AuthMethod::Oauth => {
+                let bearer = OAuthBearer::new(self.oauth());
+                if !bearer.has_credentials() {
+                    return Err(self.logged(Error::Unauthorized(format!(
+                        "This connection holds no {}OAuth token. Reconnect it.",
+                        V::WORDING.vendor
+                    ))));
+                }
+                let grant = oauth::grant_info(self.host).filter(|g| g.endpoint == endpoint);
+                let secret = self.host.secret(SECRET_ACCESS_TOKEN).unwrap_or_default();
+                (secret, Credentials::OAuth(bearer), grant)
+            }
+        };
+        let mut settings = Settings {
+            endpoint,
+            origin: url.origin(),
+            secret,
+            auth,
+            grant,
+            granted: Vec::new(),
+        };
+        settings.granted =
+            V::granted_scopes(settings.kind(), &connection.scopes, settings.grant.as_ref());
+        Ok(settings)
+    }
+
+    fn fail(&self, e: McpError, ctx: &ErrorContext<'_>, settings: &Settings<'_>) -> Error {
+        if let Credentials::OAuth(bearer) = &settings.auth {
+            oauth::remember_challenge(self.host, &settings.endpoint, &e);
+            if let Some(failure) = bearer.failure() {
+                return self.logged(convert::redact(
+                    map_oauth_error::<V>(failure),
+                    &settings.secret,
+                ));
+            }
+        }
+        self.logged(convert::redact(map_error::<V>(e, ctx), &settings.secret))
+    }
+
+    fn logged(&self, e: Error) -> Error {
+        self.host
+            .log(LogLevel::Warn, &one_line(&convert::error_message(&e), 400));
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! What is this connector's own, natively: its description, anonymous connections, and the header
+//! an API key goes in. The flow itself (with the same defaults and wording) is tested in
+//! `claribi-connector-sdk`.
+
+use super::*;
+use claribi_connector_sdk::mcp_client::testing::*;
+use claribi_connector_sdk::testing::FakeHost;
+use claribi_connector_sdk::Connector;
+use serde_json::json;
+
+const ENDPOINT: &str = "http://localhost:3001/mcp";
+const KEY: &str = "sk-test-0123456789";
+
+type McpConnector<'a> = Connector<'a, McpServer>;
+
+#[test]
+fn describe_names_a_generic_mcp_connector_without_endpoint_origins_or_scopes() {
+    let info = McpServer::info();
+    assert_eq!(info.id, "mcp");
+    assert_eq!(info.display_name, "MCP server");
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.default_endpoint, "");
+    assert!(info.outbound_origins.is_empty());
+    assert!(info.scopes.is_empty());
+    assert_eq!(
+        info.auth_methods,
+        vec![AuthMethod::Oauth, AuthMethod::ApiKey]
+    );
+}
+
+#[test]
+fn check_connection_tolerates_a_200_json_answer_to_the_notification_and_names_the_server() {
+    let host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey);
+    let http = ScriptedHttp::new()
+        .then(initialize_ok("2025-11-25", None))
+        .then(|_| {
+            Ok(json_response(
+                200,
+                &json!({ "jsonrpc": "2.0", "result": {} }),
+            ))
+        });
+    let account = McpConnector::new(&host, &http).check_connection().unwrap();
+    assert_eq!(account.display_name.as_deref(), Some("test-server 1.0.0"));
+    assert!(account.granted_scopes.is_empty());
+    assert_eq!(account.credential_origins, vec!["http://localhost:3001"]);
+    let requests = http.requests();
+    assert_eq!(requests.len(), 2, "no GET stream is opened");
+    assert!(requests.iter().all(|r| r.header("authorization").is_none()));
+    let init: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(init["params"]["clientInfo"]["name"], CLIENT_NAME);
+    assert_eq!(
+        init["params"]["clientInfo"]["title"],
+        "clariBI MCP connector"
+    );
+    assert_eq!(init["params"]["protocolVersion"], "2025-11-25");
+}
+
+#[test]
+fn an_api_key_goes_as_a_bearer_or_in_the_named_header() {
+    let cases: Vec<(Option<&str>, &str, String)> = vec![
+        (None, "authorization", format!("Bearer {KEY}")),
+        (
+            Some("Authorization"),
+            "authorization",
+            format!("Bearer {KEY}"),
+        ),
+        (Some("X-API-Key"), "x-api-key", KEY.to_owned()),
+    ];
+    for (option, header, value) in cases {
+        let mut host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY);
+        if let Some(o) = option {
+            host.connection.options = vec![(OPTION_API_KEY_HEADER.into(), o.into())];
+        }
+        let http = ScriptedHttp::new()
+            .then(initialize_ok("2025-11-25", None))
+            .then(accepted())
+            .then(result(json!({ "tools": [] })));
+        McpConnector::new(&host, &http).list_tools().unwrap();
+        for request in http.requests() {
+            assert_eq!(request.header(header), Some(value.as_str()), "{option:?}");
+        }
+    }
+}
+
+#[test]
+fn an_api_key_header_option_that_is_no_header_name_is_refused() {
+    for bad in ["X Key", "Content-Type", "Mcp-Session-Id", "a:b"] {
+        let options = vec![(OPTION_API_KEY_HEADER.to_owned(), bad.to_owned())];
+        assert!(
+            matches!(api_key_header(&options), Err(Error::Protocol(_))),
+            "{bad}"
+        );
+    }
+    // Refused before anything is sent.
+    let mut host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY);
+    host.connection.options = vec![(OPTION_API_KEY_HEADER.into(), "Host".into())];
+    let http = ScriptedHttp::new();
+    assert!(matches!(
+        McpConnector::new(&host, &http).list_tools(),
+        Err(Error::Protocol(m)) if m.contains(OPTION_API_KEY_HEADER)
+    ));
+    assert!(http.requests().is_empty());
+}
+
+#[test]
+fn without_credentials_a_401_asks_for_authorization() {
+    let host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey);
+    let http =
+        ScriptedHttp::new().then(|_| Ok(response(401, &[("WWW-Authenticate", "Bearer")], vec![])));
+    let err = McpConnector::new(&host, &http)
+        .check_connection()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Unauthorized(
+            "The MCP server requires authorization (HTTP 401). Reconnect with OAuth or an API key."
+                .into()
+        )
+    );
+}
