@@ -218,8 +218,9 @@ fn default_data_dir() -> Result<PathBuf, HostError> {
 fn init_logging(verbose: u8, json: bool, serving: bool) {
     let default = match verbose {
         // A server logs one line per call (claribi::call) by default; the CLI stays quiet.
-        0 if serving => "warn,connector=error,claribi::call=info",
-        0 => "warn,connector=error",
+        // wasmtime-wasi-http warns about every failed outgoing request; the call's error says it already.
+        0 if serving => "warn,connector=error,wasmtime_wasi_http=error,claribi::call=info",
+        0 => "warn,connector=error,wasmtime_wasi_http=error",
         1 => "info",
         _ => "debug,cranelift=warn,wasmtime=warn",
     };

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub use claribi_host;
 pub use close_standin;
 
+pub mod hostile;
+
 /// Compiled components are cached here across tests (keyed by digest, so always correct).
 pub fn shared_cache() -> PathBuf {
     std::env::temp_dir().join(format!("claribi-e2e-cache-{}", std::process::id()))
