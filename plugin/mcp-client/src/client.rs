@@ -36,6 +36,9 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     /// The largest single SSE event (or line). Default 8 MiB.
     pub max_event_bytes: usize,
+    /// A 429 whose reset is at most this far away is waited out and the request retried once.
+    /// Default 5 s; zero disables the retry.
+    pub max_rate_limit_wait: std::time::Duration,
     /// The most `tools/list` pages followed. Default 1000.
     pub max_pages: usize,
 }
@@ -53,6 +56,7 @@ impl ClientConfig {
             client_title: None,
             max_response_bytes: 16 * 1024 * 1024,
             max_event_bytes: 8 * 1024 * 1024,
+            max_rate_limit_wait: std::time::Duration::from_secs(5),
             max_pages: 1000,
         }
     }
@@ -279,12 +283,26 @@ impl<'a> McpClient<'a> {
 
     /// Sends a request and returns its `result`. Re-initializes once if the session has expired
     /// (HTTP 404) and replays the request.
+    ///
+    /// A rate limit (HTTP 429) whose reset is at most `ClientConfig::max_rate_limit_wait` away is
+    /// waited out and the request sent once more; a longer one, or a second 429, is the error.
     pub fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, McpError> {
         self.ensure_session()?;
         let mut reinitialized = false;
+        let mut rate_limit_retried = false;
         loop {
             match self.exchange(method, params.clone(), false) {
                 Ok((result, _)) => return Ok(result),
+                Err(Failure::Error(McpError::RateLimited { retry_after_ms: Some(ms), .. }))
+                    if !rate_limit_retried && u128::from(ms) <= self.config.max_rate_limit_wait.as_millis() =>
+                {
+                    self.log(
+                        LogLevel::Info,
+                        &format!("rate limited (HTTP 429); retrying {method} once after the {ms} ms reset"),
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    rate_limit_retried = true;
+                }
                 Err(Failure::Error(e)) => return Err(e),
                 Err(Failure::SessionGone) if !reinitialized => {
                     self.log(

@@ -924,3 +924,47 @@ fn an_invalid_endpoint_is_refused_up_front() {
         Err(McpError::Protocol(_))
     ));
 }
+
+#[test]
+fn a_short_rate_limit_is_waited_out_and_retried_once() {
+    let limited = || {
+        move |_: &HttpRequest| {
+            Ok(response(429, &[("RateLimit", "limit=100, remaining=0, reset=0")], vec![b"{}".to_vec()]))
+        }
+    };
+    // One 429 with a reset of 0 s: retried, and the retry succeeds.
+    let http = ScriptedHttp::new()
+        .then(initialize_ok("2025-11-25", None))
+        .then(accepted())
+        .then(limited())
+        .then(result(json!({ "tools": [] })));
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
+    assert!(client.list_tools().unwrap().is_empty());
+    assert_eq!(http.remaining(), 0);
+
+    // Two in a row: one retry only, then the error.
+    let http = ScriptedHttp::new()
+        .then(initialize_ok("2025-11-25", None))
+        .then(accepted())
+        .then(limited())
+        .then(limited())
+        .then(result(json!({ "tools": [] })));
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
+    assert!(matches!(client.list_tools().unwrap_err(), McpError::RateLimited { retry_after_ms: Some(0), .. }));
+    assert_eq!(http.remaining(), 1, "no third attempt");
+
+    // A reset beyond the configured wait is not waited for.
+    let http = ScriptedHttp::new()
+        .then(initialize_ok("2025-11-25", None))
+        .then(accepted())
+        .then(move |_: &HttpRequest| {
+            Ok(response(429, &[("RateLimit", "limit=100, remaining=0, reset=30")], vec![b"{}".to_vec()]))
+        })
+        .then(result(json!({ "tools": [] })));
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
+    assert!(matches!(client.list_tools().unwrap_err(), McpError::RateLimited { retry_after_ms: Some(30_000), .. }));
+    assert_eq!(http.remaining(), 1);
+}
