@@ -54,6 +54,8 @@ impl Default for EngineOptions {
 
 struct Listed {
     connection: String,
+    /// "Data source `close`: Close CRM, account …. Read-only."
+    source: Arc<str>,
     served_name: String,
     info: ToolInfo,
 }
@@ -92,10 +94,17 @@ impl EngineServer {
         for c in usable {
             match self.host.list_tools(&c.name).await {
                 Ok(listing) => {
+                    let source: Arc<str> = format!(
+                        "Data source `{}`: {}{}. Read-only.",
+                        c.name,
+                        c.connector_name,
+                        c.account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default()
+                    )
+                    .into();
                     for info in listing.tools {
                         let served_name =
                             if self.options.bare_names { info.name.clone() } else { format!("{}{SEPARATOR}{}", c.name, info.name) };
-                        out.push(Listed { connection: c.name.clone(), served_name, info });
+                        out.push(Listed { connection: c.name.clone(), source: source.clone(), served_name, info });
                     }
                 }
                 Err(e) => tracing::warn!(connection = %c.name, "its tools are not served: {e}"),
@@ -107,19 +116,10 @@ impl EngineServer {
     }
 
     fn describe(&self, l: &Listed) -> Tool {
-        let c = self.host.connection(&l.connection).ok();
-        let source = match &c {
-            Some(c) => format!(
-                "Data source `{}`: {}{}. Read-only.",
-                l.connection,
-                c.connector_name,
-                c.account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default()
-            ),
-            None => format!("Data source `{}`. Read-only.", l.connection),
-        };
+        let source = &l.source;
         let description = match &l.info.description {
             Some(d) if !d.trim().is_empty() => format!("{}\n\n{source}", d.trim()),
-            _ => source,
+            _ => source.to_string(),
         };
         let schema: Map<String, Value> = match &l.info.input_schema {
             Value::Object(o) => o.clone(),
