@@ -15,7 +15,8 @@
 //! * **Errors**: an unknown or blocked tool is a JSON-RPC `invalid params` error; a tool that ran and
 //!   failed is a result with `isError: true`, whose text is the host's one-line error and whose
 //!   `structuredContent` is `{"error": {"kind", "message"}}` so an engine can act on the kind.
-//! * Over HTTP the server accepts only loopback `Host` headers (DNS-rebinding protection).
+//! * Over HTTP the server listens on loopback only and accepts only loopback `Host` headers and, when a
+//!   request carries one, its own `Origin` (DNS-rebinding protection).
 
 use crate::errors::{ConnectorError, HostError};
 use crate::results::Continuations;
@@ -220,6 +221,11 @@ pub fn engine_result(results: &Continuations, out: &ToolOutput, max_bytes: usize
     };
     let shaped = results.shape(vendor, max_bytes);
     let mut content = vec![ContentBlock::text(shaped.text)];
+    // Images, audio and resources that came with the JSON pass through beside it.
+    content.extend(pass_through(&ToolOutput {
+        structured_content: None,
+        content: out.content.iter().filter(|c| !matches!(c, Content::Text { .. })).cloned().collect(),
+    }));
     let mut meta = Map::new();
     if let Some(t) = shaped.table {
         content.push(ContentBlock::text(format!("clariBI table view (columns with types, rows, pagination): {t}")));
@@ -321,6 +327,13 @@ pub async fn serve_http(
         format!("127.0.0.1:{}", addr.port()),
         format!("[::1]:{}", addr.port()),
     ];
+    // A request that carries an Origin must come from this server's own origin (MCP transport
+    // security); requests without one (non-browser clients) pass.
+    config.allowed_origins = vec![
+        format!("http://localhost:{}", addr.port()),
+        format!("http://127.0.0.1:{}", addr.port()),
+        format!("http://[::1]:{}", addr.port()),
+    ];
     let service = StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config);
     let router = axum::Router::new().nest_service("/mcp", service);
     let stop = ct.clone();
@@ -349,6 +362,21 @@ mod tests {
         assert_eq!(r.is_error, Some(false));
         let meta = serde_json::to_value(&r.meta).unwrap();
         assert_eq!(meta["claribi/table"]["columns"][1]["type"], "integer");
+    }
+
+    #[test]
+    fn blocks_beside_json_are_kept() {
+        let out = ToolOutput {
+            structured_content: Some(serde_json::json!({"id": "a"})),
+            content: vec![
+                Content::Text { text: "{\"id\":\"a\"}".into() },
+                Content::Image { data: "aGk=".into(), mime_type: "image/png".into() },
+            ],
+        };
+        let r = engine_result(&Continuations::default(), &out, 10_000);
+        let v = serde_json::to_value(&r.content).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        assert_eq!(v[1]["type"], "image");
     }
 
     #[test]

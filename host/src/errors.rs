@@ -125,7 +125,7 @@ impl fmt::Display for ConnectorError {
             ConnectorError::Unauthorized { message } => {
                 write!(f, "unauthorized: {}", sentence(message))?;
                 if !message.to_lowercase().contains("reconnect") {
-                    write!(f, " Reconnect the connection.")?;
+                    write!(f, " Reconnect the connection (claribi-host reconnect NAME).")?;
                 }
                 Ok(())
             }

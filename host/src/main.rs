@@ -75,10 +75,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Authorize an OAuth connection again (after `needs-reconnect` or `insufficient-scope`).
+    /// Authorize a connection again (after `needs-reconnect` or `insufficient-scope`): OAuth in a
+    /// browser, or a new API key with --api-key-env.
     Reconnect {
         /// Connection name.
         name: String,
+        /// For an API-key connection: the environment variable holding the new key.
+        #[arg(long, value_name = "VAR")]
+        api_key_env: Option<String>,
         /// Ask for this scope too (repeatable).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
@@ -245,6 +249,13 @@ fn read_plugin(spec: &str) -> Result<Vec<u8>, HostError> {
     })
 }
 
+fn api_key_from_env(var: &str) -> Result<Zeroizing<String>, HostError> {
+    let key = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
+    })?;
+    Ok(Zeroizing::new(key.trim().to_string()))
+}
+
 fn oauth_flow(no_browser: bool, headless: bool, timeout: u64, json: bool) -> OAuthFlow {
     let mode = if headless { authorize::Mode::Headless } else { authorize::Mode::Browser { open: !no_browser } };
     OAuthFlow {
@@ -310,12 +321,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         } => {
             let plugin = read_plugin(&plugin)?;
             let credentials = match api_key_env {
-                Some(var) => {
-                    let key = std::env::var(&var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                        HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
-                    })?;
-                    Credentials::ApiKey(Zeroizing::new(key.trim().to_string()))
-                }
+                Some(var) => Credentials::ApiKey(api_key_from_env(&var)?),
                 None => Credentials::OAuth(oauth_flow(no_browser, headless, timeout, json)),
             };
             let policy = policy.map(|p| read_policy(&p)).transpose()?;
@@ -345,8 +351,11 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 println!("allowed origins: {}", outcome.allowed_origins.join(", "));
             }
         }
-        Command::Reconnect { name, scopes, no_browser, headless, timeout, json } => {
-            let outcome = host.reauthorize(&name, &oauth_flow(no_browser, headless, timeout, json), &scopes).await?;
+        Command::Reconnect { name, api_key_env, scopes, no_browser, headless, timeout, json } => {
+            let outcome = match api_key_env {
+                Some(var) => host.rekey(&name, api_key_from_env(&var)?).await?,
+                None => host.reauthorize(&name, &oauth_flow(no_browser, headless, timeout, json), &scopes).await?,
+            };
             if json {
                 output::print_json(&outcome);
             } else {

@@ -2,9 +2,10 @@
 //!
 //! A vendor answers with JSON shaped its own way. For an engine that has to chart or compare, the host
 //! adds a **table view** to every list-like result — the rows, typed columns, and the pagination state —
-//! and, when a result is too large for an engine's context, replaces it by a **summary** (row count,
-//! columns, the first rows that fit, and a cursor for `claribi__next_rows`) instead of cutting it
-//! mid-JSON.
+//! and, when a result is too large for an engine's context, **shortens** it instead of cutting it
+//! mid-JSON: the result keeps its shape and every field but its largest array, of which it keeps the
+//! first elements that fit, plus a `claribi` note with the element count and a cursor for
+//! `claribi__next_rows`, which returns the rest, page by page, in the same shape.
 //!
 //! ```
 //! use claribi_host::results::table_view;
@@ -18,7 +19,7 @@
 //! ```
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -135,6 +136,12 @@ fn rows_of(v: &Value) -> Option<(String, &Vec<Value>)> {
                     }
                 }
             }
+            // Any other array of objects counts only when the object carries pagination state: a single
+            // record with, say, an `addresses` array is not a list.
+            let paged = ["has_more", "cursor", "next_cursor", "total_results"].iter().any(|k| o.contains_key(*k));
+            if !paged {
+                return None;
+            }
             o.iter().find_map(|(k, x)| match x {
                 Value::Array(a) if objects(a) => Some((k.clone(), a)),
                 _ => None,
@@ -196,19 +203,29 @@ pub fn table_view(v: &Value) -> Option<Table> {
 /// What the engine receives for one call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineResult {
-    /// `structuredContent`: the vendor's JSON object, or the summary when it was too large.
+    /// `structuredContent`: the vendor's JSON object, or a shortened copy of it when it was too large.
     pub structured: Value,
     /// The text content: `structured` serialized.
     pub text: String,
     /// The table view, for list-like results (within the size budget).
     pub table: Option<Value>,
-    /// Whether `structured` is a summary rather than the whole result.
+    /// Whether `structured` is shortened rather than the whole result.
     pub summarized: bool,
+}
+
+/// Where a shortened result's remaining elements are kept: the array field they belong to, the
+/// vendor's other fields are not repeated.
+struct Pending {
+    at: Instant,
+    field: String,
+    rows: Vec<Value>,
+    total: usize,
+    offset: usize,
 }
 
 /// Rows kept for `claribi__next_rows`, in memory, for a while.
 pub struct Continuations {
-    entries: Mutex<HashMap<String, (Instant, Vec<Column>, Vec<Vec<Value>>, Pagination)>>,
+    entries: Mutex<HashMap<String, Pending>>,
     ttl: Duration,
     max_entries: usize,
 }
@@ -226,136 +243,180 @@ fn token() -> String {
     format!("rows_{}", hex::encode(b))
 }
 
+fn size(v: &Value) -> usize {
+    serde_json::to_string(v).map(|s| s.len()).unwrap_or(0)
+}
+
+/// A value cut down to fit about `max` bytes: long strings shortened, large arrays and objects replaced
+/// by a note of what they held. Used only when a single element would not fit on its own.
+fn shrink(v: &Value, max: usize) -> Value {
+    match v {
+        Value::String(s) if s.len() > 200 => {
+            let mut cut = 200;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Value::String(format!("{}… ({} bytes)", &s[..cut], s.len()))
+        }
+        Value::Array(a) if size(v) > max => Value::String(format!("[{} items omitted]", a.len())),
+        Value::Object(o) if size(v) > max => {
+            let mut out = Map::new();
+            let share = (max / o.len().max(1)).max(64);
+            for (k, x) in o {
+                out.insert(k.clone(), shrink(x, share));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
 impl Continuations {
-    fn put(&self, columns: Vec<Column>, rows: Vec<Vec<Value>>, pagination: Pagination) -> String {
+    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize) -> String {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        e.retain(|_, (t, ..)| now.duration_since(*t) < self.ttl);
+        e.retain(|_, p| now.duration_since(p.at) < self.ttl);
         if e.len() >= self.max_entries {
-            if let Some(oldest) = e.iter().min_by_key(|(_, (t, ..))| *t).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = e.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone()) {
                 e.remove(&oldest);
             }
         }
         let t = token();
-        e.insert(t.clone(), (now, columns, rows, pagination));
+        e.insert(t.clone(), Pending { at: now, field, rows, total, offset });
         t
     }
 
-    /// The next rows of a summarized result, within `max_bytes`; `None` if the cursor is unknown or
-    /// expired.
+    /// The next elements of a shortened result, within `max_bytes`; `None` if the cursor is unknown,
+    /// used up or expired.
     pub fn next(&self, cursor: &str, max_bytes: usize) -> Option<EngineResult> {
-        let entry = {
+        let p = {
             let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let (t, ..) = e.get(cursor)?;
-            if t.elapsed() >= self.ttl {
-                e.remove(cursor);
+            let p = e.remove(cursor)?;
+            if p.at.elapsed() >= self.ttl {
                 return None;
             }
-            e.remove(cursor)?
+            p
         };
-        let (_, columns, rows, pagination) = entry;
-        Some(self.page(columns, rows, pagination, max_bytes, None))
+        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, max_bytes))
     }
 
-    fn page(
+    /// `head` plus as many of `rows` (under `field`) as fit in `max_bytes`, and a `claribi` note with
+    /// the counts and, if rows remain, the cursor for `claribi__next_rows`. At least one row is always
+    /// returned, shrunk if it would not fit alone, so that continuing always makes progress.
+    fn fill(
         &self,
-        columns: Vec<Column>,
-        mut rows: Vec<Vec<Value>>,
-        pagination: Pagination,
+        mut head: Map<String, Value>,
+        field: String,
+        mut rows: Vec<Value>,
+        total: usize,
+        offset: usize,
         max_bytes: usize,
-        head: Option<Map<String, Value>>,
     ) -> EngineResult {
-        let total = rows.len();
-        // Take rows while they fit in about three quarters of the budget (the rest is framing).
-        let budget = max_bytes * 3 / 4;
+        // Room for the note (with a cursor) and the field's own framing.
+        let note_room = 400 + field.len();
+        head.insert(field.clone(), Value::Array(vec![]));
+        let fixed = size(&Value::Object(head.clone())) + note_room;
+        let budget = max_bytes.saturating_sub(fixed);
         let mut used = 0usize;
         let mut take = 0usize;
         for r in &rows {
-            let n = serde_json::to_string(r).map(|s| s.len()).unwrap_or(0) + 1;
-            if take > 0 && used + n > budget {
+            let n = size(r) + 1;
+            if used + n > budget {
                 break;
             }
             used += n;
             take += 1;
         }
-        let rest: Vec<Vec<Value>> = rows.split_off(take.min(rows.len()));
-        let mut summary = head.unwrap_or_default();
-        summary.insert("summarized".into(), Value::Bool(true));
-        summary.insert(
-            "note".into(),
-            Value::String(format!(
-                "The result was too large to return whole: {total} rows here, the first {take} below{}.",
-                if rest.is_empty() { "" } else { "; call claribi__next_rows with `continue.arguments` for more" }
-            )),
-        );
-        summary.insert("row_count".into(), Value::from(total));
-        summary.insert("columns".into(), serde_json::to_value(&columns).unwrap_or(Value::Null));
-        summary.insert("first_rows".into(), Value::Array(rows.into_iter().map(Value::Array).collect()));
-        summary.insert("pagination".into(), serde_json::to_value(&pagination).unwrap_or(Value::Null));
-        if !rest.is_empty() {
-            let remaining = rest.len();
-            let cursor = self.put(columns, rest, pagination);
-            summary.insert("remaining_rows".into(), Value::from(remaining));
-            summary.insert(
-                "continue".into(),
-                serde_json::json!({"tool": "claribi__next_rows", "arguments": {"cursor": cursor}}),
-            );
+        if take == 0 && !rows.is_empty() {
+            rows[0] = shrink(&rows[0], budget.max(256));
+            take = 1;
         }
-        let structured = Value::Object(summary);
+        let rest = rows.split_off(take.min(rows.len()));
+        let returned = rows.len();
+        head.insert(field.clone(), Value::Array(rows));
+        let mut note = Map::new();
+        note.insert("summarized".into(), Value::Bool(true));
+        note.insert("field".into(), Value::String(field.clone()));
+        note.insert("total_elements".into(), Value::from(total));
+        note.insert("returned".into(), json!({"from": offset, "count": returned}));
+        if rest.is_empty() {
+            note.insert("note".into(), Value::String(format!("The last {returned} of {total} elements of `{field}`.")));
+        } else {
+            let remaining = rest.len();
+            let cursor = self.put(field.clone(), rest, total, offset + returned);
+            note.insert(
+                "note".into(),
+                Value::String(format!(
+                    "The result was too large to return whole: `{field}` holds {total} elements, {returned} are here; call claribi__next_rows with the cursor below for the next {remaining}."
+                )),
+            );
+            note.insert("remaining".into(), Value::from(remaining));
+            note.insert("continue".into(), json!({"tool": "claribi__next_rows", "arguments": {"cursor": cursor}}));
+        }
+        head.insert("claribi".into(), Value::Object(note));
+        let structured = Value::Object(head);
         EngineResult { text: structured.to_string(), structured, table: None, summarized: true }
     }
 
     /// Shape a vendor result for the engine (see the module docs). `max_bytes` bounds the text the
     /// engine receives.
+    ///
+    /// A result within the budget passes whole, with a table view when it is list-like. A larger one
+    /// keeps its shape: every field but its largest array as it is, and of that array as many elements
+    /// as fit, plus a `claribi` note (counts and a `claribi__next_rows` cursor for the rest) — so a
+    /// single record keeps its own fields, and a list keeps its pagination state.
     pub fn shape(&self, vendor: Value, max_bytes: usize) -> EngineResult {
         let structured = match vendor {
             Value::Object(_) => vendor,
-            other => serde_json::json!({ "items": other }),
+            other => json!({ "items": other }),
         };
         let text = structured.to_string();
-        let table = table_view(&structured);
         if text.len() <= max_bytes {
-            let table_json = table.map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
-            let with_table = table_json.as_ref().map(|t| t.to_string().len()).unwrap_or(0) + text.len();
+            let table = table_view(&structured).map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
+            let with_table = table.as_ref().map(size).unwrap_or(0) + text.len();
             return EngineResult {
                 text,
                 structured,
                 // The table roughly doubles the size; drop it rather than overflow the budget.
-                table: table_json.filter(|_| with_table <= max_bytes * 2),
+                table: table.filter(|_| with_table <= max_bytes * 2),
                 summarized: false,
             };
         }
-        match table {
-            Some(t) => {
-                let mut head = Map::new();
-                head.insert("source".into(), Value::String(t.source.clone()));
-                self.page(t.columns, t.rows, t.pagination, max_bytes, Some(head))
+        let Value::Object(mut obj) = structured else { unreachable!("wrapped above") };
+        // The largest array field carries the bulk; keep the rest of the object around it.
+        let largest = obj
+            .iter()
+            .filter_map(|(k, v)| v.as_array().map(|_| (k.clone(), size(v))))
+            .max_by_key(|(_, n)| *n)
+            .map(|(k, _)| k);
+        match largest {
+            Some(field) => {
+                let rows = match obj.remove(&field) {
+                    Some(Value::Array(a)) => a,
+                    _ => vec![],
+                };
+                // The rest of the object must fit too; shrink its biggest parts if not.
+                let head_budget = max_bytes / 3;
+                if size(&Value::Object(obj.clone())) > head_budget {
+                    obj = match shrink(&Value::Object(obj), head_budget) {
+                        Value::Object(o) => o,
+                        _ => Map::new(),
+                    };
+                }
+                let total = rows.len();
+                self.fill(obj, field, rows, total, 0, max_bytes)
             }
             None => {
-                // Not list-like: keep the top-level scalar fields and say what was left out.
-                let mut head = Map::new();
-                let mut omitted = vec![];
-                if let Value::Object(o) = &structured {
-                    for (k, v) in o {
-                        match v {
-                            Value::Object(_) | Value::Array(_) => omitted.push(Value::String(k.clone())),
-                            Value::String(s) if s.len() > 512 => omitted.push(Value::String(k.clone())),
-                            other => {
-                                head.insert(k.clone(), other.clone());
-                            }
-                        }
-                    }
-                }
-                head.insert("summarized".into(), Value::Bool(true));
-                head.insert(
-                    "note".into(),
-                    Value::String(format!(
-                        "The result ({} bytes) was too large to return whole and is not a list; large fields were left out.",
-                        text.len()
-                    )),
+                let shrunk = shrink(&Value::Object(obj), max_bytes * 3 / 4);
+                let mut o = match shrunk {
+                    Value::Object(o) => o,
+                    _ => Map::new(),
+                };
+                o.insert(
+                    "claribi".into(),
+                    json!({"summarized": true, "note": format!("The result ({} bytes) was too large to return whole; long values were shortened.", text.len())}),
                 );
-                head.insert("omitted_fields".into(), Value::Array(omitted));
-                let structured = Value::Object(head);
+                let structured = Value::Object(o);
                 EngineResult { text: structured.to_string(), structured, table: None, summarized: true }
             }
         }
@@ -412,38 +473,87 @@ mod tests {
     }
 
     #[test]
-    fn large_list_results_are_summarized_and_continued_without_losing_a_row() {
+    fn large_list_results_are_shortened_and_continued_without_losing_a_row() {
         let c = Continuations::default();
-        let rows: Vec<Value> = (0..500).map(|i| json!({"id": format!("oppo_{i:04}"), "value": i, "note": "x".repeat(50)})).collect();
+        let rows: Vec<Value> = (0..500).map(|i| json!({"id": format!("oppo_{i:04}"), "value": i, "note": "x".repeat(50), "tags": ["a", "b"]})).collect();
         let v = json!({"data": rows, "has_more": true, "cursor": "vendor-next", "total_results": 900});
         let first = c.shape(v, 8_000);
         assert!(first.summarized);
         assert!(first.text.len() <= 8_000, "{} bytes", first.text.len());
         assert!(serde_json::from_str::<Value>(&first.text).is_ok(), "never cut mid-JSON");
-        assert_eq!(first.structured["row_count"], 500);
-        assert_eq!(first.structured["pagination"]["cursor"], "vendor-next");
-        let mut seen: Vec<String> =
-            first.structured["first_rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap().to_string()).collect();
-        let mut next = first.structured["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+        assert_eq!(first.structured["cursor"], "vendor-next", "the vendor's pagination state stays");
+        assert_eq!(first.structured["claribi"]["total_elements"], 500);
+        assert_eq!(first.structured["data"][0]["tags"], json!(["a", "b"]), "elements keep their arrays");
+        let ids = |r: &EngineResult| -> Vec<String> {
+            r.structured["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
+        };
+        let mut seen = ids(&first);
+        let mut next = first.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
         while let Some(cur) = next {
             let page = c.next(&cur, 8_000).expect("the cursor is valid once");
-            assert!(page.text.len() <= 8_000);
-            seen.extend(page.structured["first_rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap().to_string()));
+            assert!(page.text.len() <= 8_000, "{} bytes", page.text.len());
+            assert_eq!(page.structured["claribi"]["returned"]["from"], seen.len());
+            seen.extend(ids(&page));
             assert!(c.next(&cur, 8_000).is_none(), "a cursor is used up");
-            next = page.structured["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+            next = page.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
         }
         let want: Vec<String> = (0..500).map(|i| format!("oppo_{i:04}")).collect();
         assert_eq!(seen, want, "every row exactly once, in order");
     }
 
     #[test]
-    fn large_non_list_results_keep_their_scalars() {
+    fn a_large_single_record_keeps_its_own_fields() {
         let c = Continuations::default();
-        let v = json!({"id": "lead_1", "name": "Acme", "blob": "x".repeat(20_000)});
-        let r = c.shape(v, 1_000);
+        let addresses: Vec<Value> = (0..100).map(|i| json!({"label": "office", "city": format!("City {i}"), "address_1": "x".repeat(40)})).collect();
+        let v = json!({"id": "lead_1", "name": "Acme", "source": "Referral", "status_label": "Qualified", "addresses": addresses});
+        assert!(table_view(&v).is_none(), "a record with an array is not a list");
+        let r = c.shape(v, 2_048);
+        assert!(r.text.len() <= 2_048, "{}", r.text.len());
+        assert_eq!(r.structured["id"], "lead_1");
+        assert_eq!(r.structured["source"], "Referral", "the record's own fields are untouched");
+        assert_eq!(r.structured["claribi"]["field"], "addresses");
+        assert!(r.structured["addresses"].as_array().unwrap().len() >= 1);
+    }
+
+    #[test]
+    fn nested_lists_survive_shortening() {
+        // Like Close's get_fields: a few large objects, each with a list inside.
+        let c = Continuations::default();
+        let types: Vec<Value> = (0..6)
+            .map(|t| json!({"type": format!("t{t}"), "fields": (0..60).map(|f| json!({"name": format!("f{f}"), "type": "text"})).collect::<Vec<_>>()}))
+            .collect();
+        let v = json!({"object_types": types, "notes": "n"});
+        let first = c.shape(v, 6_000);
+        let mut got: Vec<Value> = first.structured["object_types"].as_array().unwrap().clone();
+        let mut next = first.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+        while let Some(cur) = next {
+            let page = c.next(&cur, 6_000).unwrap();
+            got.extend(page.structured["object_types"].as_array().unwrap().iter().cloned());
+            next = page.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+        }
+        assert_eq!(got.len(), 6);
+        assert!(got.iter().all(|t| t["fields"].as_array().map(|f| f.len()) == Some(60)), "every field list whole");
+    }
+
+    #[test]
+    fn an_element_too_large_alone_is_shrunk_so_continuing_progresses() {
+        let c = Continuations::default();
+        let v = json!({"data": [{"id": "a", "blob": "x".repeat(50_000)}, {"id": "b"}], "has_more": false});
+        let first = c.shape(v, 4_000);
+        assert!(first.text.len() <= 4_000, "{}", first.text.len());
+        assert_eq!(first.structured["data"][0]["id"], "a");
+        let cur = first.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().unwrap().to_string();
+        let second = c.next(&cur, 4_000).unwrap();
+        assert_eq!(second.structured["data"][0]["id"], "b");
+    }
+
+    #[test]
+    fn large_results_without_arrays_shorten_long_values() {
+        let c = Continuations::default();
+        let r = c.shape(json!({"id": "lead_1", "name": "Acme", "blob": "x".repeat(20_000)}), 1_000);
         assert!(r.summarized);
         assert_eq!(r.structured["id"], "lead_1");
-        assert_eq!(r.structured["omitted_fields"], json!(["blob"]));
+        assert!(r.text.len() <= 1_000, "{}", r.text.len());
     }
 
     #[test]

@@ -241,12 +241,13 @@ pub fn validate_name(name: &str) -> Result<(), HostError> {
         && name.len() <= 63
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && !name.contains("__");
+        && !name.contains("__")
+        && !name.ends_with('_');
     if ok {
         Ok(())
     } else {
         Err(HostError::Usage(format!(
-            "`{}` is not a valid connection name; use 1-63 characters of a-z, 0-9, - and _ (no `__`), starting with a letter or digit",
+            "`{}` is not a valid connection name; use 1-63 characters of a-z, 0-9, - and _ (no `__`, not ending in `_`: served tool names are `<connection>__<tool>`), starting with a letter or digit",
             crate::errors::one_line(name)
         )))
     }
@@ -593,7 +594,7 @@ impl HostService {
         let mut c = self.connection(name)?;
         if c.auth_method != AuthMethod::Oauth {
             return Err(HostError::Usage(format!(
-                "connection `{name}` uses an API key; disconnect it and connect again with a new key"
+                "connection `{name}` uses an API key; give the new one with `claribi-host reconnect {name} --api-key-env VAR`"
             )));
         }
         for s in extra_scopes {
@@ -606,6 +607,32 @@ impl HostService {
         let result = match self.authorize_connection(&c, &plugin, flow).await {
             Ok(account) => self.finish_connect(&c, &account),
             Err(e) => Err(e),
+        };
+        self.record_outcome(&c, &result);
+        result
+    }
+
+    /// Give an API-key connection a new key (after `needs-reconnect`). The new key is checked first;
+    /// if the check fails the old key is put back, so nothing is lost.
+    pub async fn rekey(&self, name: &str, key: Zeroizing<String>) -> Result<ConnectOutcome, HostError> {
+        let c = self.connection(name)?;
+        if c.auth_method != AuthMethod::ApiKey {
+            return Err(HostError::Usage(format!(
+                "connection `{name}` uses OAuth; run `claribi-host reconnect {name}` without --api-key-env"
+            )));
+        }
+        let old = self.store.secret(&self.keys, &c.id, "api-key").map_err(HostError::Storage)?;
+        let set = |v: Option<&str>| {
+            self.store.update_secrets(&self.keys, &c.id, &[("api-key".to_string(), v.map(str::to_string))]).map_err(HostError::Storage)
+        };
+        set(Some(key.as_str()))?;
+        let plugin = self.plugin_for(&c).await?;
+        let result = match self.check_account(&c, &plugin).await {
+            Ok(account) => self.finish_connect(&c, &account),
+            Err(e) => {
+                set(old.as_deref().map(|z| z.as_str()))?;
+                Err(e)
+            }
         };
         self.record_outcome(&c, &result);
         result
@@ -728,25 +755,29 @@ impl HostService {
     pub async fn call_tool(&self, name: &str, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
         let c = self.connection(name)?;
         let started = Instant::now();
-        self.check_callable(&c, tool).inspect_err(|e| log_call(&c.name, tool, started, &Err::<usize, &HostError>(e)))?;
+        // Every outcome from here on is logged once and recorded on the connection.
+        let result = self.call_tool_checked(&c, tool, arguments).await;
+        self.record_outcome(&c, &result);
+        log_call(&c.name, tool, started, &result.as_ref().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)));
+        result
+    }
+
+    async fn call_tool_checked(&self, c: &ConnectionRecord, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
+        self.check_callable(c, tool)?;
         let args: Value = serde_json::from_str(arguments).map_err(|e| {
             HostError::Usage(format!("the arguments are not valid JSON ({e}); pass a JSON object such as '{{}}'"))
         })?;
         if !args.is_object() {
             return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
         }
-        let plugin = self.plugin_for(&c).await?;
+        let plugin = self.plugin_for(c).await?;
         let tool_name = tool.to_string();
         let args_text = args.to_string();
-        let result = self
-            .run(&c, &plugin, move |b, s| {
-                Box::pin(async move { b.claribi_data_source_connector().call_call_tool(s, &tool_name, &args_text).await })
-            })
-            .await
-            .and_then(convert_result);
-        self.record_outcome(&c, &result);
-        log_call(&c.name, tool, started, &result.as_ref().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)));
-        result
+        self.run(c, &plugin, move |b, s| {
+            Box::pin(async move { b.claribi_data_source_connector().call_call_tool(s, &tool_name, &args_text).await })
+        })
+        .await
+        .and_then(convert_result)
     }
 
     /// Check a connection's credentials again and refresh its account information.
@@ -871,7 +902,7 @@ mod tests {
     #[test]
     fn connection_names_are_checked() {
         assert!(validate_name("close-eu_2").is_ok());
-        for bad in ["", "Close", "-x", "a b", "a/b", "a__b", &"x".repeat(64)] {
+        for bad in ["", "Close", "-x", "a b", "a/b", "a__b", "close_", &"x".repeat(64)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }
