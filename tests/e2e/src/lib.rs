@@ -14,6 +14,7 @@ use std::path::PathBuf;
 pub use claribi_host;
 pub use close_standin;
 
+pub mod engine;
 pub mod hostile;
 
 /// Compiled components are cached here across tests (keyed by digest, so always correct).
