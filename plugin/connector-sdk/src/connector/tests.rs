@@ -270,11 +270,12 @@ fn call_tool_maps_server_errors_onto_the_wit_error_cases() {
             Box::new(|_| {
                 Ok(response(
                     429,
-                    &[("RateLimit", "limit=100, remaining=0, reset=1")],
+                    // A reset too far away to wait for (a short one is retried once by mcp-client).
+                    &[("RateLimit", "limit=100, remaining=0, reset=30")],
                     vec![],
                 ))
             }),
-            |e| matches!(e, Error::RateLimited(r) if r.retry_after_ms == Some(1000)),
+            |e| matches!(e, Error::RateLimited(r) if r.retry_after_ms == Some(30_000)),
         ),
         (
             Box::new(|r| Ok(rpc_error(r, -32602, "Unknown tool: nope"))),
