@@ -73,7 +73,9 @@ fn is_date(s: &str) -> bool {
 }
 
 fn is_datetime(s: &str) -> bool {
-    s.len() >= 19 && is_date(&s[..10]) && matches!(s.as_bytes()[10], b'T' | b' ') && s.as_bytes()[13] == b':'
+    // `get` rather than slicing: vendor strings are any UTF-8, and byte 10 may fall inside a character.
+    let b = s.as_bytes();
+    b.len() >= 19 && s.get(..10).is_some_and(is_date) && matches!(b[10], b'T' | b' ') && b[13] == b':'
 }
 
 fn kind(v: &Value) -> Option<&'static str> {
@@ -427,6 +429,17 @@ impl Continuations {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_of_any_script_are_typed_without_panicking() {
+        for s in ["東京都渋谷区神南一丁目", "2026-01-05 東京都渋谷区", "Zürich Straße 12 München", "é".repeat(20).as_str()] {
+            assert_eq!(kind(&Value::String(s.to_string())), Some("string"), "{s}");
+        }
+        assert_eq!(kind(&json!("2026-01-05T10:00:00Z")), Some("datetime"));
+        assert_eq!(kind(&json!("2026-01-05")), Some("date"));
+        let t = table_view(&json!({"data": [{"city": "東京都渋谷区神南一丁目"}, {"city": "Zürich"}]})).expect("a list");
+        assert_eq!(t.columns[0].r#type, "string");
+    }
 
     #[test]
     fn list_results_get_typed_columns_and_pagination() {

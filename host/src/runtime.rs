@@ -75,22 +75,53 @@ impl WasiHttpView for CallState {
     }
 }
 
+/// The memory and table limits of one call's store. Every linear memory and every table of the
+/// instance counts against one total, so a component made of several core modules gets no more than
+/// one that has a single memory.
 struct CallLimiter {
     memory_limit: usize,
     memory_denied: bool,
+    /// Bytes of linear memory the instance holds, all memories together.
+    memory_used: usize,
+    /// Table elements the instance holds, all tables together.
+    table_elements: usize,
+}
+
+impl CallLimiter {
+    /// Most linear memories one instance may define (a Rust component has one or two).
+    const MAX_MEMORIES: usize = 8;
+    /// Most tables one instance may define (a component's adapter shims define a few each).
+    const MAX_TABLES: usize = 64;
+    /// Most table elements, all tables together.
+    const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+    fn new(memory_limit: usize) -> CallLimiter {
+        CallLimiter { memory_limit, memory_denied: false, memory_used: 0, table_elements: 0 }
+    }
+
+    /// Account for a growth from `current` to `desired` against `used`, refusing past `limit`.
+    fn grow(used: &mut usize, limit: usize, current: usize, desired: usize) -> bool {
+        let total = used.saturating_sub(current).saturating_add(desired);
+        if total > limit {
+            return false;
+        }
+        *used = total;
+        true
+    }
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // `used - current + desired`: the new total with this memory at its new size.
+        if !Self::grow(&mut self.memory_used, self.memory_limit, current, desired) {
             self.memory_denied = true;
             return Ok(false);
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(Self::grow(&mut self.table_elements, Self::MAX_TABLE_ELEMENTS, current, desired))
     }
 
     fn instances(&self) -> usize {
@@ -98,11 +129,11 @@ impl wasmtime::ResourceLimiter for CallLimiter {
     }
 
     fn tables(&self) -> usize {
-        100
+        Self::MAX_TABLES
     }
 
     fn memories(&self) -> usize {
-        100
+        Self::MAX_MEMORIES
     }
 }
 
@@ -137,6 +168,9 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Held while a component is compiled and described, so that concurrent first calls compile it
+    /// once (the others wait, then find it loaded).
+    loading: tokio::sync::Mutex<()>,
     instances: Arc<tokio::sync::Semaphore>,
     ticker_stop: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -161,7 +195,12 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        config.max_wasm_stack(2 * 1024 * 1024);
+        // Guest code may use 1 MiB of native stack; the fiber it runs on has 4 MiB, so a host function
+        // called from the deepest guest frame (a log line, an HTTP request) still has 3 MiB. With the
+        // two equal, a guest recursing to the limit and then calling the host would overflow the
+        // host's stack and abort the process (see wasmtime's `Config::max_wasm_stack`).
+        config.max_wasm_stack(1024 * 1024);
+        config.async_stack_size(4 * 1024 * 1024);
         let engine = Engine::new(&config).map_err(|e| HostError::Storage(format!("cannot create the wasm engine: {e}")))?;
         let linker = Self::linker(&engine).map_err(|e| HostError::Storage(format!("cannot link host interfaces: {e}")))?;
         if let Some(dir) = &cache_dir {
@@ -188,6 +227,7 @@ impl Runtime {
             linker,
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
             instances: Arc::new(tokio::sync::Semaphore::new(max_instances.max(1))),
             ticker_stop: stop,
         })
@@ -294,6 +334,10 @@ impl Runtime {
         if let Some(p) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
             return Ok(p.clone());
         }
+        let _loading = self.loading.lock().await;
+        if let Some(p) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
+            return Ok(p.clone());
+        }
         let started = Instant::now();
         let (component, from_cache) = self.compile(bytes, &digest)?;
         let load_time = started.elapsed();
@@ -368,7 +412,7 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             hooks: Outbound::new(outbound.clone()),
-            limiter: CallLimiter { memory_limit: limits.memory_bytes as usize, memory_denied: false },
+            limiter: CallLimiter::new(limits.memory_bytes as usize),
             host,
         };
         let mut store = Store::new(&self.engine, state);
@@ -435,7 +479,7 @@ impl Runtime {
                 wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
                 http: WasiHttpCtx::new(),
                 hooks: Outbound::new(outbound),
-                limiter: CallLimiter { memory_limit: limits.memory_bytes as usize, memory_denied: false },
+                limiter: CallLimiter::new(limits.memory_bytes as usize),
                 host: HostContext::detached(),
             };
             let mut store = Store::new(&self.engine, state);
@@ -548,6 +592,33 @@ mod tests {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nboom: the key was sk_123\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).unwrap(), "thread '<unnamed>' panicked at src/lib.rs:5:9: boom: the key was sk_123");
         assert!(panic_message("nothing here").is_none());
+    }
+
+    #[test]
+    fn every_memory_of_an_instance_counts_against_one_limit() {
+        use wasmtime::ResourceLimiter;
+        const MIB: usize = 1024 * 1024;
+        let mut l = CallLimiter::new(64 * MIB);
+        // Two memories of 30 MiB each fit; a third of 30 MiB does not, nor does growing one past the total.
+        assert!(l.memory_growing(0, 30 * MIB, None).unwrap());
+        assert!(l.memory_growing(0, 30 * MIB, None).unwrap());
+        assert!(!l.memory_growing(0, 30 * MIB, None).unwrap());
+        assert!(l.memory_denied);
+        assert!(!l.memory_growing(30 * MIB, 40 * MIB, None).unwrap());
+        // Growing within the total still works, and a refused growth changed nothing.
+        assert!(l.memory_growing(30 * MIB, 34 * MIB, None).unwrap());
+        assert_eq!(l.memory_used, 64 * MIB);
+        assert!(!l.memory_growing(34 * MIB, 34 * MIB + 1, None).unwrap());
+    }
+
+    #[test]
+    fn table_elements_count_across_tables() {
+        use wasmtime::ResourceLimiter;
+        let mut l = CallLimiter::new(0);
+        assert!(l.table_growing(0, 600_000, None).unwrap());
+        assert!(!l.table_growing(0, 600_000, None).unwrap());
+        assert!(l.table_growing(0, 400_000, None).unwrap());
+        assert!(l.tables() < 100 && l.memories() < 100);
     }
 
     #[test]
