@@ -13,13 +13,17 @@
 //!
 //! | id | matches | why |
 //! |----|---------|-----|
-//! | `product-words` | a name *starting* with create, update, delete, send, refund (optionally after `bulk_`, `batch_`, `mass_`, `force_`) | the product's promise, word for word |
-//! | `write-verbs` | a name starting with any other verb that changes something: add, set, remove, apply, enrich, schedule, cancel, merge, assign, import, publish, … | Close's catalog has write tools without the five words (`apply_voice_agent_update`, `enrich_field`, `schedule_voice_agent_call`) |
+//! | `product-words` | create, update, delete, send, refund as a *word anywhere* (`lead_create`, `close_create_lead`, `mcp_send_email`), or glued to the front of a name (`createlead`, `create2_lead`) | the product's promise, word for word, whatever the naming style |
+//! | `write-verbs` | a name whose first word is any other verb that changes something (add, set, remove, apply, enrich, schedule, cancel, merge, assign, import, publish, resend, reopen, …), or whose *second* word is an unambiguous one after a prefix (`crm_add_lead`, `lead_merge_into`) | Close's catalog has write tools without the five words (`apply_voice_agent_update`, `enrich_field`, `schedule_voice_agent_call`); vendors prefix names |
 //! | `destructive-anywhere` | delete, destroy, purge, erase, wipe, refund, truncate as a *word* anywhere (`bulk_lead_delete_all`) | these words never name a read |
-//! | `verb-last` | a name *ending* in send, remove, revoke, charge, void (`invoice_void`) | object-first naming |
+//! | `verb-last` | a name *ending* in send, remove, revoke, charge, void, merge, cancel, archive (`invoice_void`) | object-first naming |
 //!
-//! Verbs are matched as the first word because some read tools end in a noun that is also a verb:
-//! Close's read tool `propose_voice_agent_update` must stay available.
+//! One exemption, narrow and written out: `product-words` lets through a name whose first word is a
+//! read verb (find, fetch, get, list, search, read, view, show, describe, count, propose, preview,
+//! suggest) when its only product word is the *last* word, used as a noun, and that word is create,
+//! update or send (never delete or refund). Close's read tool `propose_voice_agent_update` (it returns a
+//! proposal; applying it is the write tool `apply_voice_agent_update`) must stay available, and so
+//! would `get_last_update`. Every other rule still applies to such a name.
 //!
 //! Operators add patterns and, exceptionally, switch a default off in `<data-dir>/blocklist.toml`:
 //!
@@ -28,9 +32,13 @@
 //! [[override]]
 //! disable = "verb-last"
 //! reason = "vendor X names read tools like invoice_void_status_report"
+//! [[override]]
+//! allow_tool = "created_leads_report"
+//! reason = "counts leads created per day; checked against the vendor docs"
 //! ```
 //!
-//! An override is logged as a warning every time the host loads it.
+//! `allow_tool` lets one exact tool name past the name rules (never past the annotations); `disable`
+//! switches a whole default rule off. Either is logged as a warning every time the host loads it.
 //!
 //! ```
 //! use claribi_host::blocklist::Blocklist;
@@ -39,6 +47,8 @@
 //! assert!(b.check_name("enrich_field").is_some());
 //! assert!(b.check_name("find_opportunities").is_none());
 //! assert!(b.check_name("propose_voice_agent_update").is_none());
+//! assert!(b.check_name("close_create_lead").is_some());
+//! assert!(b.check_name("lead.update").is_some());
 //! ```
 
 use regex::Regex;
@@ -64,12 +74,17 @@ struct Rule {
     id: String,
     regex: Regex,
     detail: &'static str,
+    /// Names that match `regex` but are let through (see the module docs).
+    exempt: Option<fn(&str) -> bool>,
 }
 
 /// The compiled blocklist.
 pub struct Blocklist {
     rules: Vec<Rule>,
+    /// Default rules switched off, with reasons.
     disabled: Vec<(String, String)>,
+    /// Exact tool names let past the name rules, with reasons.
+    allowed: Vec<(String, String)>,
 }
 
 const MODIFIERS: &str = r"(?:bulk_|batch_|mass_|force_)?";
@@ -87,37 +102,85 @@ const WRITE_VERBS: &[&str] = &[
     "reply", "forward", "respond", "disable", "enable", "activate", "deactivate", "lock", "unlock", "issue",
     "credit", "debit", "bill", "provision", "deprovision", "rotate", "generate", "make", "new", "register",
     "unregister", "connect", "disconnect", "install", "uninstall", "upgrade", "downgrade", "renew", "terminate",
+    "resend", "reopen", "revert", "undo", "redo", "retry", "reactivate", "overwrite",
+    "increment", "decrement", "bump", "finalize", "confirm", "mute", "unmute", "block",
+    "unblock", "ban", "unban", "suspend", "unsuspend", "migrate", "populate", "fill", "prune", "flush",
 ];
 
-/// The default rules as (id, regex, detail).
-fn default_rules() -> Vec<(String, String, &'static str)> {
+/// Verbs that are never nouns in a tool name, so they are blocked as the second word too
+/// (`crm_add_lead`, `lead_merge_into`), where a noun-verb like `email` or `log` would misfire
+/// (`lead_email_addresses`, `call_log`).
+const UNAMBIGUOUS_WRITE_VERBS: &[&str] = &[
+    "add", "insert", "upsert", "patch", "edit", "modify", "remove", "destroy", "purge", "erase", "wipe",
+    "truncate", "apply", "enrich", "schedule", "reschedule", "cancel", "archive", "unarchive", "restore",
+    "merge", "assign", "unassign", "reassign", "import", "upload", "publish", "unpublish", "submit", "approve",
+    "reject", "revoke", "invite", "enroll", "unenroll", "subscribe", "unsubscribe", "rename", "reorder",
+    "resend", "reopen", "revert", "reactivate", "deactivate", "activate", "overwrite", "increment",
+    "decrement", "finalize", "migrate", "populate", "prune", "mark", "convert", "duplicate", "unlink",
+    "detach", "untag", "unpin", "snooze", "dismiss", "terminate", "provision", "deprovision", "uninstall",
+];
+
+/// Verbs that start a name that reads (the `product-words` exemption).
+const READ_VERBS: &[&str] = &[
+    "find", "fetch", "get", "list", "search", "read", "view", "show", "describe", "count", "propose", "preview",
+    "suggest",
+];
+
+/// The `product-words` exemption: the first word is a read verb and the only product word is the
+/// last one, used as a noun (create, update or send; never delete or refund).
+fn read_verb_with_trailing_noun(name: &str) -> bool {
+    let words: Vec<&str> = name.split('_').collect();
+    let (Some(first), Some(last)) = (words.first(), words.last()) else { return false };
+    words.len() >= 2
+        && READ_VERBS.contains(first)
+        && matches!(*last, "create" | "update" | "send")
+        && !words[..words.len() - 1].iter().any(|w| matches!(*w, "create" | "update" | "delete" | "send" | "refund"))
+}
+
+/// The `write-verbs` exemption: a name starting with a read verb (`get_merge_candidates`) is judged
+/// by its first word only.
+fn starts_with_read_verb(name: &str) -> bool {
+    name.split('_').next().is_some_and(|w| READ_VERBS.contains(&w))
+}
+
+/// The default rules as (id, regex, detail, exemption).
+#[allow(clippy::type_complexity)]
+fn default_rules() -> Vec<(String, String, &'static str, Option<fn(&str) -> bool>)> {
     vec![
         (
             "product-words".into(),
-            format!(r"^{MODIFIERS}(?:create|update|delete|send|refund)(?:_|$)"),
-            "its name starts with a write verb (create, update, delete, send, refund)",
+            r"(?:^|_)(?:create|update|delete|send|refund)(?:_|$)|^(?:create|update|delete|refund)[a-z0-9]".into(),
+            "its name contains a write verb (create, update, delete, send, refund)",
+            Some(read_verb_with_trailing_noun as fn(&str) -> bool),
         ),
         (
             "write-verbs".into(),
-            format!(r"^{MODIFIERS}(?:{})(?:_|$)", WRITE_VERBS.join("|")),
+            format!(
+                r"^{MODIFIERS}(?:{})(?:_|$)|^[a-z0-9]+_{MODIFIERS}(?:{})(?:_|$)",
+                WRITE_VERBS.join("|"),
+                UNAMBIGUOUS_WRITE_VERBS.join("|")
+            ),
             "its name starts with a verb that changes data",
+            Some(starts_with_read_verb as fn(&str) -> bool),
         ),
         (
             "destructive-anywhere".into(),
             r"(?:^|_)(?:delete|destroy|purge|erase|wipe|refund|truncate)(?:_|$)".into(),
             "its name contains a destructive verb",
+            None,
         ),
         (
             "verb-last".into(),
-            r"_(?:send|remove|revoke|charge|void)$".into(),
+            r"_(?:send|remove|revoke|charge|void|merge|cancel|archive)$".into(),
             "its name ends in a write verb",
+            None,
         ),
     ]
 }
 
 /// The ids of the default rules.
 pub fn default_rule_ids() -> Vec<String> {
-    default_rules().into_iter().map(|(id, _, _)| id).collect()
+    default_rules().into_iter().map(|(id, _, _, _)| id).collect()
 }
 
 /// `createLead` → `create_lead`; `Lead.Create-All` → `lead_create_all`.
@@ -159,12 +222,16 @@ pub struct BlocklistConfig {
     pub overrides: Vec<Override>,
 }
 
-/// Switching one default rule off.
-#[derive(Debug, Deserialize)]
+/// Switching one default rule off, or letting one exact tool name past the name rules.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Override {
-    /// The id of the default rule.
+    /// The id of a default rule to switch off.
+    #[serde(default)]
     pub disable: String,
+    /// One exact tool name to let past the name rules (its annotations still count).
+    #[serde(default)]
+    pub allow_tool: String,
     /// Why (required, and logged).
     pub reason: String,
 }
@@ -185,32 +252,41 @@ impl Blocklist {
     /// Compile the defaults plus an operator configuration.
     pub fn new(config: &BlocklistConfig) -> Result<Blocklist, String> {
         let mut disabled = Vec::new();
+        let mut allowed = Vec::new();
         for o in &config.overrides {
-            if !default_rule_ids().contains(&o.disable) {
-                return Err(format!(
-                    "blocklist override names unknown rule `{}`; default rules are: {}",
-                    o.disable,
-                    default_rule_ids().join(", ")
-                ));
+            let what = if o.disable.is_empty() { &o.allow_tool } else { &o.disable };
+            if o.disable.is_empty() == o.allow_tool.is_empty() {
+                return Err("each blocklist [[override]] needs exactly one of `disable = \"<rule>\"` or `allow_tool = \"<tool name>\"`, and a reason".into());
             }
             if o.reason.trim().is_empty() {
-                return Err(format!("blocklist override of `{}` needs a non-empty reason", o.disable));
+                return Err(format!("blocklist override of `{what}` needs a non-empty reason"));
             }
-            disabled.push((o.disable.clone(), o.reason.clone()));
+            if !o.disable.is_empty() {
+                if !default_rule_ids().contains(&o.disable) {
+                    return Err(format!(
+                        "blocklist override names unknown rule `{}`; default rules are: {}",
+                        o.disable,
+                        default_rule_ids().join(", ")
+                    ));
+                }
+                disabled.push((o.disable.clone(), o.reason.clone()));
+            } else {
+                allowed.push((o.allow_tool.clone(), o.reason.clone()));
+            }
         }
         let mut rules = Vec::new();
-        for (id, re, detail) in default_rules() {
+        for (id, re, detail, exempt) in default_rules() {
             if disabled.iter().any(|(d, _)| *d == id) {
                 continue;
             }
-            rules.push(Rule { id, regex: Regex::new(&re).map_err(|e| e.to_string())?, detail });
+            rules.push(Rule { id, regex: Regex::new(&re).map_err(|e| e.to_string())?, detail, exempt });
         }
         for (i, p) in config.extra_patterns.iter().enumerate() {
             let regex = Regex::new(p)
                 .map_err(|e| format!("blocklist extra pattern {} `{p}` is not a valid regex: {}", i + 1, e.to_string().lines().last().unwrap_or("")))?;
-            rules.push(Rule { id: format!("operator:{}", i + 1), regex, detail: "it matches a pattern the operator added" });
+            rules.push(Rule { id: format!("operator:{}", i + 1), regex, detail: "it matches a pattern the operator added", exempt: None });
         }
-        Ok(Blocklist { rules, disabled })
+        Ok(Blocklist { rules, disabled, allowed })
     }
 
     /// Load `<data-dir>/blocklist.toml` if it exists (else the defaults).
@@ -238,10 +314,18 @@ impl Blocklist {
         &self.disabled
     }
 
+    /// Exact tool names the operator let past the name rules, with the reasons (to be logged).
+    pub fn allowed_tools(&self) -> &[(String, String)] {
+        &self.allowed
+    }
+
     /// Why a tool name is blocked, or `None` if it is allowed by name.
     pub fn check_name(&self, name: &str) -> Option<BlockReason> {
+        if self.allowed.iter().any(|(t, _)| t == name) {
+            return None;
+        }
         let n = normalize(name);
-        self.rules.iter().find(|r| r.regex.is_match(&n)).map(|r| BlockReason {
+        self.rules.iter().find(|r| r.regex.is_match(&n) && !r.exempt.is_some_and(|f| f(&n))).map(|r| BlockReason {
             rule: r.id.clone(),
             detail: format!("tool `{name}` is blocked because {}", r.detail),
         })
@@ -266,7 +350,18 @@ impl Blocklist {
 
     /// The active rules as (id, regex) pairs, for display.
     pub fn rules(&self) -> Vec<(String, String)> {
-        self.rules.iter().map(|r| (r.id.clone(), r.regex.as_str().to_string())).collect()
+        self.rules
+            .iter()
+            .map(|r| {
+                let exempt = match r.id.as_str() {
+                    "product-words" => "  (except a read verb first and create/update/send as the last word)",
+                    "write-verbs" => "  (the second-word form not after a read verb)",
+                    _ => "",
+                };
+                (r.id.clone(), format!("{}{exempt}", r.regex.as_str()))
+            })
+            .chain(self.allowed.iter().map(|(t, reason)| (format!("allow:{t}"), format!("allowed by the operator: {reason}"))))
+            .collect()
     }
 }
 
@@ -300,6 +395,52 @@ mod tests {
         ] {
             assert!(b.check_name(name).is_some(), "{name} should be blocked");
         }
+    }
+
+    #[test]
+    fn the_product_words_are_blocked_wherever_they_stand() {
+        let b = Blocklist::default();
+        for name in [
+            // object first
+            "lead_create", "lead.update", "leads/create", "opportunity-update", "lead_bulk_update", "LeadCreate",
+            // a vendor or version prefix
+            "close_create_lead", "crm.createLead", "mcp_send_email", "v2_update_lead", "api_refund_charge",
+            // no separator
+            "createlead", "CREATELEAD", "create2_lead", "updateOpportunityStatus", "deleteall",
+            // verbs a list of five words would miss
+            "resend_email", "reopen_lead", "revert_lead", "crm_add_lead", "lead_merge_into", "lead_archive",
+            // the exemption is for a trailing noun after a read verb only
+            "get_update_log", "find_and_send", "get_delete", "fetch_refund", "list_send_update",
+        ] {
+            assert!(b.check_name(name).is_some(), "{name} should be blocked");
+        }
+    }
+
+    #[test]
+    fn reads_that_mention_a_write_word_stay_available() {
+        let b = Blocklist::default();
+        for name in [
+            "propose_voice_agent_update", "get_last_update", "find_deleted_records_count", "lead_email_addresses",
+            "lead_call_log", "get_merge_candidates", "address_search", "fetch_call_task", "close_product_knowledge_search",
+        ] {
+            assert!(b.check_name(name).is_none(), "{name} should be allowed: {:?}", b.check_name(name));
+        }
+    }
+
+    #[test]
+    fn an_operator_can_let_one_exact_name_through_with_a_reason() {
+        let cfg: BlocklistConfig =
+            toml::from_str("[[override]]\nallow_tool = \"created_leads_report\"\nreason = \"a report\"").unwrap();
+        let b = Blocklist::new(&cfg).unwrap();
+        assert!(b.check_name("created_leads_report").is_none());
+        assert!(Blocklist::default().check_name("created_leads_report").is_some(), "blocked by default");
+        assert!(b.check_name("created_leads_report_update").is_some(), "only the exact name");
+        assert!(b.check("created_leads_report", None, Some(true)).is_some(), "annotations still count");
+        assert_eq!(b.allowed_tools().len(), 1);
+        assert!(b.rules().iter().any(|(id, _)| id == "allow:created_leads_report"));
+        let both: BlocklistConfig =
+            toml::from_str("[[override]]\nallow_tool = \"x\"\ndisable = \"verb-last\"\nreason = \"r\"").unwrap();
+        assert!(Blocklist::new(&both).unwrap_err().contains("exactly one"));
     }
 
     #[test]

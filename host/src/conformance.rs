@@ -44,6 +44,7 @@ pub async fn run(server_url: &str) -> Result<(), HostError> {
             overrides: vec![Override {
                 disable: "write-verbs".into(),
                 reason: "conformance runner: the suite's test tools (add_numbers) are calculators".into(),
+                ..Default::default()
             }],
         })
         .map_err(HostError::Usage)?,

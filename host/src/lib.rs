@@ -12,6 +12,7 @@
 //! | the one path every operation takes | [`service`] |
 //! | receiving the OAuth redirect (loopback listener, headless) | [`authorize`] |
 //! | which tools may reach the engine (write-tool blocklist) | [`blocklist`] |
+//! | which upstream tools a request body calls (the blocklist on the wire) | [`upstream_calls`] |
 //! | which origins, how much memory/time/bytes/requests | [`policy`] |
 //! | every outgoing request (grant, credentials, DNS/IP, byte cap) | [`outbound`] |
 //! | loopback/private/metadata address ranges | [`addresses`] |
@@ -62,5 +63,6 @@ pub mod runtime;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod upstream_calls;
 
 pub use zeroize;

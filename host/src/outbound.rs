@@ -10,11 +10,14 @@
 //! 3. **Credential origins** — a request that carries one of the connection's secrets (in a header, the
 //!    URL or the body; as is or percent/form-encoded) may go only to the origins those credentials
 //!    belong to (its MCP server and its authorization server), even if another origin is granted.
-//! 4. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
+//! 4. **Upstream tool calls** — every JSON body is read for MCP `tools/call` messages
+//!    ([`crate::upstream_calls`]); one naming a tool the blocklist withholds is refused, whatever tool
+//!    the host asked the connector to run.
+//! 5. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
 //!    link-local, metadata and other special addresses ([`crate::addresses`]) unless the grant names
 //!    that address literally; it then connects to exactly the addresses it checked (no second lookup
 //!    an attacker's DNS could answer differently).
-//! 5. **Response bytes** — response bodies are counted while they stream; past `max_response_bytes`
+//! 6. **Response bytes** — response bodies are counted while they stream; past `max_response_bytes`
 //!    the body fails (it is never buffered first).
 //!
 //! Redirects are not followed by wasi:http: a connector that wants to follow one sends a new request,
@@ -74,16 +77,21 @@ impl Resolve for FixedResolver {
 }
 
 /// The secrets of a connection and where they may go.
+///
+/// A request is scanned for every secret in the forms a secret takes on the wire: as is,
+/// percent- and form-encoded (URLs, form bodies), base64 and base64url at each of the three byte
+/// alignments (Basic auth, JSON-embedded blobs), and hex. One Aho–Corasick automaton over all those
+/// needles scans a body in linear time whatever the secrets look like. A connector that transforms a
+/// secret otherwise (encrypts, XORs, splits it) defeats any scan: the grant is the outer limit (see
+/// SECURITY.md).
 #[derive(Default)]
 pub struct CredentialGuard {
     /// The connection's secret values (only those long enough to recognise without false alarms).
     secrets: Vec<Zeroizing<String>>,
     /// Origins the secrets belong to.
     origins: Vec<Origin>,
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    /// The automaton over every needle of every secret (`None` when there is no secret).
+    matcher: Option<aho_corasick::AhoCorasick>,
 }
 
 fn percent_encode(raw: &[u8]) -> String {
@@ -92,37 +100,86 @@ fn percent_encode(raw: &[u8]) -> String {
         .collect()
 }
 
+/// The base64 characters that depend only on `raw` when it sits at each of the three offsets modulo 3
+/// of an encoded stream (the characters shared with neighbouring bytes are left out).
+fn base64_needles(raw: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for pad in 0..3usize {
+        let mut buf = vec![0u8; pad];
+        buf.extend_from_slice(raw);
+        let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&buf);
+        // Characters mixing pad bytes: 0 for no pad, 2 for one byte, 3 for two (6-bit groups).
+        let skip = [0, 2, 3][pad];
+        // The last character mixes with whatever follows unless the bits end on a 6-bit boundary.
+        let take = if (buf.len() * 8) % 6 == 0 { enc.len() } else { enc.len().saturating_sub(1) };
+        if take > skip {
+            let core = &enc[skip..take];
+            out.push(core.to_string());
+            let url: String = core.chars().map(|c| match c { '+' => '-', '/' => '_', c => c }).collect();
+            if url != core {
+                out.push(url);
+            }
+        }
+    }
+    out
+}
+
 impl CredentialGuard {
     /// Secrets shorter than this are not scanned for (they would match by accident).
     pub const MIN_LEN: usize = 8;
+    /// Only this many leading bytes of a secret are scanned for: a request that carries the whole
+    /// secret carries its prefix, and the automaton stays small whatever size a connector stores.
+    pub const SCANNED_PREFIX: usize = 512;
 
     /// Add a secret value (a token the connector just stored).
     pub fn add_secret(&mut self, secret: Zeroizing<String>) {
         if secret.len() >= Self::MIN_LEN && !self.secrets.iter().any(|s| **s == *secret) {
             self.secrets.push(secret);
+            self.rebuild();
         }
     }
 
     /// A guard for these secret values and origins.
     pub fn new(secrets: Vec<Zeroizing<String>>, origins: Vec<Origin>) -> CredentialGuard {
-        CredentialGuard { secrets: secrets.into_iter().filter(|s| s.len() >= Self::MIN_LEN).collect(), origins }
+        let mut g = CredentialGuard {
+            secrets: secrets.into_iter().filter(|s| s.len() >= Self::MIN_LEN).collect(),
+            origins,
+            matcher: None,
+        };
+        g.rebuild();
+        g
     }
 
-    /// Whether `text` contains one of the secrets (as is, or percent/form-encoded).
+    fn rebuild(&mut self) {
+        let mut needles: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        for s in &self.secrets {
+            let raw = &s.as_bytes()[..s.len().min(Self::SCANNED_PREFIX)];
+            needles.push(Zeroizing::new(raw.to_vec()));
+            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
+            for text in [form, percent_encode(raw), percent_encode(raw).to_ascii_lowercase(), hex::encode(raw), hex::encode_upper(raw)]
+                .into_iter()
+                .chain(base64_needles(raw))
+            {
+                needles.push(Zeroizing::new(text.into_bytes()));
+            }
+        }
+        needles.retain(|n| n.len() >= Self::MIN_LEN);
+        self.matcher = if needles.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::new(needles.iter().map(|n| n.as_slice())).ok()
+        };
+    }
+
+    /// Whether `text` contains one of the secrets (in any of the scanned forms).
     pub fn leaks_into(&self, text: &str) -> bool {
         self.leaks_into_bytes(text.as_bytes())
     }
 
-    /// Whether `bytes` contain one of the secrets, as is or percent/form-encoded (the ways a secret
-    /// travels in a URL or a form body). A connector that encodes a secret otherwise defeats this scan;
-    /// the grant is the outer limit (see SECURITY.md).
+    /// Whether `bytes` contain one of the secrets, as is, percent/form-encoded, base64(url) or hex.
     pub fn leaks_into_bytes(&self, bytes: &[u8]) -> bool {
-        self.secrets.iter().any(|s| {
-            let raw = s.as_bytes();
-            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
-            let pct = percent_encode(raw);
-            [raw, form.as_bytes(), pct.as_bytes()].iter().any(|needle| contains(bytes, needle))
-        })
+        self.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
     }
 
     /// Whether any secret is being guarded.
@@ -130,12 +187,16 @@ impl CredentialGuard {
         self.secrets.is_empty()
     }
 
-    /// Replace every secret in `text` with `[redacted]`.
+    /// Replace every secret in `text` (as is, or percent/form-encoded) with `[redacted]`.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "[redacted]");
+            let raw = s.as_bytes();
+            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
+            for needle in [s.to_string(), form, percent_encode(raw)] {
+                if out.contains(needle.as_str()) {
+                    out = out.replace(needle.as_str(), "[redacted]");
+                }
             }
         }
         out
@@ -164,7 +225,13 @@ pub struct OutboundContext {
     pub bytes_received: AtomicU64,
     /// Detailed reasons of every denial in this call (the guest only sees "denied").
     pub denials: Mutex<Vec<String>>,
+    /// Judges the tool names of every upstream `tools/call` a request body carries: `Some(reason)`
+    /// refuses it ([`crate::upstream_calls`]). `None`: bodies are not read for tool calls.
+    pub tool_gate: Option<ToolGate>,
 }
+
+/// Why an upstream tool may not be called (`None`: it may).
+pub type ToolGate = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl OutboundContext {
     /// A context for one call.
@@ -178,7 +245,14 @@ impl OutboundContext {
             requests: AtomicU32::new(0),
             bytes_received: AtomicU64::new(0),
             denials: Mutex::new(Vec::new()),
+            tool_gate: None,
         }
+    }
+
+    /// Read request bodies for upstream `tools/call`s and refuse those `gate` refuses.
+    pub fn with_tool_gate(mut self, gate: ToolGate) -> Self {
+        self.tool_gate = Some(gate);
+        self
     }
 
     fn deny(&self, reason: String) -> Error {
@@ -233,15 +307,17 @@ impl OutboundContext {
         Ok(origin)
     }
 
-    /// A request to an origin the connection's credentials do not belong to must not carry them in
-    /// its body either: buffer the body (at most [`MAX_SCANNED_BODY`] bytes), scan it, and rebuild the
-    /// request. Requests to credential origins, and connections without secrets, pass untouched.
-    pub async fn scan_body(&self, request: http::Request<WasiBody>, origin: &Origin) -> Result<http::Request<WasiBody>, Error> {
+    /// Read a request's body before it leaves: a request to an origin the connection's credentials do
+    /// not belong to must not carry them, and no request may carry an upstream `tools/call` the tool
+    /// gate refuses. The body is buffered (at most [`MAX_SCANNED_BODY`] bytes; larger is denied),
+    /// read, and the request rebuilt. Without a gate, requests to credential origins and connections
+    /// without secrets pass untouched.
+    pub async fn inspect_body(&self, request: http::Request<WasiBody>, origin: &Origin) -> Result<http::Request<WasiBody>, Error> {
         let scan = {
             let creds = self.credentials.read().unwrap_or_else(|p| p.into_inner());
             !creds.is_empty() && !creds.allows(origin)
         };
-        if !scan {
+        if !scan && self.tool_gate.is_none() {
             return Ok(request);
         }
         let (parts, body) = request.into_parts();
@@ -249,12 +325,11 @@ impl OutboundContext {
             Ok(c) => c.to_bytes(),
             Err(_) => {
                 return Err(self.deny(format!(
-                    "request to {origin} denied: its body is larger than {MAX_SCANNED_BODY} bytes, too large to check for the connection's credentials"
+                    "request to {origin} denied: its body is larger than {MAX_SCANNED_BODY} bytes, too large for the host to check"
                 )))
             }
         };
-        let leaks = self.credentials.read().unwrap_or_else(|p| p.into_inner()).leaks_into_bytes(&bytes);
-        if leaks {
+        if scan && self.credentials.read().unwrap_or_else(|p| p.into_inner()).leaks_into_bytes(&bytes) {
             let allowed = {
                 let creds = self.credentials.read().unwrap_or_else(|p| p.into_inner());
                 creds.origins.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
@@ -264,6 +339,19 @@ impl OutboundContext {
                 self.connection,
                 if allowed.is_empty() { "no origin".to_string() } else { allowed }
             )));
+        }
+        if let Some(gate) = &self.tool_gate {
+            let names = crate::upstream_calls::tool_calls(&bytes).map_err(|why| {
+                self.deny(format!("request to {origin} denied: {why}; the host reads every JSON body for tool calls"))
+            })?;
+            for name in names {
+                if let Some(why) = gate(&name) {
+                    return Err(self.deny(format!(
+                        "request to {origin} denied: it calls the upstream tool `{}`, which the host withholds: {why}",
+                        crate::errors::one_line(&name)
+                    )));
+                }
+            }
         }
         let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
         Ok(http::Request::from_parts(parts, body))
@@ -333,7 +421,7 @@ impl WasiHttpHooks for Outbound {
         let ctx = self.ctx.clone();
         Box::new(async move {
             let origin = ctx.check_request(&request)?;
-            let request = ctx.scan_body(request, &origin).await?;
+            let request = ctx.inspect_body(request, &origin).await?;
             let addrs = ctx.addresses(&origin).await?;
             send(ctx, origin, addrs, request, options).await
         })
@@ -596,15 +684,15 @@ mod tests {
         let other = Origin::parse("https://other.example/").unwrap();
         for leaky in [r#"{"k":"sk_live_0123456789"}"#, "k=sk_live_0123456789&x=1", "x=tok%2Fen%2Bwith%3Dchars", "tok%2Fen%2Bwith%3Dchars"] {
             let req = http::Request::post("https://other.example/x").body(body(leaky)).unwrap();
-            assert!(c.scan_body(req, &other).await.is_err(), "{leaky}");
+            assert!(c.inspect_body(req, &other).await.is_err(), "{leaky}");
         }
         let req = http::Request::post("https://other.example/x").body(body("harmless")).unwrap();
-        let back = c.scan_body(req, &other).await.unwrap();
+        let back = c.inspect_body(req, &other).await.unwrap();
         let bytes = back.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"harmless", "the body is passed on unchanged");
         let own = Origin::parse("https://mcp.close.com/").unwrap();
         let req = http::Request::post("https://mcp.close.com/mcp").body(body("sk_live_0123456789")).unwrap();
-        assert!(c.scan_body(req, &own).await.is_ok(), "the credential's own origin may receive it");
+        assert!(c.inspect_body(req, &own).await.is_ok(), "the credential's own origin may receive it");
         assert!(c.first_denial().unwrap().contains("its body carries credentials"));
     }
 
@@ -631,6 +719,41 @@ mod tests {
         let c = ctx(&["http://127.0.0.1:8811"], vec![], &[]);
         let o = Origin::parse("http://127.0.0.1:8811/").unwrap();
         assert_eq!(c.addresses(&o).await.unwrap(), vec!["127.0.0.1:8811".parse().unwrap()]);
+    }
+
+    #[test]
+    fn secrets_are_found_in_every_encoding_at_every_alignment() {
+        use base64::Engine as _;
+        let secret = "sk_live_0123456789+/?";
+        let g = CredentialGuard::new(vec![Zeroizing::new(secret.into())], vec![]);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let b64url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let mut carriers = vec![
+            format!("x={}", url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()),
+            format!("x={}", percent_encode(secret.as_bytes())),
+            format!("x={}", percent_encode(secret.as_bytes()).to_ascii_lowercase()),
+            hex::encode(secret),
+            hex::encode_upper(secret),
+        ];
+        // Basic auth and embedded blobs put the secret at any offset of the encoded stream.
+        for prefix in ["", "u", "us", "user:", "ab:", "a:"] {
+            carriers.push(format!("Basic {}", b64(&format!("{prefix}{secret}"))));
+            carriers.push(b64url(&format!("{prefix}{secret}tail")));
+        }
+        for c in &carriers {
+            assert!(g.leaks_into(c), "not found in {c}");
+        }
+        for clean in ["harmless", "Basic dXNlcjpwYXNz", "sk_live_012345678", &hex::encode("sk_live_01234")] {
+            assert!(!g.leaks_into(clean), "false alarm on {clean}");
+        }
+    }
+
+    #[test]
+    fn a_long_secret_is_found_by_its_prefix() {
+        let secret = format!("{}b", "a1".repeat(30_000));
+        let g = CredentialGuard::new(vec![Zeroizing::new(secret.clone())], vec![]);
+        assert!(g.leaks_into(&format!("token={secret}")));
+        assert!(!g.leaks_into_bytes(&vec![b'a'; 100_000]));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS=(sse_framing mcp_response www_authenticate policy_file origin_pattern)
+TARGETS=(sse_framing mcp_response www_authenticate policy_file origin_pattern upstream_calls engine_results)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -21,11 +21,17 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "corpus/$t"
   cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
   echo "== fuzzing $t for ${SECONDS_PER_TARGET}s"
-  "${FUZZ[@]}" run --fuzz-dir . -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
-    | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+== ERROR)|panicked|SUMMARY" || true
-  if [ -n "$(ls -A "artifacts/$t" 2>/dev/null)" ]; then
-    echo "fuzz target $t found a crash: $(ls artifacts/$t)"
+  log="$(mktemp)"
+  status=0
+  # -timeout: one input running longer than 10 s is a finding (a hang), not a wait of libFuzzer's 1200 s.
+  "${FUZZ[@]}" run --fuzz-dir . -O "$t" "corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+  grep -E "^(Done|stat::number_of_executed_units|==[0-9]+== ERROR)|panicked|SUMMARY" "$log" || true
+  if [ "$status" -ne 0 ] || [ -n "$(ls -A "artifacts/$t" 2>/dev/null)" ]; then
+    tail -n 40 "$log"
+    echo "fuzz target $t failed (exit $status); inputs, if any: $(ls "artifacts/$t" 2>/dev/null)"
     exit 1
   fi
+  rm -f "$log"
 done
 echo "== all fuzz targets ran ${SECONDS_PER_TARGET}s without a crash"

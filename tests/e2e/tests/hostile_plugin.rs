@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tools the hostile connector lists, one per escape (plus `ping`).
-const ESCAPES: [&str; 13] = [
+const ESCAPES: [&str; 15] = [
     "fetch",
     "infinite_loop",
     "memory_bomb",
@@ -35,6 +35,8 @@ const ESCAPES: [&str; 13] = [
     "flood_logs",
     "state_flood",
     "hold_lock",
+    "smuggle_call",
+    "echo_secret",
     "ping",
 ];
 
@@ -329,6 +331,60 @@ async fn unbounded_recursion_crashes_the_call_and_not_the_host() {
     assert!(msg.starts_with("connection `hostile`: the connector crashed (wasm trap: "), "{msg}");
     assert!(!msg.contains("wasm trap: wasm trap:"), "the trap is named twice: {msg}");
     assert!(msg.ends_with("report it to the connector's author"), "{msg}");
+    assert_host_still_serves(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calling_the_host_at_the_bottom_of_a_deep_recursion_traps_the_call_not_the_host() {
+    let (f, home) = setup(&[]).await;
+    hostile_with(&f, &home, &[], tight_limits()).await;
+    // Run it a few times: a host function overflowing the fiber's stack would abort this process.
+    for _ in 0..3 {
+        let r = call(&f, "stack_overflow", json!({ "host_calls": true })).await;
+        let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected a crash, got {r:?}") };
+        let msg = line(&e);
+        assert!(msg.contains("wasm trap"), "{msg}");
+    }
+    assert_host_still_serves(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_cannot_smuggle_a_write_call_upstream_under_a_read_tool() {
+    let (f, home) = setup(&[]).await;
+    // The connector may reach the stand-in, and is handed a key with write scope.
+    let standin = f.standin.base_url();
+    hostile_with(&f, &home, std::slice::from_ref(&standin), tight_limits()).await;
+    let smuggle = |tool: &str, shape: &str| {
+        json!({ "url": f.standin.url(), "tool": tool, "api_key": f.standin.api_key(), "shape": shape })
+    };
+
+    // The same path with a read tool goes through and is executed upstream: the gate reads the
+    // call, it does not block the connector's traffic wholesale.
+    let before = f.standin.counters().calls_of("org_info");
+    let ok = call(&f, "smuggle_call", smuggle("org_info", "plain")).await.expect("a read call passes");
+    assert_eq!(json_of(&ok)["status"], 200, "{}", json_of(&ok));
+    assert_eq!(f.standin.counters().calls_of("org_info"), before + 1);
+
+    for shape in ["plain", "batch", "escaped", "duplicate"] {
+        let why = denial(call(&f, "smuggle_call", smuggle("delete_lead", shape)).await);
+        assert!(why.contains("upstream tool `delete_lead`"), "{shape}: {why}");
+        assert!(why.contains("rule `"), "{shape}: the rule is named: {why}");
+    }
+    let why = denial(call(&f, "smuggle_call", smuggle("update_opportunity", "plain")).await);
+    assert!(why.contains("update_opportunity"), "{why}");
+    assert_eq!(f.standin.counters().write_tool_calls, 0, "no write call reached the server");
+    assert_host_still_serves(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_echoed_into_a_result_reaches_no_one() {
+    let (f, home) = setup(&[]).await;
+    hostile_with(&f, &home, &[], tight_limits()).await;
+    let out = call(&f, "echo_secret", json!({})).await.expect("the call itself succeeds");
+    let shown = serde_json::to_string(&out).unwrap();
+    assert!(!shown.contains(HOSTILE_KEY), "the key reached the caller: {shown}");
+    assert_eq!(json_of(&out)["key"], "[redacted]", "{shown}");
+    assert_eq!(json_of(&out)["note"], "the key is [redacted]", "{shown}");
     assert_host_still_serves(&f).await;
 }
 

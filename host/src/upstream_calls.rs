@@ -1,0 +1,198 @@
+//! Which MCP tools an outgoing request would call: the host's own reading of a request body, so that
+//! the write-tool blocklist holds even against a connector that lies.
+//!
+//! The blocklist ([`crate::blocklist`]) already decides which tools a connection lists and which
+//! names a caller may invoke. A hostile connector could still send `tools/call delete_lead` upstream
+//! while the host thinks it is running `find_leads`. So the send-request hook ([`crate::outbound`])
+//! reads every JSON body it forwards with [`tool_calls`] and refuses the request when a `tools/call`
+//! names a tool the blocklist withholds.
+//!
+//! The reading is deliberately stricter than a JSON-RPC server's:
+//!
+//! * a JSON body (first byte `{` or `[`, after whitespace or a byte-order mark) that does not parse
+//!   is refused — a server might read what we could not;
+//! * duplicate keys are kept, not collapsed: a message with two `method` or two `params` keys is
+//!   refused, and every `name` of a `tools/call`'s `params` is checked (a server may take the first
+//!   or the last);
+//! * escapes are decoded before comparing (`"\u0064elete_lead"` is `delete_lead`);
+//! * batches (arrays of messages) are read message by message.
+//!
+//! Bodies that are not JSON (an OAuth token request is form-encoded) pass: no MCP server reads them
+//! as JSON-RPC.
+//!
+//! ```
+//! use claribi_host::upstream_calls::tool_calls;
+//! let body = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_lead","arguments":{}}}"#;
+//! assert_eq!(tool_calls(body).unwrap(), vec!["delete_lead".to_string()]);
+//! assert!(tool_calls(b"grant_type=refresh_token&refresh_token=x").unwrap().is_empty());
+//! ```
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+/// A JSON value that keeps duplicate keys in order.
+#[derive(Debug)]
+enum Json {
+    Object(Vec<(String, Json)>),
+    Array(Vec<Json>),
+    String(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Other)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+                Ok(Json::String(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Json, E> {
+                Ok(Json::String(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(Json::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Json>()? {
+                    entries.push((k, v));
+                }
+                Ok(Json::Object(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn entries<'a>(entries: &'a [(String, Json)], key: &str) -> Vec<&'a Json> {
+    entries.iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect()
+}
+
+/// Whether a body is JSON by its first significant byte.
+fn looks_like_json(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    matches!(body.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{') | Some(b'['))
+}
+
+/// The tool names of every `tools/call` in a request body (empty for a body that is not JSON, or
+/// JSON that calls no tool). An error says why the body cannot be read safely.
+pub fn tool_calls(body: &[u8]) -> Result<Vec<String>, String> {
+    if !looks_like_json(body) {
+        return Ok(vec![]);
+    }
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let json: Json = serde_json::from_slice(body).map_err(|e| format!("its JSON body does not parse ({e})"))?;
+    let messages = match &json {
+        Json::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let mut names = Vec::new();
+    for m in messages {
+        let Json::Object(fields) = m else { continue };
+        let methods = entries(fields, "method");
+        if methods.len() > 1 {
+            return Err("a JSON-RPC message in its body has more than one `method`".into());
+        }
+        if !matches!(methods.first(), Some(Json::String(m)) if m == "tools/call") {
+            continue;
+        }
+        let params = entries(fields, "params");
+        let [Json::Object(params)] = params.as_slice() else {
+            return Err("its `tools/call` has no single `params` object".into());
+        };
+        let called = entries(params, "name");
+        if called.is_empty() {
+            return Err("its `tools/call` names no tool".into());
+        }
+        for n in called {
+            match n {
+                Json::String(s) => names.push(s.clone()),
+                _ => return Err("its `tools/call` names a tool with something other than a string".into()),
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(body: &str) -> Result<Vec<String>, String> {
+        tool_calls(body.as_bytes())
+    }
+
+    #[test]
+    fn a_tools_call_names_its_tool() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find_leads","arguments":{"name":"Update Ltd"}}}"#;
+        assert_eq!(calls(body).unwrap(), vec!["find_leads"], "the arguments' own `name` is not the tool");
+    }
+
+    #[test]
+    fn other_messages_and_other_bodies_call_nothing() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"clientInfo":{"name":"delete_lead"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{}}"#,
+            "grant_type=authorization_code&code=abc",
+            "",
+            "plain text",
+        ] {
+            assert_eq!(calls(body).unwrap(), Vec::<String>::new(), "{body}");
+        }
+    }
+
+    #[test]
+    fn escapes_are_decoded_and_batches_are_read_whole() {
+        let body = r#"  [{"method":"ping","id":1},{"method":"tools\/call","id":2,"params":{"name":"\u0064elete_lead"}}]"#;
+        assert_eq!(calls(body).unwrap(), vec!["delete_lead"]);
+        let bom = format!("\u{feff}{}", r#"{"method":"tools/call","params":{"name":"x"}}"#);
+        assert_eq!(tool_calls(bom.as_bytes()).unwrap(), vec!["x"]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_checked_not_collapsed() {
+        let body = r#"{"method":"tools/call","params":{"name":"find_leads","name":"delete_lead"}}"#;
+        assert_eq!(calls(body).unwrap(), vec!["find_leads", "delete_lead"]);
+        assert!(calls(r#"{"method":"ping","method":"tools/call","params":{"name":"x"}}"#).is_err());
+        assert!(calls(r#"{"method":"tools/call","params":{"name":"a"},"params":{"name":"b"}}"#).is_err());
+    }
+
+    #[test]
+    fn unreadable_json_and_odd_calls_are_errors() {
+        for body in [
+            r#"{"method":"tools/call","params":{"name":"x"}"#,
+            r#"{"method":"tools/call"}"#,
+            r#"{"method":"tools/call","params":{"arguments":{}}}"#,
+            r#"{"method":"tools/call","params":{"name":["delete_lead"]}}"#,
+            r#"{"method":"tools/call","params":[]}"#,
+            "[1, 2,",
+        ] {
+            assert!(calls(body).is_err(), "{body}");
+        }
+    }
+}
