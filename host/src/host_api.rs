@@ -18,6 +18,8 @@ use zeroize::Zeroizing;
 const MAX_KEY: usize = 256;
 const MAX_VALUE: usize = 64 * 1024;
 const MAX_STATE_KEYS: usize = 256;
+const MAX_SHARED_STATE_KEYS: usize = 256;
+const MAX_SECRETS: usize = 64;
 const MAX_SECRET_CHANGES: usize = 32;
 const MAX_LOG_LINES: u32 = 200;
 const MAX_LOG_LINE: usize = 2048;
@@ -159,6 +161,18 @@ impl wit_host::Host for HostView<'_> {
             }
         }
         let (c, store, keys) = self.ctx.parts()?;
+        let mut names: std::collections::BTreeSet<String> =
+            store.secret_names(&c.id).map_err(|e| self.ctx.fail(e))?.into_iter().collect();
+        for (k, v) in &changes {
+            if v.is_some() {
+                names.insert(k.clone());
+            } else {
+                names.remove(k);
+            }
+        }
+        if names.len() > MAX_SECRETS {
+            return Ok(Err(format!("a connection may keep at most {MAX_SECRETS} secrets")));
+        }
         if let Some(o) = &self.ctx.outbound {
             let mut guard = o.credentials.write().unwrap_or_else(|p| p.into_inner());
             for (_, v) in &changes {
@@ -211,6 +225,12 @@ impl wit_host::Host for HostView<'_> {
             wasmtime::bail!("state values are limited to {MAX_VALUE} bytes");
         }
         let (c, store, _) = self.ctx.parts()?;
+        if value.is_some() && store.shared_state(&c.plugin_digest, &key).map_err(|e| self.ctx.fail(e))?.is_none() {
+            let count = store.shared_state_key_count(&c.plugin_digest).map_err(|e| self.ctx.fail(e))?;
+            if count >= MAX_SHARED_STATE_KEYS {
+                wasmtime::bail!("a connector may keep at most {MAX_SHARED_STATE_KEYS} shared state keys");
+            }
+        }
         if let Some(v) = &value {
             if self.ctx.outbound.as_ref().is_some_and(|o| o.credentials.read().unwrap_or_else(|p| p.into_inner()).leaks_into(v)) {
                 wasmtime::bail!("refusing to store a secret in clear shared state");

@@ -32,6 +32,21 @@ struct Cli {
     command: Command,
 }
 
+/// How an OAuth authorization is carried out (connect, reconnect).
+#[derive(clap::Args)]
+struct OAuthArgs {
+    /// OAuth: print the authorization URL but do not open a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// OAuth: fetch the authorization URL without a browser and follow its redirects (for servers
+    /// that approve automatically).
+    #[arg(long, conflicts_with = "no_browser")]
+    headless: bool,
+    /// OAuth: how long to wait for the authorization, in seconds (1 to 86400).
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a connection: load and pin a connector, store its credentials encrypted, check them.
@@ -48,16 +63,8 @@ enum Command {
         /// authorized with OAuth in a browser.
         #[arg(long, value_name = "VAR")]
         api_key_env: Option<String>,
-        /// OAuth: print the authorization URL but do not open a browser.
-        #[arg(long)]
-        no_browser: bool,
-        /// OAuth: fetch the authorization URL without a browser and follow its redirects (for servers
-        /// that approve automatically).
-        #[arg(long, conflicts_with = "no_browser")]
-        headless: bool,
-        /// OAuth: how long to wait for the authorization, in seconds.
-        #[arg(long, default_value_t = 300, value_name = "SECS")]
-        timeout: u64,
+        #[command(flatten)]
+        oauth: OAuthArgs,
         /// Scope to request (repeatable) [default: the connector's, e.g. mcp.read].
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
@@ -68,9 +75,12 @@ enum Command {
         /// Policy file (TOML: allow_origins, memory_mib, call_timeout_ms, max_response_bytes, max_requests_per_call).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
-        /// Connector option key=value (repeatable).
+        /// Connector option key=value (repeatable), e.g. client_id=… for a pre-registered OAuth client.
         #[arg(long = "option", value_name = "KEY=VALUE")]
         options: Vec<String>,
+        /// OAuth: environment variable holding a pre-registered client's secret (stored encrypted).
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -86,15 +96,8 @@ enum Command {
         /// Ask for this scope too (repeatable).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Print the authorization URL but do not open a browser.
-        #[arg(long)]
-        no_browser: bool,
-        /// Fetch the authorization URL without a browser (servers that approve automatically).
-        #[arg(long, conflicts_with = "no_browser")]
-        headless: bool,
-        /// How long to wait for the authorization, in seconds.
-        #[arg(long, default_value_t = 300, value_name = "SECS")]
-        timeout: u64,
+        #[command(flatten)]
+        oauth: OAuthArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -250,23 +253,27 @@ fn read_plugin(spec: &str) -> Result<Vec<u8>, HostError> {
 }
 
 fn api_key_from_env(var: &str) -> Result<Zeroizing<String>, HostError> {
+    secret_from_env(var, "the API key")
+}
+
+fn secret_from_env(var: &str, what: &str) -> Result<Zeroizing<String>, HostError> {
     let key = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-        HostError::Usage(format!("environment variable {var} is not set or empty; export it with the API key and retry"))
+        HostError::Usage(format!("environment variable {var} is not set or empty; export it with {what} and retry"))
     })?;
     Ok(Zeroizing::new(key.trim().to_string()))
 }
 
-fn oauth_flow(no_browser: bool, headless: bool, timeout: u64, json: bool) -> OAuthFlow {
-    let mode = if headless { authorize::Mode::Headless } else { authorize::Mode::Browser { open: !no_browser } };
+fn oauth_flow(args: &OAuthArgs) -> OAuthFlow {
+    let (headless, timeout) = (args.headless, args.timeout);
+    let mode = if headless { authorize::Mode::Headless } else { authorize::Mode::Browser { open: !args.no_browser } };
     OAuthFlow {
         mode,
-        timeout: std::time::Duration::from_secs(timeout.max(1)),
+        timeout: std::time::Duration::from_secs(timeout),
         on_url: Box::new(move |url| {
             if headless {
                 return;
             }
             // The URL goes to stderr so that --json output stays clean.
-            let _ = json;
             eprintln!("Open this URL to authorize clariBI (waiting up to {timeout} s):");
             eprintln!("{url}");
         }),
@@ -283,10 +290,15 @@ fn parse_options(items: &[String]) -> Result<Vec<(String, String)>, HostError> {
     items
         .iter()
         .map(|o| {
-            o.split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| HostError::Usage(format!("--option `{o}` must look like key=value")))
+            let (k, v) = o.split_once('=').filter(|(k, _)| !k.is_empty()).ok_or_else(|| {
+                HostError::Usage(format!("--option `{}` must look like key=value", o.split('=').next().unwrap_or("")))
+            })?;
+            if k.trim() == claribi_host::service::CLIENT_SECRET_OPTION {
+                return Err(HostError::Usage(
+                    "a client secret on the command line is visible to every user of this machine; put it in an environment variable and pass --client-secret-env VAR".into(),
+                ));
+            }
+            Ok((k.to_string(), v.to_string()))
         })
         .collect()
 }
@@ -317,12 +329,17 @@ async fn run(cli: Cli) -> Result<(), HostError> {
     let host = HostService::open(HostConfig::new(&data_dir))?;
     match cli.command {
         Command::Connect {
-            name, plugin, endpoint, api_key_env, no_browser, headless, timeout, scopes, allow_origins, policy, options, json,
+            name, plugin, endpoint, api_key_env, oauth, scopes, allow_origins, policy, options, client_secret_env, json,
         } => {
             let plugin = read_plugin(&plugin)?;
+            let mut options = parse_options(&options)?;
+            if let Some(var) = client_secret_env {
+                let secret = secret_from_env(&var, "the OAuth client secret")?;
+                options.push((claribi_host::service::CLIENT_SECRET_OPTION.to_string(), secret.to_string()));
+            }
             let credentials = match api_key_env {
                 Some(var) => Credentials::ApiKey(api_key_from_env(&var)?),
-                None => Credentials::OAuth(oauth_flow(no_browser, headless, timeout, json)),
+                None => Credentials::OAuth(oauth_flow(&oauth)),
             };
             let policy = policy.map(|p| read_policy(&p)).transpose()?;
             let outcome = host
@@ -334,7 +351,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                     scopes,
                     allow_origins: if allow_origins.is_empty() { None } else { Some(allow_origins) },
                     policy,
-                    options: parse_options(&options)?,
+                    options,
                 })
                 .await?;
             if json {
@@ -351,10 +368,10 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 println!("allowed origins: {}", outcome.allowed_origins.join(", "));
             }
         }
-        Command::Reconnect { name, api_key_env, scopes, no_browser, headless, timeout, json } => {
+        Command::Reconnect { name, api_key_env, scopes, oauth, json } => {
             let outcome = match api_key_env {
                 Some(var) => host.rekey(&name, api_key_from_env(&var)?).await?,
-                None => host.reauthorize(&name, &oauth_flow(no_browser, headless, timeout, json), &scopes).await?,
+                None => host.reauthorize(&name, &oauth_flow(&oauth), &scopes).await?,
             };
             if json {
                 output::print_json(&outcome);

@@ -351,6 +351,47 @@ impl CredentialLocks {
     }
 }
 
+/// Which processes use a data directory's master key: every [`crate::service::HostService`] holds a
+/// shared `flock` on `locks/host.lock` while it runs, and `rotate-key` needs it exclusively, so a key
+/// is never retired while a running process (a `serve`, say) could still seal new tokens with it.
+pub struct KeyUseLock {
+    _file: std::fs::File,
+}
+
+impl KeyUseLock {
+    fn open(data_dir: &Path) -> Result<std::fs::File, String> {
+        let dir = data_dir.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join("host.lock");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+    }
+
+    /// A shared hold: this process uses the master key (waits while a rotation runs).
+    pub fn shared(data_dir: &Path) -> Result<KeyUseLock, String> {
+        let f = Self::open(data_dir)?;
+        f.lock_shared().map_err(|e| format!("cannot lock {}/locks/host.lock: {e}", data_dir.display()))?;
+        Ok(KeyUseLock { _file: f })
+    }
+
+    /// The exclusive hold a rotation needs, or an error saying which process to stop.
+    pub fn exclusive_now(data_dir: &Path) -> Result<KeyUseLock, String> {
+        let f = Self::open(data_dir)?;
+        match f.try_lock() {
+            Ok(()) => Ok(KeyUseLock { _file: f }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another claribi-host process (a `serve`, say) is using {}; stop it, run rotate-key, then start it again",
+                data_dir.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}/locks/host.lock: {e}", data_dir.display())),
+        }
+    }
+}
+
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
@@ -426,6 +467,18 @@ mod tests {
         let reloaded = MasterKeys::load_or_create(dir.path()).unwrap();
         assert_eq!(reloaded.ids(), vec![keys.current_id().to_string()]);
         assert!(reloaded.open("c", "k", &old).is_err());
+    }
+
+    #[test]
+    fn a_rotation_waits_for_no_process_using_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = KeyUseLock::shared(dir.path()).unwrap();
+        let also_running = KeyUseLock::shared(dir.path()).unwrap();
+        let err = KeyUseLock::exclusive_now(dir.path()).err().expect("refused while others run");
+        assert!(err.contains("stop it, run rotate-key"), "{err}");
+        drop((running, also_running));
+        let rotating = KeyUseLock::exclusive_now(dir.path()).expect("free once they stopped");
+        drop(rotating);
     }
 
     #[test]

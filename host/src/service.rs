@@ -5,9 +5,11 @@
 //! call_tool(connection, tool, args)
 //!   ├─ blocklist: tool name, and annotations from the last listing   (crate::blocklist)
 //!   ├─ arguments: must be a JSON object
+//!   ├─ the tool must be in the connection's filtered listing (listed again once if not)
 //!   ├─ connection record + policy + secrets                           (crate::store, crate::secrets)
 //!   ├─ fresh instance under the policy's limits                        (crate::runtime)
-//!   │    └─ every outgoing request → grant, credential origins, DNS/IP, byte cap (crate::outbound)
+//!   │    └─ every outgoing request → grant, credential origins, upstream tools/call names,
+//!   │       DNS/IP, byte cap                                          (crate::outbound, crate::upstream_calls)
 //!   └─ result or error (one line), connection status updated, one log line
 //! ```
 
@@ -192,9 +194,15 @@ pub struct ConnectRequest {
     pub allow_origins: Option<Vec<String>>,
     /// A policy file's content.
     pub policy: Option<Policy>,
-    /// `--option key=value`.
+    /// `--option key=value`. A `client_secret` option is not kept among the options: the host seals
+    /// it as the connection's secret [`CLIENT_SECRET_SECRET`].
     pub options: Vec<(String, String)>,
 }
+
+/// The option that carries a pre-registered OAuth client's secret.
+pub const CLIENT_SECRET_OPTION: &str = "client_secret";
+/// The secret a `client_secret` option is sealed as (the name `mcp-client` reads it by).
+pub const CLIENT_SECRET_SECRET: &str = "oauth-client-secret";
 
 /// What `connect` established.
 #[derive(Debug, Clone, Serialize)]
@@ -231,8 +239,10 @@ pub struct HostService {
     keys: Arc<MasterKeys>,
     locks: CredentialLocks,
     runtime: Runtime,
-    blocklist: Blocklist,
+    blocklist: Arc<Blocklist>,
     resolver: Arc<dyn Resolve>,
+    /// Held while this service runs, so that `rotate-key` never retires the key it seals with.
+    _key_use: crate::secrets::KeyUseLock,
 }
 
 /// Check a connection name.
@@ -270,6 +280,7 @@ impl HostService {
     pub fn open(config: HostConfig) -> Result<HostService, HostError> {
         let dir = &config.data_dir;
         crate::runtime::create_private_dir(dir).map_err(HostError::Storage)?;
+        let key_use = crate::secrets::KeyUseLock::shared(dir).map_err(HostError::Storage)?;
         let keys = MasterKeys::load_or_create(dir).map_err(HostError::Storage)?;
         let store = Store::open(dir).map_err(HostError::Storage)?;
         let blocklist = match config.blocklist {
@@ -279,6 +290,9 @@ impl HostService {
         for (rule, reason) in blocklist.overrides() {
             tracing::warn!("blocklist override: default rule `{rule}` is disabled by the operator ({reason})");
         }
+        for (tool, reason) in blocklist.allowed_tools() {
+            tracing::warn!("blocklist override: tool `{tool}` is let past the name rules by the operator ({reason})");
+        }
         let cache = config.cache_dir.clone().unwrap_or_else(|| dir.join("cache"));
         let runtime = Runtime::new(Some(cache), config.max_instances)?;
         Ok(HostService {
@@ -287,8 +301,9 @@ impl HostService {
             keys: Arc::new(keys),
             locks: CredentialLocks::new(Some(dir.join("locks"))),
             runtime,
-            blocklist,
+            blocklist: Arc::new(blocklist),
             resolver: config.resolver,
+            _key_use: key_use,
         })
     }
 
@@ -348,18 +363,32 @@ impl HostService {
     fn outbound_for(&self, c: &ConnectionRecord) -> Result<Arc<OutboundContext>, HostError> {
         let secrets = self.store.secret_values(&self.keys, &c.id).map_err(HostError::Storage)?;
         let origins = c.credential_origins.iter().filter_map(|o| Origin::parse(o).ok()).collect();
-        Ok(Arc::new(OutboundContext::new(
-            &c.name,
-            c.policy.grant.clone(),
-            c.policy.limits,
-            CredentialGuard::new(secrets, origins),
-            self.resolver.clone(),
-        )))
+        // The blocklist on the wire: no upstream `tools/call` of a name the rules block or the last
+        // listing withheld (for its annotations), whatever the connector was asked to do.
+        let withheld: Vec<BlockedTool> = self
+            .store
+            .blocked_tools(&c.id)
+            .map_err(HostError::Storage)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        let blocklist = self.blocklist.clone();
+        let gate: crate::outbound::ToolGate = Arc::new(move |tool: &str| {
+            if let Some(r) = blocklist.check_name(tool) {
+                return Some(r.to_string());
+            }
+            withheld.iter().find(|b| b.name == tool && b.rule != "duplicate").map(|b| format!("{} (rule `{}`)", b.reason, b.rule))
+        });
+        Ok(Arc::new(
+            OutboundContext::new(&c.name, c.policy.grant.clone(), c.policy.limits, CredentialGuard::new(secrets, origins), self.resolver.clone())
+                .with_tool_gate(gate),
+        ))
     }
 
     /// Run one export for a connection, mapping the connector's error and substituting the host's
-    /// detailed reason for a policy denial.
-    async fn run<R: Send + 'static>(
+    /// detailed reason for a policy denial. Whatever the connector returns, result or error, has the
+    /// connection's secrets masked ([`MaskSecrets`]): a server that echoes a token into a tool result,
+    /// a description or an account name does not get it to the engine, the CLI or the database.
+    async fn run<R: MaskSecrets + Send + 'static>(
         &self,
         c: &ConnectionRecord,
         plugin: &LoadedPlugin,
@@ -373,7 +402,10 @@ impl HostService {
         let ctx = HostContext::for_connection(c.clone(), self.store.clone(), self.keys.clone(), self.locks.clone(), outbound.clone());
         let result = self.runtime.invoke(plugin, &c.name, ctx, c.policy.limits, Some(outbound.clone()), f).await;
         match result {
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(mut r)) => {
+                r.mask_secrets(&|t| outbound.mask(t));
+                Ok(r)
+            }
             Ok(Err(e)) => {
                 let mut e = ConnectorError::from(e);
                 if let ConnectorError::DeniedByPolicy { message } = &mut e {
@@ -476,7 +508,7 @@ impl HostService {
             endpoint: endpoint.clone(),
             auth_method: method,
             scopes: if req.scopes.is_empty() { info.scopes.clone() } else { req.scopes.clone() },
-            options: req.options.clone(),
+            options: req.options.iter().filter(|(k, _)| k.trim() != CLIENT_SECRET_OPTION).cloned().collect(),
             policy: policy.clone(),
             credential_origins: vec![endpoint_origin.to_string()],
             account: None,
@@ -488,6 +520,11 @@ impl HostService {
         };
         self.store.insert_connection(&record).map_err(HostError::Storage)?;
         let result = async {
+            if let Some((_, secret)) = req.options.iter().find(|(k, _)| k.trim() == CLIENT_SECRET_OPTION) {
+                self.store
+                    .update_secrets(&self.keys, &record.id, &[(CLIENT_SECRET_SECRET.to_string(), Some(secret.trim().to_string()))])
+                    .map_err(HostError::Storage)?;
+            }
             let account = match &req.credentials {
                 Credentials::ApiKey(key) => {
                     self.store
@@ -657,6 +694,11 @@ impl HostService {
     /// List the tools of a connection that pass the blocklist.
     pub async fn list_tools(&self, name: &str) -> Result<ToolListing, HostError> {
         let c = self.connection(name)?;
+        self.list_tools_of(&c).await
+    }
+
+    async fn list_tools_of(&self, c: &ConnectionRecord) -> Result<ToolListing, HostError> {
+        let c = c.clone();
         let started = Instant::now();
         let plugin = self.plugin_for(&c).await?;
         let result = self
@@ -725,8 +767,32 @@ impl HostService {
         listing
     }
 
-    /// Whether a tool may be called on a connection: the name rules, and the annotations of the last
-    /// listing. Runs before the connector is instantiated.
+    /// Whether a tool may be called on a connection: it passes the name rules, and it is one of the
+    /// read tools the connection's listing offered (so a tool withheld for its annotations, or one
+    /// the listing never showed, cannot be called by name). Without a listing, or when the tool is not
+    /// in the last one, the tools are listed once more first. Runs before the connector is
+    /// instantiated for the call.
+    pub async fn ensure_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        self.check_callable(c, tool)?;
+        if self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? == Some(true) {
+            return Ok(());
+        }
+        let listing = self.list_tools_of(c).await?;
+        if listing.tools.iter().any(|t| t.name == tool) {
+            return Ok(());
+        }
+        if let Some(b) = listing.blocked.iter().find(|b| b.name == tool && b.rule != "duplicate") {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason: format!("{} (rule `{}`)", b.reason, b.rule) });
+        }
+        Err(HostError::Connector(ConnectorError::UnknownTool {
+            message: format!(
+                "connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`",
+                c.name, c.name
+            ),
+        }))
+    }
+
+    /// The checks that need no listing: the name rules, and the tools the last listing withheld.
     pub fn check_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
         if !valid_tool_name(tool) {
             return Err(HostError::Usage(format!(
@@ -738,9 +804,9 @@ impl HostService {
         if let Some(r) = self.blocklist.check_name(tool) {
             return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
         }
-        if let Ok(Some(json)) = self.store.blocked_tools(&c.id) {
+        if let Some(json) = self.store.blocked_tools(&c.id).map_err(HostError::Storage)? {
             if let Ok(blocked) = serde_json::from_str::<Vec<BlockedTool>>(&json) {
-                if let Some(b) = blocked.iter().find(|b| b.name == tool) {
+                if let Some(b) = blocked.iter().find(|b| b.name == tool && b.rule != "duplicate") {
                     return Err(HostError::Blocked {
                         tool: tool.to_string(),
                         reason: format!("{} (rule `{}`)", b.reason, b.rule),
@@ -770,6 +836,7 @@ impl HostService {
         if !args.is_object() {
             return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
         }
+        self.ensure_callable(c, tool).await?;
         let plugin = self.plugin_for(c).await?;
         let tool_name = tool.to_string();
         let args_text = args.to_string();
@@ -815,6 +882,8 @@ impl HostService {
 
     /// Re-encrypt every secret under a new master key (see [`crate::secrets`]).
     pub fn rotate_key(data_dir: &Path) -> Result<(String, usize), HostError> {
+        crate::runtime::create_private_dir(data_dir).map_err(HostError::Storage)?;
+        let _exclusive = crate::secrets::KeyUseLock::exclusive_now(data_dir).map_err(HostError::Usage)?;
         let mut keys = MasterKeys::load_or_create(data_dir).map_err(HostError::Storage)?;
         let store = Store::open(data_dir).map_err(HostError::Storage)?;
         keys.rotate().map_err(HostError::Storage)?;
@@ -844,11 +913,71 @@ fn convert_result(r: wit::ToolResult) -> Result<ToolOutput, HostError> {
     Ok(ToolOutput { structured_content: structured, content })
 }
 
-/// The origins a connection's secrets may go to: its endpoint's origin plus those the connector names
-/// that the grant allows (anything else the connector names is ignored).
+/// What a connector hands back, with the connection's secrets replaced by `[redacted]`.
+pub trait MaskSecrets {
+    /// Mask every text the result carries with `mask`.
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String);
+}
+
+fn mask_in_place(text: &mut String, mask: &dyn Fn(&str) -> String) {
+    let masked = mask(text);
+    if masked != *text {
+        *text = masked;
+    }
+}
+
+impl MaskSecrets for wit::ToolResult {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+        if let Some(s) = &mut self.structured_content {
+            mask_in_place(s, mask);
+        }
+        for block in &mut self.content {
+            match block {
+                wit::ContentBlock::Text(t) | wit::ContentBlock::Other(t) => mask_in_place(t, mask),
+                wit::ContentBlock::Image(m) | wit::ContentBlock::Audio(m) => mask_in_place(&mut m.data, mask),
+            }
+        }
+    }
+}
+
+impl MaskSecrets for Vec<wit::Tool> {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+        for t in self {
+            for text in [&mut t.title, &mut t.description, &mut t.output_schema].into_iter().flatten() {
+                mask_in_place(text, mask);
+            }
+            mask_in_place(&mut t.input_schema, mask);
+        }
+    }
+}
+
+impl MaskSecrets for wit::Account {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+        if let Some(n) = &mut self.display_name {
+            mask_in_place(n, mask);
+        }
+    }
+}
+
+/// The authorization URL carries `state` and the PKCE challenge, which a connector may keep among its
+/// secrets: masking would break the flow, and the host checks the URL itself (origin, state).
+impl MaskSecrets for wit::AuthorizationRequest {
+    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> String) {}
+}
+
+impl MaskSecrets for () {
+    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> String) {}
+}
+
+/// The origins a connection's secrets may go to: its endpoint's origin, plus, for OAuth, those the
+/// connector names (its authorization server's) that the grant allows. An API key belongs to the
+/// endpoint alone: what a connector names for it is ignored.
 fn credential_origins(record: &ConnectionRecord, named: &[String]) -> Result<Vec<String>, HostError> {
     let endpoint = Origin::parse(&record.endpoint).map_err(HostError::Usage)?;
     let mut out = vec![endpoint.to_string()];
+    if record.auth_method == AuthMethod::ApiKey {
+        return Ok(out);
+    }
     for o in named {
         match Origin::parse(o) {
             Ok(origin) if record.policy.grant.allows(&origin) => {

@@ -378,6 +378,20 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// Whether the last listing of a connection offered `tool` (`None`: no listing yet). Read with
+    /// SQLite's JSON functions, so a call does not parse the whole cached listing.
+    pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<bool>> {
+        self.db()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2)
+                 FROM tool_cache WHERE connection_id = ?1",
+                params![connection_id, tool],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
     /// The tools the last listing withheld (JSON written by the service), if any listing exists.
     pub fn blocked_tools(&self, connection_id: &str) -> Res<Option<String>> {
         self.db()
@@ -424,6 +438,14 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
+            .map_err(db_err)
+    }
+
+    /// How many shared-state keys one connector component has.
+    pub fn shared_state_key_count(&self, connector_id: &str) -> Res<usize> {
+        self.db()
+            .query_row("SELECT COUNT(*) FROM shared_state WHERE connector_id = ?1", params![connector_id], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
             .map_err(db_err)
     }
 

@@ -157,6 +157,11 @@ async fn operator_mistakes_get_one_line_errors() {
             1,
             "already exists",
         );
+        // A client secret on the command line would show in `ps`: refused, with the way to pass it.
+        let o = cli(&d, &["connect", "x", "--plugin", "builtin:close", "--endpoint", &url, "--option", "client_secret=s3cr3t-value"], None);
+        assert_one_line_error(&o, 1, "--client-secret-env");
+        assert!(!stderr(&o).contains("s3cr3t-value"), "the error echoes the secret: {}", stderr(&o));
+        assert_one_line_error(&cli(&d, &["connect", "x", "--plugin", "builtin:close", "--timeout", "99999999999999"], None), 2, "--timeout");
         assert_one_line_error(&cli(&d, &["call", "close", "org_info", "{oops"], None), 1, "not valid JSON");
         assert_one_line_error(&cli(&d, &["call", "close", "delete_lead", r#"{"id":"lead_1"}"#], None), 1, "blocked");
         assert_one_line_error(&cli(&d, &["call", "close", "nope_tool", "{}"], None), 1, "unknown tool");

@@ -147,7 +147,13 @@ pub fn choose_client(
 ) -> Result<ClientChoice, McpError> {
     let supported = server.token_endpoint_auth_methods_supported.as_deref();
     if let Some(client_id) = &options.client_id {
-        let method = select_auth_method(None, options.client_secret.is_some(), supported);
+        // The secret of a pre-registered client: an option, or (as the clariBI host does it, so that it
+        // is never stored in clear) the connection's secret `oauth-client-secret`.
+        let secret = options
+            .client_secret
+            .clone()
+            .or_else(|| ctx.host.secret(keys::CLIENT_SECRET));
+        let method = select_auth_method(None, secret.is_some(), supported);
         ctx.log(
             LogLevel::Info,
             &format!(
@@ -163,10 +169,7 @@ pub fn choose_client(
                 source: ClientSource::PreRegistered,
                 registration_key: None,
             },
-            secret: options
-                .client_secret
-                .clone()
-                .filter(|_| method.needs_secret()),
+            secret: secret.filter(|_| method.needs_secret()),
         });
     }
     if let Some(url) = &options.client_metadata_url {
