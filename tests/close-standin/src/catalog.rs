@@ -205,9 +205,9 @@ fn stand_in_description(tool: &str, param: &str) -> Option<&'static str> {
         (_, "activity_at" | "close_at" | "created_at" | "updated_at" | "due_date" | "date_created") => DATE_RANGE_HELP,
         (_, "cursor") => "Opaque cursor from the previous page's `cursor` field; the filters travel inside it, so the cursor alone is enough.",
         ("aggregation", "include_types") => "Object types to aggregate over, e.g. [\"opportunity\"]. Several types are combined; their rows must share the fields used.",
-        ("aggregation", "aggregations") => "List of {\"type\": \"count\"|\"sum\"|\"average\"|\"min\"|\"max\"|\"median\"|\"cardinality\"|\"percent_empty\", \"field\": \"value\"} \
-(`aggregation_type` is accepted for `type`; count needs no field). Field names come from get_fields; `lead.<field>` reaches the lead of an \
-opportunity, contact, task or activity (e.g. `lead.source`). Default: [{\"type\": \"count\"}].",
+        ("aggregation", "aggregations") => "List of {\"aggregation_type\": \"count\"|\"sum\"|\"average\"|\"min\"|\"max\"|\"median\"|\"cardinality\"|\"percent_empty\", \"field\": \"value\"} \
+(count needs no field). Field names come from get_fields; `lead.<field>` reaches the lead of an \
+opportunity, contact, task or activity (e.g. `lead.source`). Default: [{\"aggregation_type\": \"count\"}].",
         ("aggregation", "group_by") => "Up to two field names to group by, e.g. [\"user_name\"] or [\"lead.source\", \"status_type\"]. More than two is an error.",
         ("aggregation", "time_buckets") => "{\"field\": \"date_created\", \"start\": \"2025-01-01\", \"end\": \"2025-04-01\"}: keeps rows whose date field lies in \
 [start, end) and, when `interval` is given, splits them into buckets. Any date field from get_fields may be used (e.g. `lead.date_created`).",
@@ -286,18 +286,6 @@ impl Catalog {
                     items_enum,
                     item_property_enums,
                     lenient: p.type_inferred,
-                });
-            }
-            if t.name == "find_opportunities" {
-                params.push(ParamSpec {
-                    name: "pipeline_id".into(),
-                    param_type: ParamType::String,
-                    required: false,
-                    enum_values: vec![],
-                    items_enum: vec![],
-                    item_property_enums: vec![],
-                    lenient: false,
-                    description: Some("Stand-in extension (not in Close's published schema): only opportunities in this pipeline (pipe_… id).".into()),
                 });
             }
             tools.push(ToolSpec {

@@ -600,7 +600,6 @@ fn find_opportunities(ds: &Dataset, q: &Map<String, Value>) -> Result<Vec<Value>
     let user_ids: Option<HashSet<String>> =
         arg_strs(q, "user_ids")?.map(|v| v.into_iter().collect());
     let lead_id = arg_str(q, "lead_id")?;
-    let pipeline_id = arg_str(q, "pipeline_id")?;
     let lead_view = match arg_str(q, "lead_view_id")? {
         Some(id) => Some(ds.smart_views.iter().find(|s| s.id == id).ok_or_else(|| {
             format!(
@@ -622,7 +621,6 @@ fn find_opportunities(ds: &Dataset, q: &Map<String, Value>) -> Result<Vec<Value>
         .filter(|o| status_type.is_none_or(|t| o.status_type == t))
         .filter(|o| user_ids.as_ref().is_none_or(|u| u.contains(&o.user_id)))
         .filter(|o| lead_id.is_none_or(|l| o.lead_id == l))
-        .filter(|o| pipeline_id.is_none_or(|p| o.pipeline_id == p))
         .filter(|o| {
             lead_view.is_none_or(|v| {
                 ds.lead(&o.lead_id)

@@ -216,11 +216,15 @@ impl Engine {
         (rows, cursor)
     }
 
-    /// Every row of a cursor-paged list tool.
+    /// Every row of a cursor-paged list tool. Each next page is asked for with the same filters plus
+    /// the cursor: Close does not document whether a cursor carries the filters, and resending them is
+    /// right either way.
     fn all_rows(&mut self, name: &str, args: Value) -> Vec<Map<String, Value>> {
-        let (mut rows, mut cursor) = self.page(name, args);
+        let (mut rows, mut cursor) = self.page(name, args.clone());
         while let Some(c) = cursor {
-            let (more, next) = self.page(name, json!({"cursor": c}));
+            let mut next_args = args.clone();
+            next_args["cursor"] = json!(c);
+            let (more, next) = self.page(name, next_args);
             rows.extend(more);
             cursor = next;
         }
@@ -388,14 +392,14 @@ fn ask_conversion_by_source(
     // Leads created last quarter, per source.
     let leads = e.call(
         &aggregation,
-        json!({"include_types": ["lead"], "aggregations": [{"type": "count"}], "group_by": ["source"], "time_buckets": window("date_created")}),
+        json!({"include_types": ["lead"], "aggregations": [{"aggregation_type": "count"}], "group_by": ["source"], "time_buckets": window("date_created")}),
     );
     // Of those leads, how many have a won deal: distinct lead ids of won opportunities, per source.
     let won = e.call(
         &aggregation,
         json!({
             "include_types": ["opportunity"],
-            "aggregations": [{"type": "cardinality", "field": "lead_id"}],
+            "aggregations": [{"aggregation_type": "cardinality", "field": "lead_id"}],
             "group_by": ["lead.source", "status_type"],
             "time_buckets": window("lead.date_created"),
         }),
@@ -451,7 +455,7 @@ fn ask_pipeline_coverage(e: &mut Engine, conn: &str, quotas: &BTreeMap<String, i
     // Open pipeline per owner, in one aggregation …
     let agg = e.call(
         &e.tool(conn, "aggregation"),
-        json!({"include_types": ["opportunity"], "aggregations": [{"type": "sum", "field": "value"}, {"type": "count"}], "group_by": ["status_type", "user_id"]}),
+        json!({"include_types": ["opportunity"], "aggregations": [{"aggregation_type": "sum", "field": "value"}, {"aggregation_type": "count"}], "group_by": ["status_type", "user_id"]}),
     );
     let mut open: BTreeMap<String, i64> = BTreeMap::new();
     for row in agg.structured["rows"].as_array().expect("rows") {
