@@ -15,7 +15,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The address with any IPv4 embedded in IPv6 (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`,
-/// NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`) turned back into that IPv4 address.
+/// SIIT-translated `::ffff:0:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`) turned back
+/// into that IPv4 address. (The local-use NAT64 prefix `64:ff9b:1::/48` embeds IPv4 at several offsets;
+/// it is special as a whole.)
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -26,6 +28,10 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
             let s = v6.segments();
             // IPv4-compatible (deprecated) ::a.b.c.d, but not :: or ::1.
             if s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1) {
+                return IpAddr::V4(embedded(s[6], s[7]));
+            }
+            // SIIT IPv4-translated ::ffff:0:a.b.c.d (RFC 2765).
+            if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
                 return IpAddr::V4(embedded(s[6], s[7]));
             }
             // NAT64 well-known prefix 64:ff9b::/96.
@@ -94,6 +100,7 @@ fn special_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32 documentation
         || (s[0] == 0x2001 && s[1] == 0) // 2001::/32 Teredo (hides an IPv4 address)
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // 100::/64 discard
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001) // 64:ff9b:1::/48 local-use NAT64 (any IPv4 inside)
 }
 
 #[cfg(test)]
@@ -108,6 +115,7 @@ mod tests {
             "198.18.0.1", "::1", "::", "fe80::1", "fd00:ec2::254", "fc00::1", "ff02::1",
             "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
             "64:ff9b::a00:1", "2002:7f00:1::", "2001:db8::1", "2001:0:4136:e378::1",
+            "::ffff:0:127.0.0.1", "::ffff:0:a9fe:a9fe", "64:ff9b:1::808:808", "64:ff9b:1:7f00:1::",
         ] {
             assert!(is_special(special.parse().unwrap()), "{special} should be special");
         }

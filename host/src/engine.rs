@@ -91,9 +91,12 @@ impl EngineServer {
                 usable.len()
             )));
         }
+        // Every connection is listed at once: one slow or stuck connector costs the listing its own
+        // deadline, not the sum of everyone's.
+        let listings = futures::future::join_all(usable.iter().map(|c| self.host.list_tools(&c.name))).await;
         let mut out = Vec::new();
-        for c in usable {
-            match self.host.list_tools(&c.name).await {
+        for (c, listing) in usable.into_iter().zip(listings) {
+            match listing {
                 Ok(listing) => {
                     let source: Arc<str> = format!(
                         "Data source `{}`: {}{}. Read-only.",
@@ -268,20 +271,39 @@ impl ServerHandler for EngineServer {
         let served = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
         if served == NEXT_ROWS {
+            let started = Instant::now();
             let cursor = args.get("cursor").and_then(Value::as_str).unwrap_or("");
-            let result = match self.results.next(cursor, self.options.max_result_bytes) {
+            let (result, bytes) = match self.results.next(cursor, self.options.max_result_bytes) {
                 Some(page) => {
+                    let bytes = page.text.len();
                     let mut r = CallToolResult::success(vec![ContentBlock::text(page.text)]);
                     r.structured_content = Some(page.structured);
-                    r
+                    (r, Some(bytes))
                 }
-                None => error_result(&HostError::Usage(
-                    "that cursor is unknown, used up or expired; call the original tool again".into(),
-                )),
+                None => (
+                    error_result(&HostError::Usage(
+                        "that cursor is unknown, used up or expired; call the original tool again".into(),
+                    )),
+                    None,
+                ),
             };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            // The same one line per call as every connector call (crate::service), so nothing is missing
+            // from the log.
+            match bytes {
+                Some(bytes) => tracing::info!(target: "claribi::call", connection = "claribi", tool = NEXT_ROWS, duration_ms, bytes, outcome = "ok"),
+                None => tracing::info!(target: "claribi::call", connection = "claribi", tool = NEXT_ROWS, duration_ms, bytes = 0u64, outcome = "usage"),
+            }
             return Ok(CallToolResponse::Complete(result));
         }
-        let (connection, tool) = self.resolve(&served).await?;
+        let (connection, tool) = match self.resolve(&served).await {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                let name: String = crate::errors::one_line(&served).chars().take(200).collect();
+                tracing::info!(target: "claribi::call", connection = "", tool = %name, duration_ms = 0u64, bytes = 0u64, outcome = "unknown-tool");
+                return Err(e);
+            }
+        };
         let result = match self.host.call_tool(&connection, &tool, &args.to_string()).await {
             Ok(out) => engine_result(&self.results, &out, self.options.max_result_bytes),
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {

@@ -162,31 +162,55 @@ fn pagination_of(v: &Value) -> Pagination {
     }
 }
 
-/// The table view of a list-like result, or `None`.
-pub fn table_view(v: &Value) -> Option<Table> {
-    let (source, rows) = rows_of(v)?;
-    let mut columns: Vec<Column> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut flat_rows: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
-    for r in rows {
-        let mut flat = Vec::new();
-        flatten("", r, 0, &mut flat);
-        for (name, value) in &flat {
-            let i = match index.get(name) {
+/// Typed columns, in first-seen order, over flattened rows.
+#[derive(Default)]
+struct ColumnSet {
+    columns: Vec<Column>,
+    index: HashMap<String, usize>,
+}
+
+impl ColumnSet {
+    fn add(&mut self, flat: &[(String, Value)]) {
+        for (name, value) in flat {
+            let i = match self.index.get(name) {
                 Some(i) => *i,
-                None if columns.len() < MAX_COLUMNS => {
-                    columns.push(Column { name: name.clone(), r#type: "null".into() });
-                    index.insert(name.clone(), columns.len() - 1);
-                    columns.len() - 1
+                None if self.columns.len() < MAX_COLUMNS => {
+                    self.columns.push(Column { name: name.clone(), r#type: "null".into() });
+                    self.index.insert(name.clone(), self.columns.len() - 1);
+                    self.columns.len() - 1
                 }
                 None => continue,
             };
             if let Some(k) = kind(value) {
-                columns[i].r#type = merge_kind(&columns[i].r#type, k).to_string();
+                self.columns[i].r#type = merge_kind(&self.columns[i].r#type, k).to_string();
             }
         }
+    }
+}
+
+/// The typed columns of a list of rows, over every row (without keeping a flattened copy).
+fn columns_of(rows: &[Value]) -> Vec<Column> {
+    let mut set = ColumnSet::default();
+    for r in rows {
+        let mut flat = Vec::new();
+        flatten("", r, 0, &mut flat);
+        set.add(&flat);
+    }
+    set.columns
+}
+
+/// The table view of a list-like result, or `None`.
+pub fn table_view(v: &Value) -> Option<Table> {
+    let (source, rows) = rows_of(v)?;
+    let mut set = ColumnSet::default();
+    let mut flat_rows: Vec<Vec<(String, Value)>> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut flat = Vec::new();
+        flatten("", r, 0, &mut flat);
+        set.add(&flat);
         flat_rows.push(flat);
     }
+    let ColumnSet { columns, index } = set;
     let rows: Vec<Vec<Value>> = flat_rows
         .into_iter()
         .map(|flat| {
@@ -223,6 +247,8 @@ struct Pending {
     rows: Vec<Value>,
     total: usize,
     offset: usize,
+    /// The list's typed columns and the vendor's pagination, repeated on every page.
+    table: Option<Value>,
 }
 
 /// Rows kept for `claribi__next_rows`, in memory, for a while.
@@ -274,7 +300,7 @@ fn shrink(v: &Value, max: usize) -> Value {
 }
 
 impl Continuations {
-    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize) -> String {
+    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>) -> String {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         e.retain(|_, p| now.duration_since(p.at) < self.ttl);
@@ -284,7 +310,7 @@ impl Continuations {
             }
         }
         let t = token();
-        e.insert(t.clone(), Pending { at: now, field, rows, total, offset });
+        e.insert(t.clone(), Pending { at: now, field, rows, total, offset, table });
         t
     }
 
@@ -299,12 +325,14 @@ impl Continuations {
             }
             p
         };
-        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, max_bytes))
+        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes))
     }
 
     /// `head` plus as many of `rows` (under `field`) as fit in `max_bytes`, and a `claribi` note with
-    /// the counts and, if rows remain, the cursor for `claribi__next_rows`. At least one row is always
+    /// the counts, the list's typed columns and pagination (`table`, when the list is the result's
+    /// rows) and, if rows remain, the cursor for `claribi__next_rows`. At least one row is always
     /// returned, shrunk if it would not fit alone, so that continuing always makes progress.
+    #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
         mut head: Map<String, Value>,
@@ -312,10 +340,13 @@ impl Continuations {
         mut rows: Vec<Value>,
         total: usize,
         offset: usize,
+        table: Option<Value>,
         max_bytes: usize,
     ) -> EngineResult {
-        // Room for the note (with a cursor) and the field's own framing.
-        let note_room = 400 + field.len();
+        // The columns are worth their room only while they leave most of the budget to rows.
+        let table = table.filter(|t| size(t) <= max_bytes / 4);
+        // Room for the note (with a cursor and the columns) and the field's own framing.
+        let note_room = 400 + field.len() + table.as_ref().map(size).unwrap_or(0);
         head.insert(field.clone(), Value::Array(vec![]));
         let fixed = size(&Value::Object(head.clone())) + note_room;
         let budget = max_bytes.saturating_sub(fixed);
@@ -341,11 +372,16 @@ impl Continuations {
         note.insert("field".into(), Value::String(field.clone()));
         note.insert("total_elements".into(), Value::from(total));
         note.insert("returned".into(), json!({"from": offset, "count": returned}));
+        if let Some(Value::Object(t)) = &table {
+            for (k, v) in t {
+                note.insert(k.clone(), v.clone());
+            }
+        }
         if rest.is_empty() {
             note.insert("note".into(), Value::String(format!("The last {returned} of {total} elements of `{field}`.")));
         } else {
             let remaining = rest.len();
-            let cursor = self.put(field.clone(), rest, total, offset + returned);
+            let cursor = self.put(field.clone(), rest, total, offset + returned, table);
             note.insert(
                 "note".into(),
                 Value::String(format!(
@@ -384,6 +420,10 @@ impl Continuations {
                 summarized: false,
             };
         }
+        // For a list, the typed columns (over every row) and the vendor's pagination travel in the note
+        // of every page, so an engine can chart a shortened list without guessing.
+        let list_field = rows_of(&structured).map(|(f, _)| f);
+        let pagination = pagination_of(&structured);
         let Value::Object(mut obj) = structured else { unreachable!("wrapped above") };
         // The largest array field carries the bulk; keep the rest of the object around it.
         let largest = obj
@@ -397,6 +437,9 @@ impl Continuations {
                     Some(Value::Array(a)) => a,
                     _ => vec![],
                 };
+                let table = (list_field.as_deref() == Some(field.as_str())).then(|| {
+                    json!({"columns": columns_of(&rows), "pagination": pagination})
+                });
                 // The rest of the object must fit too; shrink its biggest parts if not.
                 let head_budget = max_bytes / 3;
                 if size(&Value::Object(obj.clone())) > head_budget {
@@ -406,7 +449,7 @@ impl Continuations {
                     };
                 }
                 let total = rows.len();
-                self.fill(obj, field, rows, total, 0, max_bytes)
+                self.fill(obj, field, rows, total, 0, table, max_bytes)
             }
             None => {
                 let shrunk = shrink(&Value::Object(obj), max_bytes * 3 / 4);
@@ -497,6 +540,14 @@ mod tests {
         assert_eq!(first.structured["cursor"], "vendor-next", "the vendor's pagination state stays");
         assert_eq!(first.structured["claribi"]["total_elements"], 500);
         assert_eq!(first.structured["data"][0]["tags"], json!(["a", "b"]), "elements keep their arrays");
+        // A shortened list still says what its columns are (over all 500 rows) and where the vendor's
+        // pagination stands.
+        let columns = &first.structured["claribi"]["columns"];
+        assert_eq!(
+            columns,
+            &json!([{"name": "id", "type": "string"}, {"name": "value", "type": "integer"}, {"name": "note", "type": "string"}, {"name": "tags", "type": "integer"}]),
+        );
+        assert_eq!(first.structured["claribi"]["pagination"], json!({"has_more": true, "cursor": "vendor-next", "total_results": 900}));
         let ids = |r: &EngineResult| -> Vec<String> {
             r.structured["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
         };
@@ -506,6 +557,7 @@ mod tests {
             let page = c.next(&cur, 8_000).expect("the cursor is valid once");
             assert!(page.text.len() <= 8_000, "{} bytes", page.text.len());
             assert_eq!(page.structured["claribi"]["returned"]["from"], seen.len());
+            assert_eq!(page.structured["claribi"]["columns"], first.structured["claribi"]["columns"], "every page has the columns");
             seen.extend(ids(&page));
             assert!(c.next(&cur, 8_000).is_none(), "a cursor is used up");
             next = page.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
@@ -525,6 +577,7 @@ mod tests {
         assert_eq!(r.structured["id"], "lead_1");
         assert_eq!(r.structured["source"], "Referral", "the record's own fields are untouched");
         assert_eq!(r.structured["claribi"]["field"], "addresses");
+        assert!(r.structured["claribi"].get("columns").is_none(), "a record's nested array is not a list of rows");
         assert!(r.structured["addresses"].as_array().unwrap().len() >= 1);
     }
 

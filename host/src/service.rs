@@ -245,6 +245,9 @@ pub struct HostService {
     _key_use: crate::secrets::KeyUseLock,
 }
 
+/// The connection name the host keeps for its own served tools.
+pub const RESERVED_NAME: &str = "claribi";
+
 /// Check a connection name.
 pub fn validate_name(name: &str) -> Result<(), HostError> {
     let ok = !name.is_empty()
@@ -253,6 +256,11 @@ pub fn validate_name(name: &str) -> Result<(), HostError> {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && !name.contains("__")
         && !name.ends_with('_');
+    if name == RESERVED_NAME {
+        return Err(HostError::Usage(format!(
+            "`{RESERVED_NAME}` is reserved for the host's own served tools (`{RESERVED_NAME}__next_rows`); choose another connection name"
+        )));
+    }
     if ok {
         Ok(())
     } else {
@@ -634,6 +642,7 @@ impl HostService {
                 "connection `{name}` uses an API key; give the new one with `claribi-host reconnect {name} --api-key-env VAR`"
             )));
         }
+        let before = c.clone();
         for s in extra_scopes {
             if !c.scopes.contains(s) {
                 c.scopes.push(s.clone());
@@ -643,7 +652,18 @@ impl HostService {
         let plugin = self.plugin_for(&c).await?;
         let result = match self.authorize_connection(&c, &plugin, flow).await {
             Ok(account) => self.finish_connect(&c, &account),
-            Err(e) => Err(e),
+            Err(e) => {
+                // A failed re-authorization changes nothing: the scopes asked for and the credential
+                // origins go back to what the working grant had (its tokens were never touched).
+                let restored = self
+                    .store
+                    .set_scopes(&c.id, &before.scopes)
+                    .and_then(|_| self.store.set_credential_origins(&c.id, &before.credential_origins));
+                if let Err(r) = restored {
+                    tracing::warn!("cannot restore connection `{name}` after a failed reconnect: {r}");
+                }
+                Err(e)
+            }
         };
         self.record_outcome(&c, &result);
         result
@@ -1031,7 +1051,7 @@ mod tests {
     #[test]
     fn connection_names_are_checked() {
         assert!(validate_name("close-eu_2").is_ok());
-        for bad in ["", "Close", "-x", "a b", "a/b", "a__b", "close_", &"x".repeat(64)] {
+        for bad in ["", "Close", "-x", "a b", "a/b", "a__b", "close_", &"x".repeat(64), "claribi"] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
     }

@@ -471,6 +471,52 @@ async fn status_shows_ready_and_needs_reconnect_with_the_last_error() {
     drop(keyed);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_narrowed_below_the_read_scope_shows_as_insufficient_scope_until_reconnected() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (url, mcp_origin, issuer) = (s.url(), origin(&s), s.issuer_url());
+    {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            let o = cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--headless", "--allow-origin", &mcp_origin, "--allow-origin", &issuer], None);
+            assert!(o.status.success(), "{}", stderr(&o));
+        })
+        .await
+        .unwrap();
+    }
+    // The user takes the read scope away in Close.
+    assert!(s.tokens().drop_read_scope_all() >= 1);
+    tokio::task::spawn_blocking(move || {
+        let mut serve = StdioServe::start(&d, &[]);
+        serve.initialize();
+        let r = serve.request(2, "tools/call", call_params("close__org_info", json!({})));
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        assert_eq!(r["result"]["structuredContent"]["error"]["kind"], "insufficient-scope", "{r}");
+        let (ok, _) = serve.finish();
+        assert!(ok);
+
+        let o = cli(&d, &["status", "--json"], None);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v[0]["status"], "insufficient-scope", "{v}");
+        let e = v[0]["last_error"].as_str().unwrap_or_else(|| panic!("a last error: {v}"));
+        assert!(e.contains("mcp.read") || e.to_lowercase().contains("scope"), "{e}");
+        let o = cli(&d, &["status"], None);
+        assert!(stdout(&o).contains("insufficient-scope"), "{}", stdout(&o));
+
+        // Reconnecting (the stand-in approves mcp.read again) makes it ready.
+        let o = cli(&d, &["reconnect", "close", "--headless"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = cli(&d, &["status", "--json"], None);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v[0]["status"], "ready", "{v}");
+    })
+    .await
+    .unwrap();
+    drop(s);
+}
+
 fn cli_env(d: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claribi-host"));
     cmd.arg("--data-dir").arg(d).args(args).env_remove("CLARIBI_HOME");

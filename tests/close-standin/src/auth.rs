@@ -135,6 +135,17 @@ impl TokenTable {
             Some(r) => TokenStatus::Active(r.clone()),
         }
     }
+    /// Take `mcp.read` away from every access token issued so far (as if the user narrowed clariBI's
+    /// access in Close): each then answers 403 `insufficient_scope`. Returns how many changed.
+    pub fn drop_read_scope_all(&self) -> usize {
+        let mut tokens = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for r in tokens.values_mut().filter(|r| r.includes_read) {
+            r.includes_read = false;
+            n += 1;
+        }
+        n
+    }
     pub fn clear(&self) {
         self.tokens
             .write()

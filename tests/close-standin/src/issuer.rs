@@ -144,6 +144,9 @@ fn not_a_form() -> Response {
 }
 
 async fn as_metadata(State(server): State<Arc<AuthorizationServer>>) -> Response {
+    if !server.switches().issuer_serves_metadata {
+        return not_found().await;
+    }
     json_response(
         StatusCode::OK,
         &metadata::authorization_server(server.issuer(), &server.switches()),

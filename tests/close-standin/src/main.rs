@@ -132,6 +132,9 @@ struct Args {
     /// Write the PRM's authorization_servers entry with a trailing slash, as Close does.
     #[arg(long)]
     prm_issuer_trailing_slash: bool,
+    /// Serve the authorization-server metadata only on the MCP host, as Close does (404 on the issuer).
+    #[arg(long)]
+    metadata_on_mcp_host_only: bool,
     /// Hostile server: list all 116 tools and accept write-tool calls whatever the granted scope.
     #[arg(long)]
     ignore_scope_filter: bool,
@@ -213,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
             offline_access_supported: !args.no_offline_access,
             resource_required: !args.resource_optional,
             prm_issuer_trailing_slash: args.prm_issuer_trailing_slash,
+            issuer_serves_metadata: !args.metadata_on_mcp_host_only,
         },
         faults: Faults {
             malformed_json: args.malformed_json,

@@ -277,6 +277,11 @@ pub struct OAuthSwitches {
     /// (`http://127.0.0.1:Q/`), as Close's document does (`https://api.close.com/` next to the issuer
     /// `https://api.close.com`). Default off: the entry is the issuer exactly.
     pub prm_issuer_trailing_slash: bool,
+    /// The issuer's origin serves its own authorization-server metadata
+    /// (`/.well-known/oauth-authorization-server`, `/.well-known/openid-configuration`). Off: 404
+    /// there, so a client must use the copy on the MCP host — which is where Close serves both
+    /// documents (`close-mcp.md` §2). Default on.
+    pub issuer_serves_metadata: bool,
 }
 
 impl Default for OAuthSwitches {
@@ -290,6 +295,7 @@ impl Default for OAuthSwitches {
             offline_access_supported: true,
             resource_required: true,
             prm_issuer_trailing_slash: false,
+            issuer_serves_metadata: true,
         }
     }
 }

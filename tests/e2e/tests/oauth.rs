@@ -87,6 +87,19 @@ async fn authorize_with_close_end_to_end() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metadata_found_only_on_the_mcp_host_is_enough_as_with_close() {
+    // Close serves the authorization server's metadata from mcp.close.com although its issuer is
+    // api.close.com; here the issuer's own origin answers 404 for it.
+    let f = fixture(OAuthSwitches { issuer_serves_metadata: false, ..OAuthSwitches::default() }).await;
+    let probe = ureq::get(&format!("{}/.well-known/oauth-authorization-server", f.standin.issuer_url())).call();
+    assert!(matches!(probe, Err(ureq::Error::Status(404, _))), "the issuer serves no metadata");
+    let out = f.host.connect(request(&f, "close", OAuthFlow::headless())).await.unwrap();
+    assert!(out.granted_scopes.contains(&"mcp.read".to_string()), "{:?}", out.granted_scopes);
+    let v = json_of(&f.host.call_tool("close", "org_info", "{}").await.unwrap());
+    assert_eq!(v["organization"]["id"], f.standin.dataset().organization.id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_browser_flow_prints_the_url_and_completes_on_the_redirect() {
     let f = fixture(OAuthSwitches::default()).await;
     let seen = Arc::new(Mutex::new(String::new()));
@@ -131,6 +144,21 @@ async fn a_denied_consent_is_a_clear_error_and_nothing_is_stored() {
     let err = f.host.connect(request(&f, "close", OAuthFlow::headless())).await.unwrap_err();
     assert!(err.to_string().contains("access_denied") || err.to_string().contains("denied"), "{err}");
     assert_nothing_stored(&f);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reconnect_changes_nothing_and_the_old_grant_keeps_working() {
+    let f = fixture(OAuthSwitches::default()).await;
+    f.host.connect(request(&f, "close", OAuthFlow::headless())).await.unwrap();
+    let before = f.host.connection("close").unwrap();
+    f.standin.set_consent(ConsentMode::AutoDeny);
+    let err = f.host.reauthorize("close", &OAuthFlow::headless(), &["mcp.write_safe".to_string()]).await.unwrap_err();
+    assert!(err.to_string().contains("denied"), "{err}");
+    let after = f.host.connection("close").unwrap();
+    assert_eq!(after.scopes, before.scopes, "the extra scope asked for is not kept");
+    assert_eq!(after.credential_origins, before.credential_origins);
+    let v = json_of(&f.host.call_tool("close", "org_info", "{}").await.unwrap());
+    assert_eq!(v["organization"]["id"], f.standin.dataset().organization.id, "the old tokens still work");
 }
 
 #[tokio::test(flavor = "multi_thread")]

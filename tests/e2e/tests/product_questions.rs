@@ -494,6 +494,12 @@ struct WeekChange {
 /// "How did our weighted pipeline change this week?" (cents). `now` is the engine's clock; the
 /// status of a deal at the week's start is the old status of its first status change after it (or its
 /// current status without one); a deal created after it did not count then.
+///
+/// What Close's read tools cannot tell: a deal's value or confidence *edited* without a status change.
+/// A status-change activity carries the value and confidence at that moment, so a changed deal is
+/// priced as it stood then; an unchanged deal is priced at its current values. No read tool exposes
+/// field history (nor deals deleted this week), so edits of that kind are invisible to the engine; the
+/// stand-in's dataset has none, and its reference prices every deal at its current values.
 fn ask_weighted_pipeline_change(e: &mut Engine, conn: &str, now: DateTime<Utc>) -> WeekChange {
     let today = now.date_naive();
     let week_start = midnight(today - Duration::days(i64::from(today.weekday().num_days_from_monday())));
