@@ -173,6 +173,9 @@ pub enum HostError {
     Blocked { tool: String, reason: String },
     /// The connector ran past its time limit and was stopped.
     Deadline { connection: String, limit_ms: u128 },
+    /// The call never started: no instance slot became free within its time limit (too many calls at
+    /// once, on this connection or on the host).
+    Busy { connection: String, waited_ms: u128 },
     /// The connector tried to grow its memory past the limit and was stopped.
     MemoryLimit { connection: String, limit_mib: u64 },
     /// The connector trapped (a bug, an abort or a panic).
@@ -194,6 +197,7 @@ impl HostError {
             HostError::Connector(c) => c.kind(),
             HostError::Blocked { .. } => "blocked",
             HostError::Deadline { .. } => "deadline",
+            HostError::Busy { .. } => "busy",
             HostError::MemoryLimit { .. } => "memory-limit",
             HostError::Crashed { .. } => "crashed",
             HostError::InvalidPlugin(_) => "invalid-plugin",
@@ -214,6 +218,10 @@ impl fmt::Display for HostError {
             HostError::Deadline { connection, limit_ms } => write!(
                 f,
                 "connection `{connection}`: the connector ran past its {limit_ms} ms time limit and was stopped; retry, or raise call_timeout_ms in its policy"
+            ),
+            HostError::Busy { connection, waited_ms } => write!(
+                f,
+                "connection `{connection}`: too many calls at once, none of them finished within {waited_ms} ms to free a slot; retry shortly"
             ),
             HostError::MemoryLimit { connection, limit_mib } => write!(
                 f,

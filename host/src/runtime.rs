@@ -172,6 +172,10 @@ pub struct Runtime {
     /// once (the others wait, then find it loaded).
     loading: tokio::sync::Mutex<()>,
     instances: Arc<tokio::sync::Semaphore>,
+    /// Per connection, at most half of `instances`, so one busy (or hostile) connection cannot take
+    /// every slot from the others.
+    per_connection: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    per_connection_max: usize,
     ticker_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -229,6 +233,8 @@ impl Runtime {
             loaded: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
             instances: Arc::new(tokio::sync::Semaphore::new(max_instances.max(1))),
+            per_connection: Mutex::new(HashMap::new()),
+            per_connection_max: (max_instances / 2).max(1),
             ticker_stop: stop,
         })
     }
@@ -390,12 +396,28 @@ impl Runtime {
         outbound: Option<Arc<OutboundContext>>,
         f: impl for<'a> FnOnce(&'a DataSource, &'a mut Store<CallState>) -> CallFuture<'a, R> + Send,
     ) -> Result<R, HostError> {
-        let _permit = self
-            .instances
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HostError::Storage("the runtime is shutting down".into()))?;
+        // A slot for this connection, then one on the host; waiting counts against the call's time.
+        let own = {
+            let mut map = self.per_connection.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(connection.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_connection_max)))
+                .clone()
+        };
+        let waited = Instant::now();
+        let slots = async {
+            let a = own.acquire_owned().await?;
+            let b = self.instances.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((a, b))
+        };
+        let _permits = match tokio::time::timeout(limits.call_timeout, slots).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(HostError::Storage("the runtime is shutting down".into())),
+            Err(_) => {
+                return Err(HostError::Busy { connection: connection.to_string(), waited_ms: waited.elapsed().as_millis() })
+            }
+        };
+        let limit_ms = limits.call_timeout.as_millis();
+        let limits = Limits { call_timeout: limits.call_timeout.saturating_sub(waited.elapsed()).max(Duration::from_millis(1)), ..limits };
         let outbound = outbound.unwrap_or_else(|| {
             Arc::new(OutboundContext::new(
                 connection,
@@ -433,7 +455,6 @@ impl Runtime {
             f(&bindings, &mut store).await
         };
         let outcome = tokio::time::timeout(limits.call_timeout + Duration::from_millis(250), run).await;
-        let limit_ms = limits.call_timeout.as_millis();
         match outcome {
             Err(_) => Err(HostError::Deadline { connection: connection.to_string(), limit_ms }),
             Ok(Ok(r)) => Ok(r),

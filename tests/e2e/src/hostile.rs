@@ -48,6 +48,11 @@ pub fn tight_limits() -> Limits {
 /// A Close stand-in and a host whose resolver answers `names` (name → address) itself, falling
 /// back to the system for anything else.
 pub async fn fixture_resolving(names: &[(&str, IpAddr)]) -> Fixture {
+    fixture_with(names, HostConfig::new(std::path::Path::new("")).max_instances).await
+}
+
+/// [`fixture_resolving`] with a host that runs at most `max_instances` instances at once.
+pub async fn fixture_with(names: &[(&str, IpAddr)], max_instances: usize) -> Fixture {
     let standin = StandIn::start(StandInConfig::default()).await.expect("the stand-in starts");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
@@ -57,6 +62,7 @@ pub async fn fixture_resolving(names: &[(&str, IpAddr)]) -> Fixture {
     let mut cfg = HostConfig::new(dir.path());
     cfg.cache_dir = Some(crate::shared_cache());
     cfg.resolver = Arc::new(FixedResolver(map));
+    cfg.max_instances = max_instances;
     let host = HostService::open(cfg).expect("the host opens");
     Fixture { standin, dir, host }
 }

@@ -12,8 +12,8 @@ use e2e::claribi_host::errors::{ConnectorError, HostError};
 use e2e::claribi_host::policy::Limits;
 use e2e::claribi_host::service::ToolOutput;
 use e2e::hostile::{
-    assert_close_still_serves, connect_hostile, fixture_resolving, sockets_component, tight_limits, Behaviour,
-    TestServer, HOSTILE_KEY,
+    assert_close_still_serves, connect_hostile, fixture_resolving, fixture_with, sockets_component, tight_limits,
+    Behaviour, TestServer, HOSTILE_KEY,
 };
 use e2e::{json_of, Fixture};
 use serde_json::{json, Value};
@@ -300,6 +300,45 @@ async fn a_normal_call_runs_concurrently_with_an_infinite_loop_and_finishes_well
     assert!(matches!(r, Err(HostError::Deadline { limit_ms: 5000, .. })), "{r:?}");
     assert!(started.elapsed() >= Duration::from_secs(5));
     assert_host_still_serves(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_connection_flooding_the_host_cannot_take_every_instance_slot() {
+    logs::install();
+    // Four instances at once on this host, so at most two per connection.
+    let f = Arc::new(fixture_with(&[], 4).await);
+    let home = TestServer::start("127.0.0.1", Behaviour::Ok).await;
+    let slow = Limits { call_timeout: Duration::from_secs(4), ..tight_limits() };
+    let quick = Limits { call_timeout: Duration::from_secs(1), ..tight_limits() };
+    for (name, limits) in [("hog", slow), ("hog-two", slow), ("other", quick), ("late", quick)] {
+        connect_hostile(&f.host, name, &home, &[], limits).await.expect("connects");
+        f.host.list_tools(name).await.expect("lists");
+    }
+    let spin = |name: &'static str| {
+        let f = f.clone();
+        tokio::spawn(async move { f.host.call_tool(name, "infinite_loop", "{}").await })
+    };
+    // `hog` asks for four instances: it gets two, the other two calls wait for its own slots.
+    let hogs: Vec<_> = (0..4).map(|_| spin("hog")).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another connection still gets one (its deadline is 1 s: starved, it would be `busy`).
+    let pong = f.host.call_tool("other", "ping", "{}").await.expect("another connection is not starved");
+    assert_eq!(json_of(&pong)["pong"], true);
+    // Now a second hog takes the last two slots: a call on a fourth connection finds none free
+    // within its 1 s, and says so in one line.
+    let hogs_two: Vec<_> = (0..2).map(|_| spin("hog-two")).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = f.host.call_tool("late", "ping", "{}").await;
+    let Err(e @ HostError::Busy { .. }) = r else { panic!("expected busy, got {r:?}") };
+    let msg = line(&e);
+    assert!(msg.contains("connection `late`: too many calls at once"), "{msg}");
+    for h in hogs.into_iter().chain(hogs_two) {
+        let r = h.await.unwrap();
+        assert!(matches!(r, Err(HostError::Deadline { .. } | HostError::Busy { .. })), "{r:?}");
+    }
+    // Once the loops are stopped, everyone is served again.
+    let pong = f.host.call_tool("late", "ping", "{}").await.expect("served again");
+    assert_eq!(json_of(&pong)["pong"], true);
 }
 
 #[tokio::test(flavor = "multi_thread")]
