@@ -175,10 +175,9 @@ impl wit_host::Host for HostView<'_> {
         }
         if let Some(o) = &self.ctx.outbound {
             let mut guard = o.credentials.write().unwrap_or_else(|p| p.into_inner());
-            for (_, v) in &changes {
-                if let Some(v) = v {
-                    guard.add_secret(Zeroizing::new(v.clone()));
-                }
+            let values = changes.iter().filter_map(|(_, v)| v.clone()).map(Zeroizing::new);
+            if let Err(e) = guard.add_secrets(values) {
+                return Ok(Err(e));
             }
         }
         match store.update_secrets(&keys, &c.id, &changes) {

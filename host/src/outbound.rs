@@ -92,11 +92,20 @@ pub struct CredentialGuard {
     origins: Vec<Origin>,
     /// The automaton over every needle of every secret (`None` when there is no secret).
     matcher: Option<aho_corasick::AhoCorasick>,
+    /// The automaton could not be built: every scan then reports a leak (fail closed).
+    broken: bool,
 }
 
 fn percent_encode(raw: &[u8]) -> String {
     raw.iter()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Percent-encoding with lowercase hex digits (`%2f`); the secret's own characters keep their case.
+fn percent_encode_lower(raw: &[u8]) -> String {
+    raw.iter()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02x}") })
         .collect()
 }
 
@@ -132,12 +141,34 @@ impl CredentialGuard {
     /// secret carries its prefix, and the automaton stays small whatever size a connector stores.
     pub const SCANNED_PREFIX: usize = 512;
 
-    /// Add a secret value (a token the connector just stored).
-    pub fn add_secret(&mut self, secret: Zeroizing<String>) {
-        if secret.len() >= Self::MIN_LEN && !self.secrets.iter().any(|s| **s == *secret) {
-            self.secrets.push(secret);
-            self.rebuild();
+    /// Most secret values one call's guard holds: the connection's stored secrets plus what the
+    /// connector stores during the call. A connector that stores more in one call is refused
+    /// (`update-secrets` answers an error), so a call cannot make the host's scanning grow without end.
+    pub const MAX_GUARDED: usize = 128;
+
+    /// Add secret values (what the connector just stored), rebuilding the scanner once. Refused, with
+    /// nothing added, past [`Self::MAX_GUARDED`].
+    pub fn add_secrets(&mut self, secrets: impl IntoIterator<Item = Zeroizing<String>>) -> Result<(), String> {
+        let mut new: Vec<Zeroizing<String>> = Vec::new();
+        for secret in secrets {
+            if secret.len() >= Self::MIN_LEN && !self.secrets.iter().chain(new.iter()).any(|s| **s == *secret) {
+                new.push(secret);
+            }
         }
+        if new.is_empty() {
+            return Ok(());
+        }
+        if self.secrets.len() + new.len() > Self::MAX_GUARDED {
+            return Err(format!("a call may hold at most {} secret values; store fewer", Self::MAX_GUARDED));
+        }
+        self.secrets.extend(new);
+        self.rebuild();
+        Ok(())
+    }
+
+    /// Add one secret value (see [`Self::add_secrets`]).
+    pub fn add_secret(&mut self, secret: Zeroizing<String>) -> Result<(), String> {
+        self.add_secrets([secret])
     }
 
     /// A guard for these secret values and origins.
@@ -146,6 +177,7 @@ impl CredentialGuard {
             secrets: secrets.into_iter().filter(|s| s.len() >= Self::MIN_LEN).collect(),
             origins,
             matcher: None,
+            broken: false,
         };
         g.rebuild();
         g
@@ -157,7 +189,7 @@ impl CredentialGuard {
             let raw = &s.as_bytes()[..s.len().min(Self::SCANNED_PREFIX)];
             needles.push(Zeroizing::new(raw.to_vec()));
             let form: String = url::form_urlencoded::byte_serialize(raw).collect();
-            for text in [form, percent_encode(raw), percent_encode(raw).to_ascii_lowercase(), hex::encode(raw), hex::encode_upper(raw)]
+            for text in [form, percent_encode(raw), percent_encode_lower(raw), hex::encode(raw), hex::encode_upper(raw)]
                 .into_iter()
                 .chain(base64_needles(raw))
             {
@@ -165,10 +197,23 @@ impl CredentialGuard {
             }
         }
         needles.retain(|n| n.len() >= Self::MIN_LEN);
+        self.broken = false;
         self.matcher = if needles.is_empty() {
             None
         } else {
-            aho_corasick::AhoCorasick::new(needles.iter().map(|n| n.as_slice())).ok()
+            // A contiguous NFA: linear scans, and memory proportional to the needles (a DFA over many
+            // long random tokens would take megabytes for every call).
+            let built = aho_corasick::AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                .build(needles.iter().map(|n| n.as_slice()));
+            match built {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!("cannot build the credential scanner ({e}); every request carrying a body is refused");
+                    self.broken = true;
+                    None
+                }
+            }
         };
     }
 
@@ -179,7 +224,7 @@ impl CredentialGuard {
 
     /// Whether `bytes` contain one of the secrets, as is, percent/form-encoded, base64(url) or hex.
     pub fn leaks_into_bytes(&self, bytes: &[u8]) -> bool {
-        self.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
+        self.broken || self.matcher.as_ref().is_some_and(|m| m.is_match(bytes))
     }
 
     /// Whether any secret is being guarded.
@@ -193,7 +238,7 @@ impl CredentialGuard {
         for s in &self.secrets {
             let raw = s.as_bytes();
             let form: String = url::form_urlencoded::byte_serialize(raw).collect();
-            for needle in [s.to_string(), form, percent_encode(raw)] {
+            for needle in [s.to_string(), form, percent_encode(raw), percent_encode_lower(raw)] {
                 if out.contains(needle.as_str()) {
                     out = out.replace(needle.as_str(), "[redacted]");
                 }
@@ -341,14 +386,19 @@ impl OutboundContext {
             )));
         }
         if let Some(gate) = &self.tool_gate {
-            let names = crate::upstream_calls::tool_calls(&bytes).map_err(|why| {
-                self.deny(format!("request to {origin} denied: {why}; the host reads every JSON body for tool calls"))
-            })?;
+            let header = |name: http::header::HeaderName| parts.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let names = crate::upstream_calls::tool_calls_in_request(
+                header(http::header::CONTENT_TYPE).as_deref(),
+                header(http::header::CONTENT_ENCODING).as_deref(),
+                &bytes,
+            )
+            .map_err(|why| self.deny(format!("request to {origin} denied: {why}; the host reads every request body for tool calls")))?;
             for name in names {
                 if let Some(why) = gate(&name) {
+                    // The name comes from the connector: shortened and masked before it is shown.
+                    let shown: String = self.mask(&crate::errors::one_line(&name)).chars().take(100).collect();
                     return Err(self.deny(format!(
-                        "request to {origin} denied: it calls the upstream tool `{}`, which the host withholds: {why}",
-                        crate::errors::one_line(&name)
+                        "request to {origin} denied: it calls the upstream tool `{shown}`, which the host withholds: {why}"
                     )));
                 }
             }
@@ -724,14 +774,14 @@ mod tests {
     #[test]
     fn secrets_are_found_in_every_encoding_at_every_alignment() {
         use base64::Engine as _;
-        let secret = "sk_live_0123456789+/?";
+        let secret = "sk_Live_0123456789+/?";
         let g = CredentialGuard::new(vec![Zeroizing::new(secret.into())], vec![]);
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let b64url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let mut carriers = vec![
             format!("x={}", url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()),
             format!("x={}", percent_encode(secret.as_bytes())),
-            format!("x={}", percent_encode(secret.as_bytes()).to_ascii_lowercase()),
+            format!("x={}", percent_encode_lower(secret.as_bytes())),
             hex::encode(secret),
             hex::encode_upper(secret),
         ];
@@ -746,6 +796,18 @@ mod tests {
         for clean in ["harmless", "Basic dXNlcjpwYXNz", "sk_live_012345678", &hex::encode("sk_live_01234")] {
             assert!(!g.leaks_into(clean), "false alarm on {clean}");
         }
+    }
+
+    #[test]
+    fn a_call_cannot_grow_the_guard_without_end() {
+        let mut g = CredentialGuard::new(vec![], vec![]);
+        let batch = |from: usize, n: usize| (from..from + n).map(|i| Zeroizing::new(format!("token-value-{i:06}")));
+        g.add_secrets(batch(0, CredentialGuard::MAX_GUARDED)).unwrap();
+        assert!(g.add_secrets(batch(0, 10)).is_ok(), "values already guarded add nothing");
+        let err = g.add_secrets(batch(CredentialGuard::MAX_GUARDED, 1)).unwrap_err();
+        assert!(err.contains("at most 128"), "{err}");
+        assert!(g.leaks_into("x token-value-000127 y"), "what was added is still scanned for");
+        assert!(!g.leaks_into("x token-value-000128 y"), "the refused one was not added");
     }
 
     #[test]

@@ -168,9 +168,9 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
-    /// Held while a component is compiled and described, so that concurrent first calls compile it
-    /// once (the others wait, then find it loaded).
-    loading: tokio::sync::Mutex<()>,
+    /// Per component digest: held while it is compiled and described, so that concurrent first calls
+    /// compile it once (the others wait, then find it loaded); other components load meanwhile.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     instances: Arc<tokio::sync::Semaphore>,
     /// Per connection, at most half of `instances`, so one busy (or hostile) connection cannot take
     /// every slot from the others.
@@ -231,7 +231,7 @@ impl Runtime {
             linker,
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
-            loading: tokio::sync::Mutex::new(()),
+            loading: Mutex::new(HashMap::new()),
             instances: Arc::new(tokio::sync::Semaphore::new(max_instances.max(1))),
             per_connection: Mutex::new(HashMap::new()),
             per_connection_max: (max_instances / 2).max(1),
@@ -340,7 +340,8 @@ impl Runtime {
         if let Some(p) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
             return Ok(p.clone());
         }
-        let _loading = self.loading.lock().await;
+        let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(digest.clone()).or_default().clone();
+        let _loading = gate.lock().await;
         if let Some(p) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(&digest) {
             return Ok(p.clone());
         }
@@ -417,7 +418,12 @@ impl Runtime {
             }
         };
         let limit_ms = limits.call_timeout.as_millis();
-        let limits = Limits { call_timeout: limits.call_timeout.saturating_sub(waited.elapsed()).max(Duration::from_millis(1)), ..limits };
+        // Starting with less than a tenth of the time left would only end in a misleading deadline.
+        let left = limits.call_timeout.saturating_sub(waited.elapsed());
+        if left < limits.call_timeout / 10 {
+            return Err(HostError::Busy { connection: connection.to_string(), waited_ms: waited.elapsed().as_millis() });
+        }
+        let limits = Limits { call_timeout: left, ..limits };
         let outbound = outbound.unwrap_or_else(|| {
             Arc::new(OutboundContext::new(
                 connection,

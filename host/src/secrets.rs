@@ -374,7 +374,14 @@ impl KeyUseLock {
     /// A shared hold: this process uses the master key (waits while a rotation runs).
     pub fn shared(data_dir: &Path) -> Result<KeyUseLock, String> {
         let f = Self::open(data_dir)?;
-        f.lock_shared().map_err(|e| format!("cannot lock {}/locks/host.lock: {e}", data_dir.display()))?;
+        match f.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!("a key rotation is running on {}; waiting for it to finish", data_dir.display());
+                f.lock_shared().map_err(|e| format!("cannot lock {}/locks/host.lock: {e}", data_dir.display()))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}/locks/host.lock: {e}", data_dir.display())),
+        }
         Ok(KeyUseLock { _file: f })
     }
 

@@ -243,6 +243,8 @@ pub struct HostService {
     resolver: Arc<dyn Resolve>,
     /// Held while this service runs, so that `rotate-key` never retires the key it seals with.
     _key_use: crate::secrets::KeyUseLock,
+    /// Per connection id: held while a call lists the tools again (see `ensure_callable`).
+    relisting: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The connection name the host keeps for its own served tools.
@@ -312,6 +314,7 @@ impl HostService {
             blocklist: Arc::new(blocklist),
             resolver: config.resolver,
             _key_use: key_use,
+            relisting: Default::default(),
         })
     }
 
@@ -794,8 +797,32 @@ impl HostService {
     /// instantiated for the call.
     pub async fn ensure_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
         self.check_callable(c, tool)?;
-        if self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? == Some(true) {
-            return Ok(());
+        let unknown = || {
+            HostError::Connector(ConnectorError::UnknownTool {
+                message: format!(
+                    "connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`",
+                    c.name, c.name
+                ),
+            })
+        };
+        // A listing younger than this is trusted to be complete: an engine inventing tool names does
+        // not cost a listing (and the vendor's rate limit) per call.
+        const FRESH_SECS: i64 = 60;
+        match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
+            Some((true, _)) => return Ok(()),
+            Some((false, at)) if Store::now() - at < FRESH_SECS => return Err(unknown()),
+            _ => {}
+        }
+        // One listing at a time per connection; whoever waited finds the fresh one.
+        let gate = {
+            let mut map = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(c.id.clone()).or_default().clone()
+        };
+        let _one = gate.lock().await;
+        match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
+            Some((true, _)) => return Ok(()),
+            Some((false, at)) if Store::now() - at < FRESH_SECS => return Err(unknown()),
+            _ => {}
         }
         let listing = self.list_tools_of(c).await?;
         if listing.tools.iter().any(|t| t.name == tool) {
@@ -804,12 +831,7 @@ impl HostService {
         if let Some(b) = listing.blocked.iter().find(|b| b.name == tool && b.rule != "duplicate") {
             return Err(HostError::Blocked { tool: tool.to_string(), reason: format!("{} (rule `{}`)", b.reason, b.rule) });
         }
-        Err(HostError::Connector(ConnectorError::UnknownTool {
-            message: format!(
-                "connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`",
-                c.name, c.name
-            ),
-        }))
+        Err(unknown())
     }
 
     /// The checks that need no listing: the name rules, and the tools the last listing withheld.
@@ -967,6 +989,8 @@ impl MaskSecrets for Vec<wit::Tool> {
                 mask_in_place(text, mask);
             }
             mask_in_place(&mut t.input_schema, mask);
+            // A name carrying a secret becomes `[redacted]`, which is no valid tool name: withheld.
+            mask_in_place(&mut t.name, mask);
         }
     }
 }
@@ -975,6 +999,9 @@ impl MaskSecrets for wit::Account {
     fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
         if let Some(n) = &mut self.display_name {
             mask_in_place(n, mask);
+        }
+        for s in &mut self.granted_scopes {
+            mask_in_place(s, mask);
         }
     }
 }

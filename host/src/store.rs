@@ -378,18 +378,24 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// Whether the last listing of a connection offered `tool` (`None`: no listing yet). Read with
-    /// SQLite's JSON functions, so a call does not parse the whole cached listing.
-    pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<bool>> {
+    /// Whether the last listing of a connection offered `tool`, and when it was made (Unix seconds);
+    /// `None`: no listing yet. Read with SQLite's JSON functions, so a call does not parse the whole
+    /// cached listing.
+    pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<(bool, i64)>> {
         self.db()
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2)
+                "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2), listed_at
                  FROM tool_cache WHERE connection_id = ?1",
                 params![connection_id, tool],
-                |r| r.get::<_, bool>(0),
+                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)),
             )
             .optional()
             .map_err(db_err)
+    }
+
+    /// Unix seconds now (the clock the store stamps rows with).
+    pub fn now() -> i64 {
+        now()
     }
 
     /// The tools the last listing withheld (JSON written by the service), if any listing exists.

@@ -17,8 +17,12 @@
 //! * escapes are decoded before comparing (`"\u0064elete_lead"` is `delete_lead`);
 //! * batches (arrays of messages) are read message by message.
 //!
-//! Bodies that are not JSON (an OAuth token request is form-encoded) pass: no MCP server reads them
-//! as JSON-RPC.
+//! Bodies that are not JSON (an OAuth token request is form-encoded) pass — but only as plain UTF-8
+//! text: [`tool_calls_in_request`] first refuses what a server could decode into JSON the host did not
+//! read — a `Content-Encoding` other than `identity` (Express decompresses gzip by itself), a charset
+//! other than UTF-8 (the TypeScript SDK decodes by the declared charset), a body that is not UTF-8 or
+//! holds a NUL byte (Python's `json.loads` detects UTF-16 and UTF-32 on its own), and a body declared
+//! as JSON that does not parse as JSON.
 //!
 //! ```
 //! use claribi_host::upstream_calls::tool_calls;
@@ -137,9 +141,70 @@ pub fn tool_calls(body: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// [`tool_calls`] for a request as a server would read it: `content_type` and `content_encoding` are
+/// the request's headers. Anything the host cannot read as plain UTF-8 (see the module docs) is an
+/// error, whatever it holds.
+pub fn tool_calls_in_request(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    if let Some(enc) = content_encoding.map(str::trim).filter(|e| !e.is_empty()) {
+        if !enc.eq_ignore_ascii_case("identity") {
+            return Err(format!("its body is encoded (Content-Encoding: {}), which the host does not read", short(enc)));
+        }
+    }
+    let declared_json = content_type.is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    if let Some(t) = content_type {
+        for param in t.split(';').skip(1) {
+            if let Some((k, v)) = param.split_once('=') {
+                let v = v.trim().trim_matches('"');
+                if k.trim().eq_ignore_ascii_case("charset") && !v.eq_ignore_ascii_case("utf-8") && !v.eq_ignore_ascii_case("utf8") {
+                    return Err(format!("its body declares the charset `{}`; only UTF-8 is read", short(v)));
+                }
+            }
+        }
+    }
+    if body.is_empty() {
+        return Ok(vec![]);
+    }
+    if std::str::from_utf8(body).is_err() || body.contains(&0) {
+        return Err("its body is not plain UTF-8 text (a server might still decode it as JSON)".into());
+    }
+    if declared_json && !looks_like_json(body) {
+        return Err("its body is declared JSON but does not start as a JSON object or array".into());
+    }
+    tool_calls(body)
+}
+
+fn short(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_a_server_could_decode_otherwise_are_refused() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_lead"}}"#;
+        let utf16be: Vec<u8> = call.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+        let utf16le_bom: Vec<u8> = [0xFF, 0xFE].into_iter().chain(call.encode_utf16().flat_map(|u| u.to_le_bytes())).collect();
+        let utf32: Vec<u8> = call.chars().flat_map(|c| (c as u32).to_be_bytes()).collect();
+        for body in [&utf16be, &utf16le_bom, &utf32] {
+            assert!(tool_calls_in_request(Some("application/json"), None, body).is_err());
+            assert!(tool_calls_in_request(Some("text/plain"), None, body).is_err());
+            assert!(tool_calls_in_request(None, None, body).is_err());
+        }
+        let json = Some("application/json");
+        assert!(tool_calls_in_request(json, Some("gzip"), b"\x1f\x8b...").unwrap_err().contains("Content-Encoding"));
+        assert!(tool_calls_in_request(Some("application/json; charset=utf-16be"), None, call.as_bytes()).unwrap_err().contains("charset"));
+        assert!(tool_calls_in_request(json, None, format!("x{call}").as_bytes()).is_err(), "declared JSON, junk first");
+        // What real connectors send passes.
+        assert_eq!(tool_calls_in_request(Some("application/json; charset=utf-8"), Some("identity"), call.as_bytes()).unwrap(), vec!["delete_lead"]);
+        assert!(tool_calls_in_request(Some("application/x-www-form-urlencoded"), None, b"grant_type=refresh_token&refresh_token=r").unwrap().is_empty());
+        assert!(tool_calls_in_request(json, None, b"").unwrap().is_empty());
+    }
 
     fn calls(body: &str) -> Result<Vec<String>, String> {
         tool_calls(body.as_bytes())
