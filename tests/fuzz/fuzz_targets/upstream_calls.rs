@@ -4,6 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
+#[allow(dead_code)]
 #[path = "../../../host/src/upstream_calls.rs"]
 mod upstream_calls;
 
