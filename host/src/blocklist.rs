@@ -409,6 +409,20 @@ impl Blocklist {
 mod tests {
     use super::*;
 
+    fn assert_blocked(names: &[&str]) {
+        let b = Blocklist::default();
+        for name in names {
+            assert!(b.check_name(name).is_some(), "{name} should be blocked");
+        }
+    }
+
+    fn assert_allowed(names: &[&str]) {
+        let b = Blocklist::default();
+        for name in names {
+            assert!(b.check_name(name).is_none(), "{name} should be allowed: {:?}", b.check_name(name));
+        }
+    }
+
     #[test]
     fn names_are_normalised_to_snake_case() {
         for (raw, norm) in [
@@ -429,21 +443,17 @@ mod tests {
 
     #[test]
     fn write_verbs_are_blocked_in_every_spelling() {
-        let b = Blocklist::default();
-        for name in [
+        assert_blocked(&[
             "create_lead", "createLead", "UpdateOpportunity", "delete_task", "send_email", "refund_payment",
             "bulk_delete_leads", "batch_update", "apply_voice_agent_update", "enrich_field",
             "schedule_voice_agent_call", "lead_delete", "invoice_void", "email_send", "merge_leads",
             "lead.remove", "set_status", "archive_lead",
-        ] {
-            assert!(b.check_name(name).is_some(), "{name} should be blocked");
-        }
+        ]);
     }
 
     #[test]
     fn the_product_words_are_blocked_wherever_they_stand() {
-        let b = Blocklist::default();
-        for name in [
+        assert_blocked(&[
             // object first
             "lead_create", "lead.update", "leads/create", "opportunity-update", "lead_bulk_update", "LeadCreate",
             // a vendor or version prefix
@@ -458,21 +468,16 @@ mod tests {
             "CRMDeleteLead", "XDeleteLead", "SMSSend", "find_or_add_contact", "fetch_and_enrich_lead",
             "find_and_merge_duplicates", "propose_and_apply_update", "lead_status_assign", "contact_email_add",
             "custom_field_upsert", "email_send", "call_merge_search",
-        ] {
-            assert!(b.check_name(name).is_some(), "{name} should be blocked");
-        }
+        ]);
     }
 
     #[test]
     fn reads_that_mention_a_write_word_stay_available() {
-        let b = Blocklist::default();
-        for name in [
+        assert_allowed(&[
             "propose_voice_agent_update", "get_last_update", "find_deleted_records_count", "lead_email_addresses",
             "lead_call_log", "address_search", "fetch_call_task", "close_product_knowledge_search", "email_search",
             "call_search", "sms_search", "updated_since", "refunds_list", "deleted_items", "getHTTPStatus",
-        ] {
-            assert!(b.check_name(name).is_none(), "{name} should be allowed: {:?}", b.check_name(name));
-        }
+        ]);
     }
 
     #[test]
@@ -493,14 +498,11 @@ mod tests {
 
     #[test]
     fn read_tools_are_not_blocked() {
-        let b = Blocklist::default();
-        for name in [
+        assert_allowed(&[
             "find_opportunities", "fetch_lead", "lead_search", "activity_search", "aggregation", "org_info",
             "close_product_knowledge_search", "propose_voice_agent_update", "get_fields", "list_roles",
             "paginate_search", "search", "fetch", "customized_builtin_labels", "find_deleted_records_count",
-        ] {
-            assert!(b.check_name(name).is_none(), "{name} should be allowed: {:?}", b.check_name(name));
-        }
+        ]);
     }
 
     #[test]

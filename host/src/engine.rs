@@ -20,7 +20,7 @@
 
 use crate::errors::{ConnectorError, HostError};
 use crate::results::Continuations;
-use crate::service::{Content, HostService, ToolInfo, ToolOutput};
+use crate::service::{log_call, Content, HostService, ToolInfo, ToolOutput};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
@@ -273,34 +273,27 @@ impl ServerHandler for EngineServer {
         if served == NEXT_ROWS {
             let started = Instant::now();
             let cursor = args.get("cursor").and_then(Value::as_str).unwrap_or("");
-            let (result, bytes) = match self.results.next(cursor, self.options.max_result_bytes) {
-                Some(page) => {
-                    let bytes = page.text.len();
+            let page = self.results.next(cursor, self.options.max_result_bytes).ok_or_else(|| {
+                HostError::Usage("that cursor is unknown, used up or expired; call the original tool again".into())
+            });
+            // The same one line per call as every connector call, so nothing is missing from the log.
+            log_call("claribi", NEXT_ROWS, started, &page.as_ref().map(|p| p.text.len()));
+            let result = match page {
+                Ok(page) => {
                     let mut r = CallToolResult::success(vec![ContentBlock::text(page.text)]);
                     r.structured_content = Some(page.structured);
-                    (r, Some(bytes))
+                    r
                 }
-                None => (
-                    error_result(&HostError::Usage(
-                        "that cursor is unknown, used up or expired; call the original tool again".into(),
-                    )),
-                    None,
-                ),
+                Err(e) => error_result(&e),
             };
-            let duration_ms = started.elapsed().as_millis() as u64;
-            // The same one line per call as every connector call (crate::service), so nothing is missing
-            // from the log.
-            match bytes {
-                Some(bytes) => tracing::info!(target: "claribi::call", connection = "claribi", tool = NEXT_ROWS, duration_ms, bytes, outcome = "ok"),
-                None => tracing::info!(target: "claribi::call", connection = "claribi", tool = NEXT_ROWS, duration_ms, bytes = 0u64, outcome = "usage"),
-            }
             return Ok(CallToolResponse::Complete(result));
         }
         let (connection, tool) = match self.resolve(&served).await {
             Ok(resolved) => resolved,
             Err(e) => {
                 let name: String = crate::errors::one_line(&served).chars().take(200).collect();
-                tracing::info!(target: "claribi::call", connection = "", tool = %name, duration_ms = 0u64, bytes = 0u64, outcome = "unknown-tool");
+                let unknown = HostError::Connector(ConnectorError::UnknownTool { message: format!("no served tool named `{name}`") });
+                log_call("", &name, Instant::now(), &Err::<usize, _>(unknown));
                 return Err(e);
             }
         };

@@ -94,19 +94,24 @@ pub struct CredentialGuard {
     matcher: Option<aho_corasick::AhoCorasick>,
     /// The automaton could not be built: every scan then reports a leak (fail closed).
     broken: bool,
+    /// What [`Self::mask`] replaces: each whole secret, as is and in its URL forms.
+    mask_needles: Vec<Zeroizing<String>>,
 }
 
-fn percent_encode(raw: &[u8]) -> String {
+fn percent_encode(raw: &[u8], lower: bool) -> String {
     raw.iter()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| match (b.is_ascii_alphanumeric() || b"-._~".contains(b), lower) {
+            (true, _) => (*b as char).to_string(),
+            (false, false) => format!("%{b:02X}"),
+            (false, true) => format!("%{b:02x}"),
+        })
         .collect()
 }
 
-/// Percent-encoding with lowercase hex digits (`%2f`); the secret's own characters keep their case.
-fn percent_encode_lower(raw: &[u8]) -> String {
-    raw.iter()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02x}") })
-        .collect()
+/// The forms a secret takes in a URL or a form body: form-encoded, and percent-encoded with upper-
+/// and lowercase hex digits (the secret's own characters keep their case).
+fn url_forms(raw: &[u8]) -> [String; 3] {
+    [url::form_urlencoded::byte_serialize(raw).collect(), percent_encode(raw, false), percent_encode(raw, true)]
 }
 
 /// The base64 characters that depend only on `raw` when it sits at each of the three offsets modulo 3
@@ -178,6 +183,7 @@ impl CredentialGuard {
             origins,
             matcher: None,
             broken: false,
+            mask_needles: Vec::new(),
         };
         g.rebuild();
         g
@@ -188,14 +194,16 @@ impl CredentialGuard {
         for s in &self.secrets {
             let raw = &s.as_bytes()[..s.len().min(Self::SCANNED_PREFIX)];
             needles.push(Zeroizing::new(raw.to_vec()));
-            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
-            for text in [form, percent_encode(raw), percent_encode_lower(raw), hex::encode(raw), hex::encode_upper(raw)]
-                .into_iter()
-                .chain(base64_needles(raw))
-            {
+            for text in url_forms(raw).into_iter().chain([hex::encode(raw), hex::encode_upper(raw)]).chain(base64_needles(raw)) {
                 needles.push(Zeroizing::new(text.into_bytes()));
             }
         }
+        self.mask_needles = self
+            .secrets
+            .iter()
+            .flat_map(|s| std::iter::once(s.as_str().to_string()).chain(url_forms(s.as_bytes())))
+            .map(Zeroizing::new)
+            .collect();
         needles.retain(|n| n.len() >= Self::MIN_LEN);
         self.broken = false;
         self.matcher = if needles.is_empty() {
@@ -235,13 +243,9 @@ impl CredentialGuard {
     /// Replace every secret in `text` (as is, or percent/form-encoded) with `[redacted]`.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.secrets {
-            let raw = s.as_bytes();
-            let form: String = url::form_urlencoded::byte_serialize(raw).collect();
-            for needle in [s.to_string(), form, percent_encode(raw), percent_encode_lower(raw)] {
-                if out.contains(needle.as_str()) {
-                    out = out.replace(needle.as_str(), "[redacted]");
-                }
+        for needle in &self.mask_needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), "[redacted]");
             }
         }
         out
@@ -780,8 +784,8 @@ mod tests {
         let b64url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let mut carriers = vec![
             format!("x={}", url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()),
-            format!("x={}", percent_encode(secret.as_bytes())),
-            format!("x={}", percent_encode_lower(secret.as_bytes())),
+            format!("x={}", percent_encode(secret.as_bytes(), false)),
+            format!("x={}", percent_encode(secret.as_bytes(), true)),
             hex::encode(secret),
             hex::encode_upper(secret),
         ];

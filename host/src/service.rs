@@ -117,6 +117,14 @@ pub struct BlockedTool {
     pub reason: String,
 }
 
+impl BlockedTool {
+    /// Why `tool` may not be called, if one of `withheld` keeps it back (a tool listed twice is
+    /// withheld only as the duplicate: its first listing stands).
+    fn reason_for(withheld: &[BlockedTool], tool: &str) -> Option<String> {
+        withheld.iter().find(|b| b.name == tool && b.rule != "duplicate").map(|b| format!("{} (rule `{}`)", b.reason, b.rule))
+    }
+}
+
 /// The result of listing a connection's tools.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolListing {
@@ -243,7 +251,7 @@ pub struct HostService {
     resolver: Arc<dyn Resolve>,
     /// Held while this service runs, so that `rotate-key` never retires the key it seals with.
     _key_use: crate::secrets::KeyUseLock,
-    /// Per connection id: held while a call lists the tools again (see `ensure_callable`).
+    /// Per connection id: held while a call lists the tools again (see `ensure_listed`).
     relisting: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -376,18 +384,10 @@ impl HostService {
         let origins = c.credential_origins.iter().filter_map(|o| Origin::parse(o).ok()).collect();
         // The blocklist on the wire: no upstream `tools/call` of a name the rules block or the last
         // listing withheld (for its annotations), whatever the connector was asked to do.
-        let withheld: Vec<BlockedTool> = self
-            .store
-            .blocked_tools(&c.id)
-            .map_err(HostError::Storage)?
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default();
+        let withheld = self.withheld(c)?;
         let blocklist = self.blocklist.clone();
         let gate: crate::outbound::ToolGate = Arc::new(move |tool: &str| {
-            if let Some(r) = blocklist.check_name(tool) {
-                return Some(r.to_string());
-            }
-            withheld.iter().find(|b| b.name == tool && b.rule != "duplicate").map(|b| format!("{} (rule `{}`)", b.reason, b.rule))
+            blocklist.check_name(tool).map(|r| r.to_string()).or_else(|| BlockedTool::reason_for(&withheld, tool))
         });
         Ok(Arc::new(
             OutboundContext::new(&c.name, c.policy.grant.clone(), c.policy.limits, CredentialGuard::new(secrets, origins), self.resolver.clone())
@@ -790,48 +790,14 @@ impl HostService {
         listing
     }
 
-    /// Whether a tool may be called on a connection: it passes the name rules, and it is one of the
-    /// read tools the connection's listing offered (so a tool withheld for its annotations, or one
-    /// the listing never showed, cannot be called by name). Without a listing, or when the tool is not
-    /// in the last one, the tools are listed once more first. Runs before the connector is
-    /// instantiated for the call.
-    pub async fn ensure_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
-        self.check_callable(c, tool)?;
-        let unknown = || {
-            HostError::Connector(ConnectorError::UnknownTool {
-                message: format!(
-                    "connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`",
-                    c.name, c.name
-                ),
-            })
-        };
-        // A listing younger than this is trusted to be complete: an engine inventing tool names does
-        // not cost a listing (and the vendor's rate limit) per call.
-        const FRESH_SECS: i64 = 60;
-        match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
-            Some((true, _)) => return Ok(()),
-            Some((false, at)) if Store::now() - at < FRESH_SECS => return Err(unknown()),
-            _ => {}
-        }
-        // One listing at a time per connection; whoever waited finds the fresh one.
-        let gate = {
-            let mut map = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(c.id.clone()).or_default().clone()
-        };
-        let _one = gate.lock().await;
-        match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
-            Some((true, _)) => return Ok(()),
-            Some((false, at)) if Store::now() - at < FRESH_SECS => return Err(unknown()),
-            _ => {}
-        }
-        let listing = self.list_tools_of(c).await?;
-        if listing.tools.iter().any(|t| t.name == tool) {
-            return Ok(());
-        }
-        if let Some(b) = listing.blocked.iter().find(|b| b.name == tool && b.rule != "duplicate") {
-            return Err(HostError::Blocked { tool: tool.to_string(), reason: format!("{} (rule `{}`)", b.reason, b.rule) });
-        }
-        Err(unknown())
+    /// The tools the last listing of a connection withheld (none before a first listing).
+    fn withheld(&self, c: &ConnectionRecord) -> Result<Vec<BlockedTool>, HostError> {
+        Ok(self
+            .store
+            .blocked_tools(&c.id)
+            .map_err(HostError::Storage)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default())
     }
 
     /// The checks that need no listing: the name rules, and the tools the last listing withheld.
@@ -846,17 +812,56 @@ impl HostService {
         if let Some(r) = self.blocklist.check_name(tool) {
             return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
         }
-        if let Some(json) = self.store.blocked_tools(&c.id).map_err(HostError::Storage)? {
-            if let Ok(blocked) = serde_json::from_str::<Vec<BlockedTool>>(&json) {
-                if let Some(b) = blocked.iter().find(|b| b.name == tool && b.rule != "duplicate") {
-                    return Err(HostError::Blocked {
-                        tool: tool.to_string(),
-                        reason: format!("{} (rule `{}`)", b.reason, b.rule),
-                    });
-                }
-            }
+        if let Some(reason) = BlockedTool::reason_for(&self.withheld(c)?, tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason });
         }
         Ok(())
+    }
+
+    /// After [`Self::check_callable`]: the tool must be one of the read tools the connection's
+    /// listing offered (so a tool withheld for its annotations, or one the listing never showed,
+    /// cannot be called by name). Without a listing, or when the tool is not in the last one, the
+    /// tools are listed once more first. Runs before the connector is instantiated for the call.
+    async fn ensure_listed(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        let unknown = || {
+            HostError::Connector(ConnectorError::UnknownTool {
+                message: format!(
+                    "connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`",
+                    c.name, c.name
+                ),
+            })
+        };
+        // A listing younger than this is trusted to be complete: an engine inventing tool names does
+        // not cost a listing (and the vendor's rate limit) per call.
+        const FRESH_SECS: i64 = 60;
+        // The answer the cached listing gives, if it gives one.
+        let cached = || -> Result<Option<Result<(), HostError>>, HostError> {
+            Ok(match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
+                Some((true, _)) => Some(Ok(())),
+                Some((false, at)) if Store::now() - at < FRESH_SECS => Some(Err(unknown())),
+                _ => None,
+            })
+        };
+        if let Some(answer) = cached()? {
+            return answer;
+        }
+        // One listing at a time per connection; whoever waited finds the fresh one.
+        let gate = {
+            let mut map = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(c.id.clone()).or_default().clone()
+        };
+        let _one = gate.lock().await;
+        if let Some(answer) = cached()? {
+            return answer;
+        }
+        let listing = self.list_tools_of(c).await?;
+        if listing.tools.iter().any(|t| t.name == tool) {
+            return Ok(());
+        }
+        if let Some(reason) = BlockedTool::reason_for(&listing.blocked, tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason });
+        }
+        Err(unknown())
     }
 
     /// Call one tool. The blocklist is applied before anything else.
@@ -878,7 +883,7 @@ impl HostService {
         if !args.is_object() {
             return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
         }
-        self.ensure_callable(c, tool).await?;
+        self.ensure_listed(c, tool).await?;
         let plugin = self.plugin_for(c).await?;
         let tool_name = tool.to_string();
         let args_text = args.to_string();
@@ -1051,7 +1056,8 @@ pub fn default_grant(endpoint: &Origin, declared: &[String]) -> Grant {
     Grant::parse_list(items).unwrap_or_default()
 }
 
-fn log_call<E: std::borrow::Borrow<HostError>>(connection: &str, tool: &str, started: Instant, outcome: &Result<usize, E>) {
+/// The one log line per call (`claribi::call`): connection, tool, duration, bytes, outcome.
+pub(crate) fn log_call<E: std::borrow::Borrow<HostError>>(connection: &str, tool: &str, started: Instant, outcome: &Result<usize, E>) {
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(bytes) => tracing::info!(target: "claribi::call", connection, tool, duration_ms = ms, bytes = *bytes, outcome = "ok"),

@@ -103,6 +103,13 @@ impl StdioServe {
         }
     }
 
+    /// Call a served tool that must fail as a tool (`isError: true`); its `structuredContent.error`.
+    fn call_failing(&mut self, id: u64, tool: &str, args: Value) -> Value {
+        let r = self.request(id, "tools/call", call_params(tool, args));
+        assert_eq!(r["result"]["isError"], true, "{r}");
+        r["result"]["structuredContent"]["error"].clone()
+    }
+
     fn initialize(&mut self) -> Value {
         let r = self.request(
             1,
@@ -177,9 +184,8 @@ async fn serve_over_stdio_answers_initialize_tools_list_and_tools_call() {
         let r = serve.request(4, "tools/call", call_params("close__fetch_lead", json!({"id": lead.id})));
         assert_eq!(r["result"]["structuredContent"]["name"], lead.name);
 
-        let r = serve.request(5, "tools/call", call_params("close__fetch_lead", json!({"id": "lead_nope"})));
-        assert_eq!(r["result"]["isError"], true, "{r}");
-        assert!(r["result"]["structuredContent"]["error"]["kind"].is_string(), "{r}");
+        let error = serve.call_failing(5, "close__fetch_lead", json!({"id": "lead_nope"}));
+        assert!(error["kind"].is_string(), "{error}");
 
         let r = serve.request(6, "tools/call", call_params("close__delete_lead", json!({"lead_id": lead.id})));
         assert_eq!(r["error"]["code"], -32602, "a write tool is unknown to the engine: {r}");
@@ -417,9 +423,8 @@ async fn status_shows_ready_and_needs_reconnect_with_the_last_error() {
         // The engine's next call through the rejected key fails …
         let mut serve = StdioServe::start(&d, &[]);
         serve.initialize();
-        let r = serve.request(2, "tools/call", call_params("keyed__org_info", json!({})));
-        assert_eq!(r["result"]["isError"], true, "{r}");
-        assert_eq!(r["result"]["structuredContent"]["error"]["kind"], "unauthorized", "{r}");
+        let error = serve.call_failing(2, "keyed__org_info", json!({}));
+        assert_eq!(error["kind"], "unauthorized", "{error}");
         let r = serve.request(3, "tools/call", call_params("fine__org_info", json!({})));
         assert_eq!(r["result"]["isError"], false, "{r}");
         let (ok, _) = serve.finish();
@@ -491,9 +496,8 @@ async fn a_grant_narrowed_below_the_read_scope_shows_as_insufficient_scope_until
     tokio::task::spawn_blocking(move || {
         let mut serve = StdioServe::start(&d, &[]);
         serve.initialize();
-        let r = serve.request(2, "tools/call", call_params("close__org_info", json!({})));
-        assert_eq!(r["result"]["isError"], true, "{r}");
-        assert_eq!(r["result"]["structuredContent"]["error"]["kind"], "insufficient-scope", "{r}");
+        let error = serve.call_failing(2, "close__org_info", json!({}));
+        assert_eq!(error["kind"], "insufficient-scope", "{error}");
         let (ok, _) = serve.finish();
         assert!(ok);
 
@@ -544,9 +548,7 @@ async fn a_call_that_fails_before_the_connector_runs_is_still_logged_once() {
         }
         let mut serve = StdioServe::start(&d, &["--log-json"]);
         serve.initialize();
-        let r = serve.request(2, "tools/call", call_params("close__org_info", json!({})));
-        assert_eq!(r["result"]["isError"], true, "{r}");
-        let kind = r["result"]["structuredContent"]["error"]["kind"].clone();
+        let kind = serve.call_failing(2, "close__org_info", json!({}))["kind"].clone();
         let (ok, err) = serve.finish();
         assert!(ok);
         let lines: Vec<Value> = err

@@ -81,6 +81,15 @@ fn denial(r: Result<ToolOutput, HostError>) -> String {
     }
 }
 
+/// The message of a `crashed` error (a trap in the connector); anything else fails the test.
+fn crash(r: Result<ToolOutput, HostError>) -> String {
+    match r {
+        Err(e @ HostError::Crashed { .. }) => line(&e),
+        Err(e) => panic!("expected a crash, got {:?}: {e}", e.kind()),
+        Ok(out) => panic!("expected a crash, the call succeeded: {}", json_of(&out)),
+    }
+}
+
 /// After an escape: the Close connection still answers, and so does the hostile connection itself.
 async fn assert_host_still_serves(f: &Fixture) {
     assert_close_still_serves(f).await;
@@ -365,8 +374,7 @@ async fn unbounded_recursion_crashes_the_call_and_not_the_host() {
     hostile_with(&f, &home, &[], tight_limits()).await;
 
     let r = call(&f, "stack_overflow", json!({})).await;
-    let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected a crash, got {r:?}") };
-    let msg = line(&e);
+    let msg = crash(r);
     assert!(msg.starts_with("connection `hostile`: the connector crashed (wasm trap: "), "{msg}");
     assert!(!msg.contains("wasm trap: wasm trap:"), "the trap is named twice: {msg}");
     assert!(msg.ends_with("report it to the connector's author"), "{msg}");
@@ -380,8 +388,7 @@ async fn calling_the_host_at_the_bottom_of_a_deep_recursion_traps_the_call_not_t
     // Run it a few times: a host function overflowing the fiber's stack would abort this process.
     for _ in 0..3 {
         let r = call(&f, "stack_overflow", json!({ "host_calls": true })).await;
-        let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected a crash, got {r:?}") };
-        let msg = line(&e);
+        let msg = crash(r);
         assert!(msg.contains("wasm trap"), "{msg}");
     }
     assert_host_still_serves(&f).await;
@@ -433,15 +440,13 @@ async fn a_panic_is_reported_as_a_crash_with_its_message_and_without_the_secret(
     hostile_with(&f, &home, &[], tight_limits()).await;
 
     let r = call(&f, "panic", json!({ "message": "hostile-panic-marker-7731" })).await;
-    let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected a crash, got {r:?}") };
-    let msg = line(&e);
+    let msg = crash(r);
     assert!(msg.contains("panicked"), "{msg}");
     assert!(msg.contains("hostile-panic-marker-7731"), "the panic message is missing: {msg}");
 
     // A panic message carrying the API key is masked (`line` checks the key is absent).
     let r = call(&f, "panic", json!({ "message": "leaking", "leak_secret": true })).await;
-    let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected a crash, got {r:?}") };
-    let msg = line(&e);
+    let msg = crash(r);
     assert!(msg.contains("leaking (api key: [redacted])"), "{msg}");
     assert_host_still_serves(&f).await;
 }
@@ -582,14 +587,14 @@ async fn a_state_flood_is_capped_and_a_secret_is_refused_in_clear_state() {
 
     // First the secret (once the flood has filled every key, any new key is refused for that reason).
     let r = call(&f, "state_flood", json!({ "store_secret": true })).await;
-    let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected the secret to be refused, got {r:?}") };
-    assert!(line(&e).contains("refusing to store a secret in clear state; use update-secrets"), "{e}");
+    let msg = crash(r);
+    assert!(msg.contains("refusing to store a secret in clear state; use update-secrets"), "{msg}");
     assert_eq!(f.host.store().state(&id, "stolen-key").unwrap(), None);
     assert_eq!(f.host.store().state_key_count(&id).unwrap(), 0);
 
     let r = call(&f, "state_flood", json!({ "count": 10_000 })).await;
-    let Err(e @ HostError::Crashed { .. }) = r else { panic!("expected the state flood to be stopped, got {r:?}") };
-    assert!(line(&e).contains("a connection may keep at most 256 state keys"), "{e}");
+    let msg = crash(r);
+    assert!(msg.contains("a connection may keep at most 256 state keys"), "{msg}");
     assert_eq!(f.host.store().state_key_count(&id).unwrap(), 256);
     assert_host_still_serves(&f).await;
 }
