@@ -67,6 +67,7 @@
 //!   [`issuer`] – the issuer origin's HTTP routes;
 //! * [`switches`] – run-time switches and counters (MCP and OAuth), the hostile-catalog switches
 //!   (`ignore_scope_filter`, `lying_annotations`);
+//! * `rest` – a small Close-like REST API (`/api/v1/…`) on both origins, counting every write;
 //! * [`faults`] – fault injection on `/mcp` POSTs: broken JSON, cut streams, 500s, 429s, huge and slow
 //!   results, redirects;
 //! * [`server`] – rmcp wiring, sessions, JSON/SSE, the two listeners, the [`StandIn`] handle;
@@ -85,6 +86,7 @@ pub mod metadata;
 pub mod oauth;
 pub mod redirect_uri;
 pub mod reference;
+mod rest;
 pub mod server;
 pub mod switches;
 pub mod tools;

@@ -853,13 +853,19 @@ impl StandIn {
             )
             .fallback(not_found)
             .with_state(app);
+        let rest = Arc::new(crate::rest::Rest {
+            auth: shared.auth.clone(),
+            counters: shared.counters.clone(),
+            leads: shared.dataset.leads.iter().map(|l| (l.id.clone(), l.name.clone())).collect(),
+        });
+        let router = router.merge(crate::rest::router(rest.clone()));
         let serve_ct = ct.clone();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { serve_ct.cancelled().await })
                 .await;
         });
-        let as_router = issuer::router(oauth);
+        let as_router = issuer::router(oauth).merge(crate::rest::router(rest));
         let as_ct = ct.clone();
         let as_task = tokio::spawn(async move {
             let _ = axum::serve(as_listener, as_router)

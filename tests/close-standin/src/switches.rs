@@ -106,6 +106,8 @@ pub struct Counters {
     pub(crate) server_pings_sent: AtomicU64,
     pub(crate) server_pings_answered: AtomicU64,
     pub(crate) expired_session_hits: AtomicU64,
+    pub(crate) rest_write_requests: AtomicU64,
+    pub(crate) rest_writes: AtomicU64,
     pub(crate) tool_calls: Mutex<BTreeMap<String, u64>>,
     pub(crate) faults: FaultCounters,
 }
@@ -133,6 +135,11 @@ pub struct CountersSnapshot {
     pub server_pings_answered: u64,
     /// Requests refused with 404 because they carried an expired session id.
     pub expired_session_hits: u64,
+    /// Write requests (`POST`, `PUT`, `PATCH`, `DELETE`) that reached the REST API (`/api/v1/…`),
+    /// with or without credentials.
+    pub rest_write_requests: u64,
+    /// REST writes that carried valid credentials and were accepted.
+    pub rest_writes: u64,
     /// `tools/call` count per requested tool name.
     pub tool_calls: BTreeMap<String, u64>,
     /// Faults sent, per kind ([`Faults`](crate::Faults)).
@@ -173,6 +180,8 @@ impl Counters {
             server_pings_sent: get(&self.server_pings_sent),
             server_pings_answered: get(&self.server_pings_answered),
             expired_session_hits: get(&self.expired_session_hits),
+            rest_write_requests: get(&self.rest_write_requests),
+            rest_writes: get(&self.rest_writes),
             tool_calls: self
                 .tool_calls
                 .lock()
@@ -195,6 +204,8 @@ impl Counters {
             &self.server_pings_sent,
             &self.server_pings_answered,
             &self.expired_session_hits,
+            &self.rest_write_requests,
+            &self.rest_writes,
         ] {
             c.store(0, Ordering::Relaxed);
         }
