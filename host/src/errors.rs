@@ -5,7 +5,7 @@
 //! [`HostError`] adds what only the host can know: a limit that stopped the connector, a blocked tool,
 //! a policy denial with its detailed reason, bad operator input, storage failures.
 
-use crate::bindings::wit;
+use crate::sandbox::bindings::wit;
 use serde::Serialize;
 use std::fmt;
 
@@ -95,29 +95,7 @@ impl From<wit::Error> for ConnectorError {
     }
 }
 
-/// `one_line`, ending with a full stop (so that a following sentence reads right).
-pub fn sentence(s: &str) -> String {
-    let mut out = one_line(s);
-    if !out.is_empty() && !out.ends_with(['.', '!', '?', '…']) {
-        out.push('.');
-    }
-    out
-}
-
-/// Make a connector-supplied message safe to print: one line, bounded, no control characters.
-pub fn one_line(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if out.chars().count() > 400 {
-        out = out.chars().take(400).collect::<String>() + "…";
-    }
-    out
-}
+pub use crate::text::{one_line, sentence};
 
 impl fmt::Display for ConnectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -178,10 +156,15 @@ pub enum HostError {
     Busy { connection: String, waited_ms: u128 },
     /// The connector tried to grow its memory past the limit and was stopped.
     MemoryLimit { connection: String, limit_mib: u64 },
+    /// The connector made the host hold more memory on its behalf than the call's budget allows.
+    HostMemory { connection: String, detail: String },
     /// The connector trapped (a bug, an abort or a panic).
     Crashed { connection: String, detail: String },
     /// The component is not a valid connector.
     InvalidPlugin(String),
+    /// The component was built for an older `claribi:data-source` (its version), which handed
+    /// credentials to connectors; this host does not run it.
+    OldContract(String),
     /// Bad operator input (names, files, URLs, arguments).
     Usage(String),
     /// No connection of that name.
@@ -199,8 +182,10 @@ impl HostError {
             HostError::Deadline { .. } => "deadline",
             HostError::Busy { .. } => "busy",
             HostError::MemoryLimit { .. } => "memory-limit",
+            HostError::HostMemory { .. } => "host-memory",
             HostError::Crashed { .. } => "crashed",
             HostError::InvalidPlugin(_) => "invalid-plugin",
+            HostError::OldContract(_) => "old-contract",
             HostError::Usage(_) => "usage",
             HostError::NoSuchConnection(_) => "no-such-connection",
             HostError::Storage(_) => "storage",
@@ -227,10 +212,19 @@ impl fmt::Display for HostError {
                 f,
                 "connection `{connection}`: the connector exceeded its {limit_mib} MiB memory limit and was stopped; raise memory_mib in its policy if the data really is that large"
             ),
+            HostError::HostMemory { connection, detail } => {
+                write!(f, "connection `{connection}`: {}; the call was stopped", one_line(detail))
+            }
             HostError::Crashed { connection, detail } => {
                 write!(f, "connection `{connection}`: the connector crashed ({}); report it to the connector's author", one_line(detail))
             }
             HostError::InvalidPlugin(m) => write!(f, "invalid connector: {}", one_line(m)),
+            HostError::OldContract(v) => write!(
+                f,
+                "the connector was built for claribi:data-source@{}, which handed credentials to connectors; this host runs @{} and keeps them out. Rebuild the connector against wit/data-source.wit, or move a connection to a new build with `claribi-host upgrade NAME --plugin FILE` (builtin:close and builtin:mcp are current)",
+                one_line(v),
+                crate::sandbox::runtime::CONTRACT_VERSION
+            ),
             HostError::Usage(m) => f.write_str(&one_line(m)),
             HostError::NoSuchConnection(n) => {
                 write!(f, "no connection named `{n}`; list them with `claribi-host connections`")

@@ -47,22 +47,14 @@
 //! # Ok(()) }
 //! ```
 
-pub mod addresses;
-pub mod authorize;
-pub mod bindings;
-pub mod blocklist;
-#[cfg(feature = "demo")]
-pub mod conformance;
 pub mod engine;
 pub mod errors;
-pub mod host_api;
-pub mod outbound;
+pub mod oauth;
 pub mod policy;
-pub mod results;
-pub mod runtime;
-pub mod secrets;
+pub mod sandbox;
 pub mod service;
-pub mod store;
-pub mod upstream_calls;
+pub mod text;
+pub mod vault;
+pub mod wire;
 
 pub use zeroize;

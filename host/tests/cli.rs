@@ -66,7 +66,7 @@ async fn an_operator_connects_lists_calls_and_disconnects() {
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v[0]["name"], "close");
         assert_eq!(v[0]["status"], "ready");
-        assert_eq!(v[0]["allowed_origins"][0], origin);
+        assert_eq!(v[0]["operator_origins"][0], origin);
         all.push(o);
 
         let o = cli(&d, &["tools", "close"], None);
@@ -126,12 +126,11 @@ async fn operator_mistakes_get_one_line_errors() {
             1,
             KEY_VAR,
         );
-        // Without --api-key-env the connection is authorized with OAuth; the stand-in's authorization
-        // server is on an origin this grant does not include, and the error says how to allow it.
+        // An API key cannot be bound to a header a client sets itself.
         assert_one_line_error(
-            &cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--no-browser", "--timeout", "5"], Some("k")),
+            &cli(&d, &["connect", "x", "--plugin", "builtin:close", "--endpoint", &url, "--api-key-env", KEY_VAR, "--api-key-header", "Content-Type"], Some("k")),
             1,
-            "--allow-origin http://127.0.0.1:",
+            "not a header an API key can be bound to",
         );
         assert_one_line_error(&cli(&d, &["connect", "Bad Name", "--plugin", "builtin:close", "--api-key-env", KEY_VAR], Some("k")), 1, "not a valid connection name");
         assert_one_line_error(&cli(&d, &["connect", "x", "--plugin", "/no/such.wasm", "--api-key-env", KEY_VAR], Some("k")), 1, "cannot read the connector file");
@@ -203,8 +202,8 @@ async fn claribi_home_selects_the_data_directory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oauth_tokens_never_appear_in_output_logs_or_files() {
-    use claribi_host::secrets::MasterKeys;
-    use claribi_host::store::Store;
+    use claribi_host::vault::sealing::MasterKeys;
+    use claribi_host::vault::store::Store;
     let s = StandIn::start(StandInConfig {
         oauth: close_standin::OAuthSwitches { access_token_ttl_secs: 1, ..Default::default() },
         ..StandInConfig::default()
@@ -223,7 +222,7 @@ async fn oauth_tokens_never_appear_in_output_logs_or_files() {
             let id = store.connection("close").unwrap().unwrap().id;
             ["access-token", "refresh-token"]
                 .iter()
-                .map(|k| store.secret(&keys, &id, k).unwrap().unwrap().as_str().to_string())
+                .map(|k| store.secret_value(&keys, &id, k).unwrap().unwrap().as_str().to_string())
                 .collect()
         };
         let mut outputs = vec![];

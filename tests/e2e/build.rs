@@ -4,7 +4,8 @@
 //! * `HOSTILE_PLUGIN_WASM`: `tests/hostile-plugin`, a connector whose every tool tries to escape the
 //!   sandbox;
 //! * `HOSTILE_SOCKETS_WASM`: `tests/hostile-sockets`, a connector importing `wasi:sockets`, which the
-//!   host must refuse to load.
+//!   host must refuse to load;
+//! * `LEGACY_PLUGIN_WASM`: `tests/legacy-plugin`, a connector built for `claribi:data-source@0.1.0`.
 
 #[path = "../../host/build_components.rs"]
 mod build_components;
@@ -22,8 +23,9 @@ fn main() {
         &[
             Component { package: "hostile-plugin", stem: "hostile_plugin", var: "HOSTILE_PLUGIN_WASM" },
             Component { package: "hostile-sockets", stem: "hostile_sockets", var: "HOSTILE_SOCKETS_WASM" },
+            Component { package: "legacy-plugin", stem: "legacy_plugin", var: "LEGACY_PLUGIN_WASM" },
         ],
-        &["tests/hostile-plugin", "tests/hostile-sockets", "wit"],
+        &["tests/hostile-plugin", "tests/hostile-sockets", "tests/legacy-plugin", "wit"],
         "the hostile test components",
     );
 }

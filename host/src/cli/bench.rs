@@ -78,8 +78,8 @@ async fn bench(standin: &StandIn, data_dir: &std::path::Path, iterations: usize)
     println!("component    builtin:close, {} bytes", builtin::CLOSE.len());
 
     // Compile without a cache, three times.
-    let runtime = claribi_host::runtime::Runtime::new(None, 4)?;
-    let digest = claribi_host::runtime::digest(builtin::CLOSE);
+    let runtime = claribi_host::sandbox::runtime::Runtime::new(None, 4)?;
+    let digest = claribi_host::sandbox::runtime::digest(builtin::CLOSE);
     let mut compiles = vec![];
     for _ in 0..3 {
         let t = Instant::now();
@@ -91,11 +91,11 @@ async fn bench(standin: &StandIn, data_dir: &std::path::Path, iterations: usize)
 
     // Cached load: compile once into a cache, then load from it.
     let cache = data_dir.join("bench-cache");
-    let cached = claribi_host::runtime::Runtime::new(Some(cache.clone()), 4)?;
+    let cached = claribi_host::sandbox::runtime::Runtime::new(Some(cache.clone()), 4)?;
     cached.compile(builtin::CLOSE, &digest)?;
     let mut loads = vec![];
     for _ in 0..10 {
-        let fresh = claribi_host::runtime::Runtime::new(Some(cache.clone()), 4)?;
+        let fresh = claribi_host::sandbox::runtime::Runtime::new(Some(cache.clone()), 4)?;
         let t = Instant::now();
         let (_, from_cache) = fresh.compile(builtin::CLOSE, &digest)?;
         loads.push(t.elapsed());

@@ -17,9 +17,9 @@
 //! pre-registered `client_id`/`client_secret`. The run uses a throw-away data directory and grants only
 //! loopback origins. Exit code 0 on success, 1 with a one-line error otherwise.
 
-use crate::blocklist::{Blocklist, BlocklistConfig, Override};
-use crate::errors::{ConnectorError, HostError};
-use crate::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
+use claribi_host::policy::blocklist::{Blocklist, BlocklistConfig, Override};
+use claribi_host::errors::{ConnectorError, HostError};
+use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
 use serde_json::{json, Value};
 
 /// The client id URL the suite expects for Client ID Metadata Documents (scenario `auth/basic-cimd`).

@@ -38,14 +38,13 @@ async fn demo(standin: &StandIn, data_dir: &std::path::Path, mode: ResponseMode)
     step("data dir", format!("{} (temporary)", data_dir.display()));
 
     let host = HostService::open(HostConfig::new(data_dir))?;
-    let origin = standin.base_url().trim_end_matches('/').to_string();
     let connect = |name: &str, scope: &str| ConnectRequest {
         name: name.into(),
         plugin: builtin::CLOSE.to_vec(),
         endpoint: Some(standin.url()),
         credentials: Credentials::ApiKey(Zeroizing::new(standin.api_key().to_string())),
         scopes: vec![scope.into()],
-        allow_origins: Some(vec![origin.clone()]),
+        allow_origins: None,
         policy: None,
         options: vec![],
     };
@@ -62,7 +61,10 @@ async fn demo(standin: &StandIn, data_dir: &std::path::Path, mode: ResponseMode)
             started.elapsed().as_millis()
         ),
     );
-    step("grant", outcome.allowed_origins.join(", "));
+    step("grant", outcome.grant.join("; "));
+    if let Some(key) = outcome.secrets.iter().find(|s| s.name == "api-key") {
+        step("api key", format!("the connector holds a placeholder; the host attaches the key only to {}", key.goes_to.join("; ")));
+    }
 
     let listing = host.list_tools("close-demo").await?;
     step(

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use claribi_host::errors::HostError;
 use claribi_host::policy::Policy;
-use claribi_host::authorize;
+use claribi_host::oauth::redirect;
 use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
 use serde_json::json;
 use std::path::PathBuf;
@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 mod bench;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod conformance;
 mod output;
 
 #[derive(Parser)]
@@ -68,10 +70,16 @@ enum Command {
         /// Scope to request (repeatable) [default: the connector's, e.g. mcp.read].
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Origin the connector may reach (repeatable), e.g. http://127.0.0.1:8080. Replaces the
-        /// default grant (the endpoint's origin plus the connector's declared public https origins).
+        /// Origin the connector may reach on every path (repeatable), e.g. http://127.0.0.1:8080: an
+        /// explicit widening beyond the connection's own URLs (its endpoint and the OAuth URLs its
+        /// metadata names). Loopback and private addresses are reachable only when named here, in
+        /// --endpoint or in the policy file.
         #[arg(long = "allow-origin", value_name = "ORIGIN")]
         allow_origins: Vec<String>,
+        /// The header an API key is bound to [default: the connector's, e.g. close-api-key; else
+        /// Authorization: Bearer].
+        #[arg(long, value_name = "HEADER")]
+        api_key_header: Option<String>,
         /// Policy file (TOML: allow_origins, memory_mib, call_timeout_ms, max_response_bytes, max_requests_per_call).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
@@ -96,6 +104,20 @@ enum Command {
         /// Ask for this scope too (repeatable).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        #[command(flatten)]
+        oauth: OAuthArgs,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a connection to another build of its connector (e.g. one for this host's
+    /// claribi:data-source version): an API key is kept, an OAuth connection is authorized again.
+    Upgrade {
+        /// Connection name.
+        name: String,
+        /// The new component: a .wasm file, `builtin:close` or `builtin:mcp`.
+        #[arg(long, value_name = "PATH")]
+        plugin: String,
         #[command(flatten)]
         oauth: OAuthArgs,
         /// Machine-readable output.
@@ -265,7 +287,7 @@ fn secret_from_env(var: &str, what: &str) -> Result<Zeroizing<String>, HostError
 
 fn oauth_flow(args: &OAuthArgs) -> OAuthFlow {
     let (headless, timeout) = (args.headless, args.timeout);
-    let mode = if headless { authorize::Mode::Headless } else { authorize::Mode::Browser { open: !args.no_browser } };
+    let mode = if headless { redirect::Mode::Headless } else { redirect::Mode::Browser { open: !args.no_browser } };
     OAuthFlow {
         mode,
         timeout: std::time::Duration::from_secs(timeout),
@@ -314,7 +336,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         #[cfg(feature = "demo")]
         Command::Bench { iterations } => return bench::run(iterations).await,
         #[cfg(feature = "demo")]
-        Command::ConformanceClient { server_url } => return claribi_host::conformance::run(&server_url).await,
+        Command::ConformanceClient { server_url } => return conformance::run(&server_url).await,
         Command::RotateKey { json } => {
             let (id, n) = HostService::rotate_key(&data_dir)?;
             if json {
@@ -329,10 +351,14 @@ async fn run(cli: Cli) -> Result<(), HostError> {
     let host = HostService::open(HostConfig::new(&data_dir))?;
     match cli.command {
         Command::Connect {
-            name, plugin, endpoint, api_key_env, oauth, scopes, allow_origins, policy, options, client_secret_env, json,
+            name, plugin, endpoint, api_key_env, oauth, scopes, allow_origins, api_key_header, policy, options, client_secret_env, json,
         } => {
             let plugin = read_plugin(&plugin)?;
             let mut options = parse_options(&options)?;
+            if let Some(h) = api_key_header {
+                options.retain(|(k, _)| k.trim() != claribi_host::service::connect::API_KEY_HEADER_OPTION);
+                options.push((claribi_host::service::connect::API_KEY_HEADER_OPTION.to_string(), h));
+            }
             if let Some(var) = client_secret_env {
                 let secret = secret_from_env(&var, "the OAuth client secret")?;
                 options.push((claribi_host::service::CLIENT_SECRET_OPTION.to_string(), secret.to_string()));
@@ -354,35 +380,19 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                     options,
                 })
                 .await?;
-            if json {
-                output::print_json(&outcome);
-            } else {
-                println!(
-                    "connected `{}` to {} at {}{}",
-                    outcome.name,
-                    outcome.connector,
-                    outcome.endpoint,
-                    outcome.account.as_ref().map(|a| format!(" as {a}")).unwrap_or_default()
-                );
-                println!("granted scopes: {}", if outcome.granted_scopes.is_empty() { "-".into() } else { outcome.granted_scopes.join(" ") });
-                println!("allowed origins: {}", outcome.allowed_origins.join(", "));
-            }
+            output::outcome("connected", &outcome, json);
+        }
+        Command::Upgrade { name, plugin, oauth, json } => {
+            let plugin = read_plugin(&plugin)?;
+            let outcome = host.upgrade(&name, &plugin, Some(&oauth_flow(&oauth))).await?;
+            output::outcome("upgraded", &outcome, json);
         }
         Command::Reconnect { name, api_key_env, scopes, oauth, json } => {
             let outcome = match api_key_env {
                 Some(var) => host.rekey(&name, api_key_from_env(&var)?).await?,
                 None => host.reauthorize(&name, &oauth_flow(&oauth), &scopes).await?,
             };
-            if json {
-                output::print_json(&outcome);
-            } else {
-                println!(
-                    "reconnected `{}`{}; granted scopes: {}",
-                    outcome.name,
-                    outcome.account.as_ref().map(|a| format!(" to {a}")).unwrap_or_default(),
-                    outcome.granted_scopes.join(" ")
-                );
-            }
+            output::outcome("reconnected", &outcome, json);
         }
         Command::Connections { json } => output::connections(&host.connections()?, json),
         Command::Tools { name, show_blocked, json } => {
@@ -395,22 +405,16 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         }
         Command::Check { name, json } => {
             let outcome = host.check(&name).await?;
-            if json {
-                output::print_json(&outcome);
-            } else {
-                println!(
-                    "`{}` is ready{}; granted scopes: {}",
-                    outcome.name,
-                    outcome.account.as_ref().map(|a| format!(" ({a})")).unwrap_or_default(),
-                    outcome.granted_scopes.join(" ")
-                );
-            }
+            output::outcome("checked", &outcome, json);
         }
-        Command::Policy { name, set: None } => print!("{}", host.connection(&name)?.policy.to_toml()),
-        Command::Policy { name, set: Some(path) } => {
-            let policy = read_policy(&path)?;
-            host.set_policy(&name, &policy)?;
-            print!("{}", host.connection(&name)?.policy.to_toml());
+        Command::Policy { name, set } => {
+            if let Some(path) = set {
+                let policy = read_policy(&path)?;
+                host.set_policy(&name, &policy)?;
+            }
+            let c = host.connection(&name)?;
+            print!("{}", c.policy.to_toml());
+            output::policy_comments(&host.grant_of(&c)?.describe(), &host.secret_bindings(&c)?);
         }
         Command::Disconnect { name, json } => {
             let out = host.disconnect(&name).await?;
@@ -431,7 +435,12 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                     }
                 }
             }
-            output::status(&host.connections()?, json);
+            let mut rows = Vec::new();
+            for c in host.connections()? {
+                let secrets = host.secret_bindings(&c)?;
+                rows.push((c, secrets));
+            }
+            output::status(&rows, json);
         }
         Command::Serve { http, max_result_bytes, bare_names } => {
             let host = std::sync::Arc::new(host);

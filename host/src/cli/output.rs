@@ -1,7 +1,7 @@
 //! Human tables and `--json` output for the CLI.
 
-use claribi_host::service::{Content, ToolListing, ToolOutput};
-use claribi_host::store::ConnectionRecord;
+use claribi_host::service::{ConnectOutcome, Content, SecretBinding, ToolListing, ToolOutput};
+use claribi_host::vault::store::ConnectionRecord;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -60,7 +60,7 @@ pub fn connections(list: &[ConnectionRecord], json: bool) {
                 json!({
                     "name": c.name, "connector": c.connector_id, "endpoint": c.endpoint,
                     "auth": c.auth_method.as_str(), "status": c.status.as_str(), "account": c.account,
-                    "granted_scopes": c.granted_scopes, "allowed_origins": c.policy.grant.to_strings(),
+                    "granted_scopes": c.granted_scopes, "operator_origins": c.policy.grant.to_strings(),
                     "last_error": c.last_error,
                 })
             })
@@ -88,15 +88,16 @@ pub fn connections(list: &[ConnectionRecord], json: bool) {
     print!("{}", table(&["NAME", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "ENDPOINT"], &rows));
 }
 
-/// `claribi-host status`.
-pub fn status(list: &[ConnectionRecord], json: bool) {
+/// `claribi-host status`: each connection's state, and what each of its secrets is bound to.
+pub fn status(list: &[(ConnectionRecord, Vec<SecretBinding>)], json: bool) {
     if json {
         let v: Vec<Value> = list
             .iter()
-            .map(|c| {
+            .map(|(c, secrets)| {
                 json!({
                     "name": c.name, "connector": c.connector_id, "status": c.status.as_str(), "account": c.account,
-                    "granted_scopes": c.granted_scopes, "last_error": c.last_error, "updated_at": c.updated_at,
+                    "granted_scopes": c.granted_scopes, "warnings": c.warnings, "secrets": secrets,
+                    "last_error": c.last_error, "updated_at": c.updated_at,
                 })
             })
             .collect();
@@ -109,7 +110,7 @@ pub fn status(list: &[ConnectionRecord], json: bool) {
     }
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|c| {
+        .map(|(c, _)| {
             vec![
                 c.name.clone(),
                 c.status.as_str().to_string(),
@@ -120,6 +121,72 @@ pub fn status(list: &[ConnectionRecord], json: bool) {
         })
         .collect();
     print!("{}", table(&["NAME", "STATUS", "SCOPES", "ACCOUNT", "LAST ERROR"], &rows));
+    for (c, secrets) in list {
+        for w in &c.warnings {
+            println!("warning: `{}`: {w}", c.name);
+        }
+        for s in secrets {
+            println!("`{}` secret {} ({}): {}", c.name, s.name, s.kind, goes_to(s));
+        }
+    }
+}
+
+fn goes_to(s: &SecretBinding) -> String {
+    if s.goes_to.is_empty() {
+        match s.kind.as_str() {
+            "own" => "the connector's own value, never attached".into(),
+            "legacy" => "sealed by an older host; never handed to a connector (run `claribi-host upgrade`)".into(),
+            _ => "attached nowhere".into(),
+        }
+    } else {
+        s.goes_to.join("; ")
+    }
+}
+
+/// What `connect`, `reconnect`, `check` and `upgrade` established.
+pub fn outcome(verb: &str, o: &ConnectOutcome, json: bool) {
+    if json {
+        print_json(o);
+        return;
+    }
+    println!(
+        "{verb} `{}` ({}) at {}{}",
+        o.name,
+        o.connector,
+        o.endpoint,
+        o.account.as_ref().map(|a| format!(" as {a}")).unwrap_or_default()
+    );
+    println!("granted scopes: {}", if o.granted_scopes.is_empty() { "-".into() } else { o.granted_scopes.join(" ") });
+    println!("grant:");
+    for g in &o.grant {
+        println!("  {g}");
+    }
+    if !o.secrets.is_empty() {
+        println!("secrets (the connector holds placeholders; the host attaches each value only here):");
+        for s in &o.secrets {
+            println!("  {} ({}): {}", s.name, s.kind, goes_to(s));
+        }
+    }
+    for n in &o.not_granted {
+        println!("not granted: the connector asks for {n}; grant it with --allow-origin {n} if you trust it with this connection's data");
+    }
+    for w in &o.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// After a policy file: the grant in force and the secrets' bindings, as comments.
+pub fn policy_comments(grant: &[String], secrets: &[SecretBinding]) {
+    println!("\n# The grant in force now (the connection's own URLs, then the operator's):");
+    for g in grant {
+        println!("#   {g}");
+    }
+    if !secrets.is_empty() {
+        println!("# Where each secret may be attached:");
+        for s in secrets {
+            println!("#   {} ({}): {}", s.name, s.kind, goes_to(s));
+        }
+    }
 }
 
 /// `claribi-host tools NAME`.

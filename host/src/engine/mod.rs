@@ -8,7 +8,7 @@
 //!   contributes none, and says why in the log. Listings are cached for a minute.
 //! * **Calls** go through [`HostService::call_tool`] — the same path as the CLI: blocklist, policy,
 //!   limits, credentials, refresh.
-//! * **Results** are engine-ready ([`crate::results`]): the vendor's JSON as `structuredContent` and as
+//! * **Results** are engine-ready ([`crate::engine::results`]): the vendor's JSON as `structuredContent` and as
 //!   text, a table view of list-like results in a second text block and in `_meta["claribi/table"]`,
 //!   and a summary with a `claribi__next_rows` cursor when a result is larger than
 //!   `--max-result-bytes`.
@@ -18,8 +18,10 @@
 //! * Over HTTP the server listens on loopback only and accepts only loopback `Host` headers and, when a
 //!   request carries one, its own `Origin` (DNS-rebinding protection).
 
+pub mod results;
+
 use crate::errors::{ConnectorError, HostError};
-use crate::results::Continuations;
+use crate::engine::results::Continuations;
 use crate::service::{log_call, Content, HostService, ToolInfo, ToolOutput};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation, ListToolsResult,

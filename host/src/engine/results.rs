@@ -8,7 +8,7 @@
 //! `claribi__next_rows`, which returns the rest, page by page, in the same shape.
 //!
 //! ```
-//! use claribi_host::results::table_view;
+//! use claribi_host::engine::results::table_view;
 //! use serde_json::json;
 //! let v = json!({"data": [{"id": "oppo_1", "value": 5000, "won": false, "date_won": null},
 //!                         {"id": "oppo_2", "value": 7500.5, "won": true, "date_won": "2026-11-02"}],

@@ -144,7 +144,7 @@ pub async fn headless(url: &str, redirect_uri: &str, grant: &Grant) -> Result<St
             return Ok(current);
         }
         let origin = Origin::parse(&current).map_err(|e| HostError::Usage(format!("authorization URL: {e}")))?;
-        if !grant.allows(&origin) {
+        if !grant.covers_origin(&origin) {
             return Err(HostError::Connector(crate::errors::ConnectorError::DeniedByPolicy {
                 message: format!(
                     "the authorization flow went to {origin}, which is not granted to this connection; to allow it, reconnect with --allow-origin {origin}"
@@ -194,7 +194,7 @@ async fn get_no_redirect(url: &str, origin: &Origin, grant: &Grant) -> Result<(u
             message: format!(
                 "the authorization flow went to {origin}, which resolves to {}, {}; grant that address literally if intended",
                 bad.ip(),
-                crate::addresses::describe(bad.ip())
+                crate::wire::addresses::describe(bad.ip())
             ),
         }));
     }
@@ -220,7 +220,7 @@ async fn get_no_redirect(url: &str, origin: &Origin, grant: &Grant) -> Result<(u
     let send = async {
         if origin.scheme == "https" {
             let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| unavailable(e.to_string()))?;
-            let tls = tokio_rustls::TlsConnector::from(crate::outbound::tls_client_config())
+            let tls = tokio_rustls::TlsConnector::from(crate::wire::transport::tls_client_config())
                 .connect(name, tcp)
                 .await
                 .map_err(|e| unavailable(format!("TLS with {origin} failed: {e}")))?;

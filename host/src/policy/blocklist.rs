@@ -48,7 +48,7 @@
 //! switches a whole default rule off. Either is logged as a warning every time the host loads it.
 //!
 //! ```
-//! use claribi_host::blocklist::Blocklist;
+//! use claribi_host::policy::blocklist::Blocklist;
 //! let b = Blocklist::default();
 //! assert!(b.check_name("delete_lead").is_some());
 //! assert!(b.check_name("enrich_field").is_some());
@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn every_write_tool_of_close_s_catalog_is_blocked_and_no_read_tool_is() {
         let catalog: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/close-standin/data/close-mcp-tools.json")).unwrap();
+            serde_json::from_str(include_str!("../../../tests/close-standin/data/close-mcp-tools.json")).unwrap();
         let b = Blocklist::default();
         let (mut writes, mut reads) = (0, 0);
         for tool in catalog.as_array().unwrap() {

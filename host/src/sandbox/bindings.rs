@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
     with: {
         "wasi": wasmtime_wasi::p2::bindings,
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        "claribi:data-source/host.credential-lock": crate::secrets::CredentialLock,
+        "claribi:data-source/host.credential-lock": crate::vault::locks::CredentialLock,
     },
 });
 

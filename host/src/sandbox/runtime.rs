@@ -14,8 +14,8 @@
 //!
 //! # What a guest gets
 //!
-//! `wasi:http` (through [`crate::outbound`]), the `claribi:data-source/host` interface (through
-//! [`crate::host_api`]), clocks, randomness, and the parts of `wasi:cli`/`wasi:filesystem` that Rust's
+//! `wasi:http` (through [`crate::wire::outbound`]), the `claribi:data-source/host` interface (through
+//! [`crate::sandbox::host_api`]), clocks, randomness, and the parts of `wasi:cli`/`wasi:filesystem` that Rust's
 //! standard library imports — backed by an empty context: no preopened directories, no environment
 //! variables, no arguments, empty stdin, stdout discarded, stderr captured (4 KiB) for crash reports.
 //! `wasi:sockets` is not linked at all: a component importing it fails to load.
@@ -28,11 +28,12 @@
 //!   waits in host I/O;
 //! * concurrency: at most `max_concurrent_instances` instances exist at once (a semaphore).
 
-use crate::bindings::{guest, wit, DataSource, DataSourcePre};
+use crate::sandbox::bindings::{guest, wit, DataSource, DataSourcePre};
 use crate::errors::HostError;
-use crate::host_api::{HostApi, HostContext, HostView};
-use crate::outbound::{Outbound, OutboundContext};
+use crate::sandbox::host_api::{HostApi, HostContext, HostView};
+use crate::wire::outbound::{Outbound, OutboundContext};
 use crate::policy::Limits;
+use crate::sandbox::limits::{CallBudget, CallLimiter};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
@@ -59,8 +60,42 @@ pub struct CallState {
     http: WasiHttpCtx,
     hooks: Outbound,
     limiter: CallLimiter,
+    budget: Arc<CallBudget>,
+    ledger: crate::sandbox::http_budget::Ledger,
     /// The host interface's state.
     pub host: HostContext,
+}
+
+impl CallState {
+    /// A call's state: the table's entry cap, the field size limit and randomness derived from the
+    /// call's host memory budget (which the `wasi:http` wrappers charge).
+    fn new(limits: Limits, outbound: Arc<OutboundContext>, host: HostContext, stderr: Option<MemoryOutputPipe>) -> CallState {
+        let budget = outbound.budget.clone();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(crate::sandbox::http_budget::table_capacity(limits.host_memory_bytes));
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(64 * 1024);
+        let mut wasi = wasmtime_wasi::WasiCtxBuilder::new();
+        wasi.max_random_size(64 * 1024);
+        if let Some(e) = stderr {
+            wasi.stderr(e);
+        }
+        CallState {
+            table,
+            wasi: wasi.build(),
+            http,
+            hooks: Outbound::new(outbound),
+            limiter: CallLimiter::new(limits.memory_bytes as usize),
+            budget,
+            ledger: Default::default(),
+            host,
+        }
+    }
+
+    /// Disjoint borrows for the `wasi:http` wrappers: the budget, the wasi-http view, the ledger.
+    pub(crate) fn split_live(&mut self) -> (&CallBudget, WasiHttpCtxView<'_>, &mut crate::sandbox::http_budget::Ledger) {
+        (&*self.budget, WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }, &mut self.ledger)
+    }
 }
 
 impl WasiView for CallState {
@@ -72,68 +107,6 @@ impl WasiView for CallState {
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
-    }
-}
-
-/// The memory and table limits of one call's store. Every linear memory and every table of the
-/// instance counts against one total, so a component made of several core modules gets no more than
-/// one that has a single memory.
-struct CallLimiter {
-    memory_limit: usize,
-    memory_denied: bool,
-    /// Bytes of linear memory the instance holds, all memories together.
-    memory_used: usize,
-    /// Table elements the instance holds, all tables together.
-    table_elements: usize,
-}
-
-impl CallLimiter {
-    /// Most linear memories one instance may define (a Rust component has one or two).
-    const MAX_MEMORIES: usize = 8;
-    /// Most tables one instance may define (a component's adapter shims define a few each).
-    const MAX_TABLES: usize = 64;
-    /// Most table elements, all tables together.
-    const MAX_TABLE_ELEMENTS: usize = 1_000_000;
-
-    fn new(memory_limit: usize) -> CallLimiter {
-        CallLimiter { memory_limit, memory_denied: false, memory_used: 0, table_elements: 0 }
-    }
-
-    /// Account for a growth from `current` to `desired` against `used`, refusing past `limit`.
-    fn grow(used: &mut usize, limit: usize, current: usize, desired: usize) -> bool {
-        let total = used.saturating_sub(current).saturating_add(desired);
-        if total > limit {
-            return false;
-        }
-        *used = total;
-        true
-    }
-}
-
-impl wasmtime::ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        // `used - current + desired`: the new total with this memory at its new size.
-        if !Self::grow(&mut self.memory_used, self.memory_limit, current, desired) {
-            self.memory_denied = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(Self::grow(&mut self.table_elements, Self::MAX_TABLE_ELEMENTS, current, desired))
-    }
-
-    fn instances(&self) -> usize {
-        100
-    }
-
-    fn tables(&self) -> usize {
-        Self::MAX_TABLES
-    }
-
-    fn memories(&self) -> usize {
-        Self::MAX_MEMORIES
     }
 }
 
@@ -264,14 +237,15 @@ impl Runtime {
         random::insecure_seed::add_to_linker::<CallState, wasmtime_wasi::random::WasiRandom>(&mut l, |t| {
             t.wasi.random()
         })?;
-        // wasi:http, through our hooks.
+        // wasi:http, through our hooks, with what allocates on the host counted against the call.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
+        crate::sandbox::http_budget::add_to_linker(&mut l)?;
         // claribi:data-source/host
-        crate::bindings::claribi::data_source::types::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
+        crate::sandbox::bindings::claribi::data_source::types::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
             ctx: &mut s.host,
             table: &mut s.table,
         })?;
-        crate::bindings::claribi::data_source::host::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
+        crate::sandbox::bindings::claribi::data_source::host::add_to_linker::<CallState, HostApi>(&mut l, |s| HostView {
             ctx: &mut s.host,
             table: &mut s.table,
         })?;
@@ -355,6 +329,9 @@ impl Runtime {
             ))
         })?;
         let pre = DataSourcePre::new(instance_pre).map_err(|e| {
+            if let Some(old) = older_contract(&component, &self.engine) {
+                return HostError::OldContract(old);
+            }
             HostError::InvalidPlugin(format!("the component does not export claribi:data-source/connector: {}", full_chain(&e)))
         })?;
         let mut plugin = LoadedPlugin {
@@ -368,14 +345,17 @@ impl Runtime {
                 outbound_origins: vec![],
                 scopes: vec![],
                 auth_methods: vec![],
+                api_key_headers: None,
             },
             pre,
             load_time,
             from_cache,
         };
-        let ctx = HostContext::detached();
-        let info = self
-            .invoke(&plugin, "(loading)", ctx, Limits { call_timeout: Duration::from_secs(10), ..Limits::default() }, None, |b, s| {
+        let limits = Limits { call_timeout: Duration::from_secs(10), ..Limits::default() };
+        let outbound = Arc::new(OutboundContext::detached("(loading)", limits));
+        let ctx = HostContext::detached(outbound.budget.clone());
+        let (info, _) = self
+            .invoke(&plugin, "(loading)", ctx, limits, outbound, |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_describe(s).await })
             })
             .await?;
@@ -394,9 +374,9 @@ impl Runtime {
         connection: &str,
         host: HostContext,
         limits: Limits,
-        outbound: Option<Arc<OutboundContext>>,
+        outbound: Arc<OutboundContext>,
         f: impl for<'a> FnOnce(&'a DataSource, &'a mut Store<CallState>) -> CallFuture<'a, R> + Send,
-    ) -> Result<R, HostError> {
+    ) -> Result<(R, HostContext), HostError> {
         // A slot for this connection, then one on the host; waiting counts against the call's time.
         let own = {
             let mut map = self.per_connection.lock().unwrap_or_else(|p| p.into_inner());
@@ -424,27 +404,13 @@ impl Runtime {
             return Err(HostError::Busy { connection: connection.to_string(), waited_ms: waited.elapsed().as_millis() });
         }
         let limits = Limits { call_timeout: left, ..limits };
-        let outbound = outbound.unwrap_or_else(|| {
-            Arc::new(OutboundContext::new(
-                connection,
-                crate::policy::Grant::default(),
-                limits,
-                Default::default(),
-                Arc::new(crate::outbound::SystemResolver),
-            ))
-        });
         let stderr = MemoryOutputPipe::new(4096);
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new().stderr(stderr.clone()).build();
-        let state = CallState {
-            table: ResourceTable::new(),
-            wasi,
-            http: WasiHttpCtx::new(),
-            hooks: Outbound::new(outbound.clone()),
-            limiter: CallLimiter::new(limits.memory_bytes as usize),
-            host,
-        };
+        let state = CallState::new(limits, outbound.clone(), host, Some(stderr.clone()));
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // One guest-to-host copy (a log line, a tool result) is bounded before any host function runs.
+        store.set_hostcall_fuel(usize::try_from(limits.max_response_bytes.saturating_mul(2)).unwrap_or(usize::MAX).clamp(4 << 20, 128 << 20));
+        store.set_max_component_handles(2 * crate::sandbox::http_budget::table_capacity(limits.host_memory_bytes));
         let deadline = Instant::now() + limits.call_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -463,9 +429,12 @@ impl Runtime {
         let outcome = tokio::time::timeout(limits.call_timeout + Duration::from_millis(250), run).await;
         match outcome {
             Err(_) => Err(HostError::Deadline { connection: connection.to_string(), limit_ms }),
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(r)) => Ok((r, store.into_data().host)),
             Ok(Err(e)) => {
                 let state = store.data();
+                if let Some(detail) = outbound.budget.exceeded() {
+                    return Err(HostError::HostMemory { connection: connection.to_string(), detail });
+                }
                 if state.limiter.memory_denied {
                     return Err(HostError::MemoryLimit {
                         connection: connection.to_string(),
@@ -479,6 +448,15 @@ impl Runtime {
                     return Err(HostError::Storage(failure));
                 }
                 let mut detail = root_cause(&e);
+                if detail.contains("fuel allocated for hostcalls has been exhausted") {
+                    let mib = (limits.max_response_bytes.saturating_mul(2)).clamp(4 << 20, 128 << 20) / (1024 * 1024);
+                    return Err(HostError::HostMemory {
+                        connection: connection.to_string(),
+                        detail: format!(
+                            "the connector passed the host more than {mib} MiB at once (a log line, a value, a result; twice max_response_bytes)"
+                        ),
+                    });
+                }
                 if let Some(panic) = panic_message(&String::from_utf8_lossy(&stderr.contents())) {
                     detail = format!("{detail}; {panic}");
                 }
@@ -494,21 +472,9 @@ impl Runtime {
         let limits = Limits::default();
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let outbound = Arc::new(OutboundContext::new(
-                "(bench)",
-                crate::policy::Grant::default(),
-                limits,
-                Default::default(),
-                Arc::new(crate::outbound::SystemResolver),
-            ));
-            let state = CallState {
-                table: ResourceTable::new(),
-                wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
-                http: WasiHttpCtx::new(),
-                hooks: Outbound::new(outbound),
-                limiter: CallLimiter::new(limits.memory_bytes as usize),
-                host: HostContext::detached(),
-            };
+            let outbound = Arc::new(OutboundContext::detached("(bench)", limits));
+            let host = HostContext::detached(outbound.budget.clone());
+            let state = CallState::new(limits, outbound, host, None);
             let mut store = Store::new(&self.engine, state);
             store.limiter(|s| &mut s.limiter);
             store.set_epoch_deadline(u64::MAX / 2);
@@ -524,6 +490,17 @@ impl Runtime {
         Ok(out)
     }
 }
+
+/// The `claribi:data-source` version a component was built for, when it is an older one than this
+/// host runs (its `connector` export names another package version).
+fn older_contract(component: &Component, engine: &Engine) -> Option<String> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    names.iter().find_map(|n| n.strip_prefix("claribi:data-source/connector@").filter(|v| *v != CONTRACT_VERSION).map(str::to_string))
+}
+
+/// The `claribi:data-source` version this host runs.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The innermost message of an error chain, one line.
 pub fn root_cause(e: &wasmtime::Error) -> String {
@@ -619,33 +596,6 @@ mod tests {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nboom: the key was sk_123\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).unwrap(), "thread '<unnamed>' panicked at src/lib.rs:5:9: boom: the key was sk_123");
         assert!(panic_message("nothing here").is_none());
-    }
-
-    #[test]
-    fn every_memory_of_an_instance_counts_against_one_limit() {
-        use wasmtime::ResourceLimiter;
-        const MIB: usize = 1024 * 1024;
-        let mut l = CallLimiter::new(64 * MIB);
-        // Two memories of 30 MiB each fit; a third of 30 MiB does not, nor does growing one past the total.
-        assert!(l.memory_growing(0, 30 * MIB, None).unwrap());
-        assert!(l.memory_growing(0, 30 * MIB, None).unwrap());
-        assert!(!l.memory_growing(0, 30 * MIB, None).unwrap());
-        assert!(l.memory_denied);
-        assert!(!l.memory_growing(30 * MIB, 40 * MIB, None).unwrap());
-        // Growing within the total still works, and a refused growth changed nothing.
-        assert!(l.memory_growing(30 * MIB, 34 * MIB, None).unwrap());
-        assert_eq!(l.memory_used, 64 * MIB);
-        assert!(!l.memory_growing(34 * MIB, 34 * MIB + 1, None).unwrap());
-    }
-
-    #[test]
-    fn table_elements_count_across_tables() {
-        use wasmtime::ResourceLimiter;
-        let mut l = CallLimiter::new(0);
-        assert!(l.table_growing(0, 600_000, None).unwrap());
-        assert!(!l.table_growing(0, 600_000, None).unwrap());
-        assert!(l.table_growing(0, 400_000, None).unwrap());
-        assert!(l.tables() < 100 && l.memories() < 100);
     }
 
     #[test]

@@ -1,5 +1,4 @@
-//! Secrets at rest: the master key, authenticated encryption of every secret value, key rotation, and
-//! the per-connection credential lock.
+//! Secrets at rest: the master key, authenticated encryption of every secret value, and key rotation.
 //!
 //! # How a secret is stored
 //!
@@ -24,7 +23,7 @@
 //!    `<key-id> <base64 key>` line per key, the first being current.
 //!
 //! ```
-//! use claribi_host::secrets::MasterKeys;
+//! use claribi_host::vault::sealing::MasterKeys;
 //! let keys = MasterKeys::generate();
 //! let sealed = keys.seal("conn_1", "api-key", b"sk_live_123").unwrap();
 //! assert_eq!(keys.open("conn_1", "api-key", &sealed).unwrap().as_slice(), b"sk_live_123");
@@ -36,10 +35,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// Environment variable that can hold the master key(s) instead of the key file.
@@ -95,11 +92,21 @@ fn key_id(bytes: &[u8; 32]) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-fn aad(connection_id: &str, name: &str) -> Vec<u8> {
-    let mut a = b"claribi/secret/v1\0".to_vec();
+/// The associated data of a sealed value. Format 1 (hosts before credentials were kept out of
+/// connectors) binds the connection and the name; format 2 also binds `meta`: for a credential its
+/// kind and binding, so that a row whose binding was edited in the database no longer opens.
+fn aad(connection_id: &str, name: &str, meta: Option<&[u8]>) -> Vec<u8> {
+    let mut a = match meta {
+        None => b"claribi/secret/v1\0".to_vec(),
+        Some(_) => b"claribi/secret/v2\0".to_vec(),
+    };
     a.extend_from_slice(connection_id.as_bytes());
     a.push(0);
     a.extend_from_slice(name.as_bytes());
+    if let Some(m) = meta {
+        a.push(0);
+        a.extend_from_slice(m);
+    }
     a
 }
 
@@ -184,21 +191,32 @@ impl MasterKeys {
         &self.source
     }
 
-    /// Seal a secret value for `(connection_id, name)` under the current key.
+    /// Seal a secret value for `(connection_id, name)` under the current key (format 1).
     pub fn seal(&self, connection_id: &str, name: &str, plaintext: &[u8]) -> Result<Sealed, String> {
+        self.seal_with(connection_id, name, None, plaintext)
+    }
+
+    /// Open a format-1 sealed value (see [`Self::open_with`]).
+    pub fn open(&self, connection_id: &str, name: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, String> {
+        self.open_with(connection_id, name, None, sealed)
+    }
+
+    /// Seal a value for `(connection_id, name)` and, in format 2, `meta` (what the value is and where
+    /// it may go), under the current key.
+    pub fn seal_with(&self, connection_id: &str, name: &str, meta: Option<&[u8]>, plaintext: &[u8]) -> Result<Sealed, String> {
         let key = &self.keys[0];
         let cipher = XChaCha20Poly1305::new(key.bytes.as_ref().into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad(connection_id, name) })
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad(connection_id, name, meta) })
             .map_err(|_| "encryption failed".to_string())?;
         Ok(Sealed { key_id: key.id.clone(), nonce: nonce.to_vec(), ciphertext })
     }
 
-    /// Open a sealed value for `(connection_id, name)`. Fails if the key is unknown, the value was
-    /// tampered with, or it belongs to another connection or key name.
-    pub fn open(&self, connection_id: &str, name: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, String> {
+    /// Open a sealed value for `(connection_id, name, meta)`. Fails if the key is unknown, the value
+    /// was tampered with, or it belongs to another connection, name or meta.
+    pub fn open_with(&self, connection_id: &str, name: &str, meta: Option<&[u8]>, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, String> {
         let key = self.keys.iter().find(|k| k.id == sealed.key_id).ok_or_else(|| {
             format!(
                 "secret `{name}` was sealed with master key {} which is not available; restore that key (file or {MASTER_KEY_ENV})",
@@ -212,7 +230,7 @@ impl MasterKeys {
         cipher
             .decrypt(
                 XNonce::from_slice(&sealed.nonce),
-                Payload { msg: &sealed.ciphertext, aad: &aad(connection_id, name) },
+                Payload { msg: &sealed.ciphertext, aad: &aad(connection_id, name, meta) },
             )
             .map(Zeroizing::new)
             .map_err(|_| format!("secret `{name}` failed authentication (tampered, or copied from another connection); reconnect the connection"))
@@ -296,113 +314,6 @@ fn check_private(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The credential lock a connector holds while it refreshes a connection's tokens (the WIT resource
-/// `host.credential-lock`). Dropping it releases both the in-process mutex and the cross-process
-/// file lock.
-pub struct CredentialLock {
-    _local: tokio::sync::OwnedMutexGuard<()>,
-    _file: Option<std::fs::File>,
-}
-
-/// Hands out [`CredentialLock`]s: one per connection, across tasks of this process (a mutex) and
-/// across processes sharing the data directory (an exclusive `flock` on `locks/<connection>.lock`).
-#[derive(Clone)]
-pub struct CredentialLocks {
-    local: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    dir: Option<PathBuf>,
-}
-
-impl CredentialLocks {
-    /// Locks whose cross-process files live under `dir` (`None`: in-process only).
-    pub fn new(dir: Option<PathBuf>) -> CredentialLocks {
-        CredentialLocks { local: Arc::default(), dir }
-    }
-
-    /// Wait for and take the lock of `connection_id`.
-    pub async fn lock(&self, connection_id: &str) -> Result<CredentialLock, String> {
-        let mutex = {
-            let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(connection_id.to_string()).or_default().clone()
-        };
-        let local = mutex.lock_owned().await;
-        let file = match &self.dir {
-            None => None,
-            Some(dir) => {
-                let path = dir.join(format!("{}.lock", sanitize(connection_id)));
-                let f = tokio::task::spawn_blocking(move || -> Result<std::fs::File, String> {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-                    }
-                    let f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    f.lock().map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
-                    Ok(f)
-                })
-                .await
-                .map_err(|e| format!("credential lock task failed: {e}"))??;
-                Some(f)
-            }
-        };
-        Ok(CredentialLock { _local: local, _file: file })
-    }
-}
-
-/// Which processes use a data directory's master key: every [`crate::service::HostService`] holds a
-/// shared `flock` on `locks/host.lock` while it runs, and `rotate-key` needs it exclusively, so a key
-/// is never retired while a running process (a `serve`, say) could still seal new tokens with it.
-pub struct KeyUseLock {
-    _file: std::fs::File,
-}
-
-impl KeyUseLock {
-    fn open(data_dir: &Path) -> Result<std::fs::File, String> {
-        let dir = data_dir.join("locks");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join("host.lock");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))
-    }
-
-    /// A shared hold: this process uses the master key (waits while a rotation runs).
-    pub fn shared(data_dir: &Path) -> Result<KeyUseLock, String> {
-        let f = Self::open(data_dir)?;
-        match f.try_lock_shared() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                tracing::warn!("a key rotation is running on {}; waiting for it to finish", data_dir.display());
-                f.lock_shared().map_err(|e| format!("cannot lock {}/locks/host.lock: {e}", data_dir.display()))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(format!("cannot lock {}/locks/host.lock: {e}", data_dir.display())),
-        }
-        Ok(KeyUseLock { _file: f })
-    }
-
-    /// The exclusive hold a rotation needs, or an error saying which process to stop.
-    pub fn exclusive_now(data_dir: &Path) -> Result<KeyUseLock, String> {
-        let f = Self::open(data_dir)?;
-        match f.try_lock() {
-            Ok(()) => Ok(KeyUseLock { _file: f }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
-                "another claribi-host process (a `serve`, say) is using {}; stop it, run rotate-key, then start it again",
-                data_dir.display()
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}/locks/host.lock: {e}", data_dir.display())),
-        }
-    }
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +328,15 @@ mod tests {
         let mut tampered = s.clone();
         tampered.ciphertext[0] ^= 1;
         assert!(keys.open("c1", "access-token", &tampered).is_err());
+    }
+
+    #[test]
+    fn format_2_binds_what_the_value_is_and_where_it_may_go() {
+        let keys = MasterKeys::generate();
+        let s = keys.seal_with("c1", "refresh-token", Some(b"refresh-token\0[{\"url\":\"https://a/token\"}]"), b"rt").unwrap();
+        assert_eq!(&*keys.open_with("c1", "refresh-token", Some(b"refresh-token\0[{\"url\":\"https://a/token\"}]"), &s).unwrap(), b"rt");
+        assert!(keys.open_with("c1", "refresh-token", Some(b"refresh-token\0[{\"url\":\"https://evil/token\"}]"), &s).is_err());
+        assert!(keys.open("c1", "refresh-token", &s).is_err(), "format 1 does not open format 2");
     }
 
     #[test]
@@ -477,18 +397,6 @@ mod tests {
     }
 
     #[test]
-    fn a_rotation_waits_for_no_process_using_the_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let running = KeyUseLock::shared(dir.path()).unwrap();
-        let also_running = KeyUseLock::shared(dir.path()).unwrap();
-        let err = KeyUseLock::exclusive_now(dir.path()).err().expect("refused while others run");
-        assert!(err.contains("stop it, run rotate-key"), "{err}");
-        drop((running, also_running));
-        let rotating = KeyUseLock::exclusive_now(dir.path()).expect("free once they stopped");
-        drop(rotating);
-    }
-
-    #[test]
     fn debug_output_never_shows_key_bytes() {
         let keys = MasterKeys::generate();
         let dbg = format!("{keys:?}");
@@ -496,19 +404,4 @@ mod tests {
         assert!(!dbg.contains(&b64));
     }
 
-    #[tokio::test]
-    async fn the_credential_lock_is_exclusive_per_connection() {
-        let dir = tempfile::tempdir().unwrap();
-        let locks = CredentialLocks::new(Some(dir.path().to_path_buf()));
-        let held = locks.lock("c1").await.unwrap();
-        // Another connection is independent.
-        let other = tokio::time::timeout(std::time::Duration::from_secs(2), locks.lock("c2")).await;
-        assert!(other.is_ok());
-        // The same connection waits until the first holder drops.
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(200), locks.lock("c1")).await;
-        assert!(waiting.is_err(), "second lock must wait");
-        drop(held);
-        let got = tokio::time::timeout(std::time::Duration::from_secs(2), locks.lock("c1")).await;
-        assert!(got.is_ok());
-    }
 }

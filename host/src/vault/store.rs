@@ -1,5 +1,5 @@
 //! Persistent state: one SQLite database (`<data-dir>/claribi.db`) holding connections, their
-//! non-secret state, connector-wide shared state, and every secret *sealed* (see [`crate::secrets`]).
+//! non-secret state, connector-wide shared state, and every secret *sealed* (see [`crate::vault::sealing`]).
 //!
 //! Nothing secret is ever written to this database in clear: the `secrets` table holds only key ids,
 //! nonces and ciphertexts. The database file is created with mode 0600 in a 0700 directory.
@@ -7,8 +7,10 @@
 //! Several processes may use one data directory at once (a `serve` and a CLI call): the database is in
 //! WAL mode with a busy timeout, and every multi-row change is one transaction.
 
+use crate::oauth::discovery::OAuthState;
 use crate::policy::Policy;
-use crate::secrets::{MasterKeys, Sealed};
+use crate::vault::credentials::{Binding, Credential, Kind, Placeholder};
+use crate::vault::sealing::{MasterKeys, Sealed};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -95,12 +97,17 @@ pub struct ConnectionRecord {
     pub options: Vec<(String, String)>,
     /// The operator's grant and limits.
     pub policy: Policy,
-    /// Origins the connection's secrets may travel to.
-    pub credential_origins: Vec<String>,
+    /// What the host learned of the connection's authorization (its OAuth URLs).
+    pub oauth: OAuthState,
+    /// The header an API key travels in (`None`: `Authorization: Bearer`), as the connector
+    /// declared it or the operator chose it.
+    pub api_key_header: Option<String>,
     /// Account reached, as the connector described it.
     pub account: Option<String>,
-    /// Scopes granted, as the connector reported them.
+    /// Scopes granted, as the host read them (the token response, or the API key's scope header).
     pub granted_scopes: Vec<String>,
+    /// Warnings about the grant (e.g. wider than asked), shown by `connect` and `status`.
+    pub warnings: Vec<String>,
     /// Where it stands.
     pub status: Status,
     /// The last error a call hit (one line), if the last call failed.
@@ -109,6 +116,116 @@ pub struct ConnectionRecord {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+/// A secret as the store holds it.
+pub enum StoredSecret {
+    /// A value the connector stored itself (a PKCE verifier, an expiry): handed back as is.
+    Own(Zeroizing<String>),
+    /// A credential: a connector sees only its placeholder.
+    Credential(Credential),
+    /// Sealed by a host that handed credentials to connectors (`claribi:data-source` 0.1): never
+    /// given to a connector again; `claribi-host upgrade` converts an API key and drops the rest.
+    Legacy(Zeroizing<String>),
+}
+
+impl StoredSecret {
+    /// The value, whatever it is (host use only).
+    pub fn into_value(self) -> Zeroizing<String> {
+        match self {
+            StoredSecret::Own(v) | StoredSecret::Legacy(v) => v,
+            StoredSecret::Credential(c) => c.value,
+        }
+    }
+}
+
+/// A secret to store.
+pub enum SecretWrite {
+    /// A value of the connector's own.
+    Own(String),
+    /// A credential, with its kind, placeholder and binding.
+    Credential(Credential),
+}
+
+/// What a secret is and where it may go, without its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSummary {
+    /// Its name.
+    pub name: String,
+    /// Its kind (`None`: the connector's own value).
+    pub kind: Option<Kind>,
+    /// Where it may be attached.
+    pub binding: Binding,
+    /// Written by a host before credentials were kept out of connectors.
+    pub legacy: bool,
+}
+
+/// What format 2 binds into a credential's sealed value besides connection and name.
+fn credential_meta(kind: Kind, binding_json: &str) -> Vec<u8> {
+    let mut m = kind.as_str().as_bytes().to_vec();
+    m.push(0);
+    m.extend_from_slice(binding_json.as_bytes());
+    m
+}
+
+/// A secret row, not opened yet.
+struct SecretRow {
+    name: String,
+    format: i64,
+    kind: Option<String>,
+    placeholder: Option<String>,
+    binding: Option<String>,
+    sealed: Sealed,
+}
+
+impl SecretRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
+        Ok(SecretRow {
+            name: r.get(0)?,
+            format: r.get(1)?,
+            kind: r.get(2)?,
+            placeholder: r.get(3)?,
+            binding: r.get(4)?,
+            sealed: Sealed { key_id: r.get(5)?, nonce: r.get(6)?, ciphertext: r.get(7)? },
+        })
+    }
+
+    /// The associated data beyond connection and name (`None`: format 1).
+    fn meta(&self) -> Option<Vec<u8>> {
+        if self.format < 2 {
+            return None;
+        }
+        Some(match &self.kind {
+            Some(k) => credential_meta(Kind::parse(k).unwrap_or(Kind::IdToken), self.binding.as_deref().unwrap_or("")),
+            None => Vec::new(),
+        })
+    }
+
+    fn open(self, keys: &MasterKeys, connection_id: &str) -> Res<StoredSecret> {
+        if let Some(k) = &self.kind {
+            if Kind::parse(k).is_none() {
+                return Err(format!("secret `{}` has an unknown kind `{k}`; reconnect the connection", self.name));
+            }
+        }
+        let meta = self.meta();
+        let bytes = keys.open_with(connection_id, &self.name, meta.as_deref(), &self.sealed)?;
+        let text = Zeroizing::new(
+            String::from_utf8(bytes.to_vec()).map_err(|_| format!("secret `{}` is not text; reconnect the connection", self.name))?,
+        );
+        if self.format < 2 {
+            return Ok(StoredSecret::Legacy(text));
+        }
+        match (self.kind.as_deref().and_then(Kind::parse), self.placeholder.as_deref().and_then(Placeholder::parse)) {
+            (None, _) => Ok(StoredSecret::Own(text)),
+            (Some(kind), Some(placeholder)) => Ok(StoredSecret::Credential(Credential {
+                kind,
+                placeholder,
+                value: text,
+                binding: self.binding.as_deref().map(from_json).unwrap_or_default(),
+            })),
+            (Some(_), None) => Err(format!("credential `{}` has no placeholder; reconnect the connection", self.name)),
+        }
+    }
 }
 
 /// The database.
@@ -131,8 +248,7 @@ fn from_json<T: for<'a> Deserialize<'a> + Default>(s: &str) -> T {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS connections (
     id TEXT PRIMARY KEY,
@@ -182,10 +298,75 @@ CREATE TABLE IF NOT EXISTS shared_state (
 );
 ";
 
+/// Migration 2: credentials kept out of connectors (claribi:data-source 0.2). A secret row says what it
+/// is (`kind`: a credential, or NULL for the connector's own value), the placeholder a connector sees,
+/// and where it may be attached (`binding`); `format` 2 binds kind and binding into the sealed value.
+/// Rows of format 1 were written by a host that handed credentials to connectors: they are never
+/// given to a connector again (`claribi-host upgrade` converts an API key and drops the rest).
+const MIGRATION_V2: &str = "
+ALTER TABLE secrets ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE secrets ADD COLUMN kind TEXT;
+ALTER TABLE secrets ADD COLUMN placeholder TEXT;
+ALTER TABLE secrets ADD COLUMN binding TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS secrets_by_placeholder ON secrets (connection_id, placeholder);
+ALTER TABLE connections ADD COLUMN oauth TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE connections ADD COLUMN api_key_header TEXT;
+ALTER TABLE connections ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+";
+
+/// The versioned migrations, applied in order at open; the version reached is kept in `meta`.
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "connections, state, sealed secrets, tool cache, shared state", SCHEMA_V1),
+    (2, "credentials kept out of connectors: kinds, placeholders, bindings; learned OAuth URLs", MIGRATION_V2),
+];
+
 type Res<T> = Result<T, String>;
 
 fn db_err(e: rusqlite::Error) -> String {
     format!("database error: {e}")
+}
+
+fn schema_version(db: &Connection) -> Res<u32> {
+    let has_meta: bool = db
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')", [], |r| r.get(0))
+        .map_err(db_err)?;
+    if !has_meta {
+        return Ok(0);
+    }
+    let v: Option<String> =
+        db.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional().map_err(db_err)?;
+    match v {
+        Some(v) => v.parse().map_err(|_| format!("the schema version `{v}` is not a number")),
+        // A database of a host from before versioned migrations: the first schema.
+        None => {
+            let has_connections: bool = db
+                .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'connections')", [], |r| r.get(0))
+                .map_err(db_err)?;
+            Ok(if has_connections { 1 } else { 0 })
+        }
+    }
+}
+
+/// Apply the migrations the database lacks, each in its own transaction.
+fn migrate(db: &mut Connection) -> Res<()> {
+    let current = schema_version(db)?;
+    let newest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if current > newest {
+        return Err(format!(
+            "the database has schema version {current}, newer than this claribi-host knows ({newest}); use a newer claribi-host"
+        ));
+    }
+    for (version, what, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = db.transaction().map_err(db_err)?;
+        tx.execute_batch(sql).map_err(|e| format!("migration {version} ({what}) failed: {e}"))?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![version.to_string()],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -201,18 +382,23 @@ impl Store {
         }
         let _ = fresh;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(db_err)?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| format!("cannot initialise {}: {e}; is it a claribi database?", path.display()))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").map_err(db_err)?;
+        let mut conn = conn;
+        migrate(&mut conn).map_err(|e| format!("cannot initialise {}: {e}; is it a claribi database?", path.display()))?;
         Ok(Store { db: Mutex::new(conn) })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Res<Store> {
-        let conn = Connection::open_in_memory().map_err(db_err)?;
+        let mut conn = Connection::open_in_memory().map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(db_err)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        migrate(&mut conn)?;
         Ok(Store { db: Mutex::new(conn) })
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Res<u32> {
+        schema_version(&self.db())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -231,10 +417,12 @@ impl Store {
             auth_method: AuthMethod::parse(&row.get::<_, String>("auth_method")?),
             scopes: from_json(&row.get::<_, String>("scopes")?),
             options: from_json(&row.get::<_, String>("options")?),
-            policy: Policy::parse(&policy_text).unwrap_or_default(),
-            credential_origins: from_json(&row.get::<_, String>("credential_origins")?),
+            policy: Policy::parse(&policy_text).unwrap_or_else(|_| Policy::deny_all()),
+            oauth: from_json(&row.get::<_, String>("oauth")?),
+            api_key_header: row.get("api_key_header")?,
             account: row.get("account")?,
             granted_scopes: from_json(&row.get::<_, String>("granted_scopes")?),
+            warnings: from_json(&row.get::<_, String>("warnings")?),
             status: Status::parse(&row.get::<_, String>("status")?),
             last_error: row.get("last_error")?,
             created_at: row.get("created_at")?,
@@ -247,12 +435,13 @@ impl Store {
         let db = self.db();
         db.execute(
             "INSERT INTO connections (id, name, plugin_digest, connector_id, connector_name, endpoint, auth_method,
-                scopes, options, policy, credential_origins, account, granted_scopes, status, last_error, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+                scopes, options, policy, credential_origins, account, granted_scopes, status, last_error, created_at, updated_at,
+                oauth, api_key_header, warnings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18)",
             params![
                 c.id, c.name, c.plugin_digest, c.connector_id, c.connector_name, c.endpoint, c.auth_method.as_str(),
-                json(&c.scopes), json(&c.options), c.policy.to_toml(), json(&c.credential_origins), c.account,
-                json(&c.granted_scopes), c.status.as_str(), c.last_error, now()
+                json(&c.scopes), json(&c.options), c.policy.to_toml(), c.account,
+                json(&c.granted_scopes), c.status.as_str(), c.last_error, now(), json(&c.oauth), c.api_key_header, json(&c.warnings)
             ],
         )
         .map_err(|e| match e {
@@ -280,14 +469,41 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
-    /// Record the outcome of authorization or a check: account, granted scopes, credential origins,
-    /// and status `ready`.
-    pub fn mark_connected(&self, id: &str, account: Option<&str>, granted: &[String], origins: &[String]) -> Res<()> {
+    /// Record the outcome of authorization or a check: account, granted scopes, warnings, and status
+    /// `ready`.
+    pub fn mark_connected(&self, id: &str, account: Option<&str>, granted: &[String], warnings: &[String]) -> Res<()> {
         self.db()
             .execute(
-                "UPDATE connections SET account = ?2, granted_scopes = ?3, credential_origins = ?4, status = 'ready',
+                "UPDATE connections SET account = ?2, granted_scopes = ?3, warnings = ?4, status = 'ready',
                  last_error = NULL, updated_at = ?5 WHERE id = ?1",
-                params![id, account, json(&granted), json(&origins), now()],
+                params![id, account, json(&granted), json(&warnings), now()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Replace what the host learned of a connection's authorization.
+    pub fn set_oauth(&self, id: &str, oauth: &OAuthState) -> Res<()> {
+        self.db()
+            .execute("UPDATE connections SET oauth = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(oauth), now()])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Replace the scopes a connection holds, as the host read them (a refresh may narrow them).
+    pub fn set_granted_scopes(&self, id: &str, granted: &[String]) -> Res<()> {
+        self.db()
+            .execute("UPDATE connections SET granted_scopes = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(&granted), now()])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Re-pin a connection to another component (`claribi-host upgrade`).
+    pub fn set_plugin(&self, id: &str, digest: &str, api_key_header: Option<&str>) -> Res<()> {
+        self.db()
+            .execute(
+                "UPDATE connections SET plugin_digest = ?2, api_key_header = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, digest, api_key_header, now()],
             )
             .map_err(db_err)?;
         Ok(())
@@ -299,17 +515,6 @@ impl Store {
             .execute(
                 "UPDATE connections SET policy = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, policy.to_toml(), now()],
-            )
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    /// Replace the origins a connection's secrets may travel to.
-    pub fn set_credential_origins(&self, id: &str, origins: &[String]) -> Res<()> {
-        self.db()
-            .execute(
-                "UPDATE connections SET credential_origins = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, json(&origins), now()],
             )
             .map_err(db_err)?;
         Ok(())
@@ -474,42 +679,92 @@ impl Store {
     }
 
     /// Read and open one secret.
-    pub fn secret(&self, keys: &MasterKeys, connection_id: &str, name: &str) -> Res<Option<Zeroizing<String>>> {
-        let sealed = self
+    pub fn secret(&self, keys: &MasterKeys, connection_id: &str, name: &str) -> Res<Option<StoredSecret>> {
+        let row = self
             .db()
             .query_row(
-                "SELECT key_id, nonce, ciphertext FROM secrets WHERE connection_id = ?1 AND name = ?2",
+                "SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets WHERE connection_id = ?1 AND name = ?2",
                 params![connection_id, name],
-                |r| Ok(Sealed { key_id: r.get(0)?, nonce: r.get(1)?, ciphertext: r.get(2)? }),
+                SecretRow::read,
             )
             .optional()
             .map_err(db_err)?;
-        match sealed {
-            None => Ok(None),
-            Some(s) => {
-                let bytes = keys.open(connection_id, name, &s)?;
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| format!("secret `{name}` is not text; reconnect the connection"))?;
-                Ok(Some(Zeroizing::new(text)))
-            }
+        row.map(|r| r.open(keys, connection_id)).transpose()
+    }
+
+    /// The value of one secret, whatever it is (for the host itself: tests, `rekey`; never for a connector).
+    pub fn secret_value(&self, keys: &MasterKeys, connection_id: &str, name: &str) -> Res<Option<Zeroizing<String>>> {
+        Ok(self.secret(keys, connection_id, name)?.map(StoredSecret::into_value))
+    }
+
+    /// The credential a placeholder stands for, if it is one of this connection's.
+    pub fn credential_by_placeholder(&self, keys: &MasterKeys, connection_id: &str, placeholder: &Placeholder) -> Res<Option<Credential>> {
+        let row = self
+            .db()
+            .query_row(
+                "SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets
+                 WHERE connection_id = ?1 AND placeholder = ?2",
+                params![connection_id, placeholder.as_str()],
+                SecretRow::read,
+            )
+            .optional()
+            .map_err(db_err)?;
+        match row.map(|r| r.open(keys, connection_id)).transpose()? {
+            Some(StoredSecret::Credential(c)) => Ok(Some(c)),
+            _ => Ok(None),
         }
     }
 
-    /// Every secret value of a connection, opened (for the outbound credential check and log masking).
-    pub fn secret_values(&self, keys: &MasterKeys, connection_id: &str) -> Res<Vec<Zeroizing<String>>> {
-        let names: Vec<String> = {
+    /// Every secret of a connection, opened.
+    pub fn secrets(&self, keys: &MasterKeys, connection_id: &str) -> Res<Vec<(String, StoredSecret)>> {
+        let rows: Vec<SecretRow> = {
             let db = self.db();
-            let mut stmt = db.prepare("SELECT name FROM secrets WHERE connection_id = ?1").map_err(db_err)?;
-            let rows = stmt.query_map(params![connection_id], |r| r.get(0)).map_err(db_err)?;
+            let mut stmt = db
+                .prepare("SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets WHERE connection_id = ?1 ORDER BY name")
+                .map_err(db_err)?;
+            let rows = stmt.query_map(params![connection_id], SecretRow::read).map_err(db_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
         };
-        let mut out = Vec::new();
-        for n in names {
-            if let Some(v) = self.secret(keys, connection_id, &n)? {
-                out.push(v);
-            }
-        }
-        Ok(out)
+        rows.into_iter().map(|r| Ok((r.name.clone(), r.open(keys, connection_id)?))).collect()
+    }
+
+    /// Every credential of a connection (for masking echoes and the second-line scan).
+    pub fn credentials(&self, keys: &MasterKeys, connection_id: &str) -> Res<Vec<Credential>> {
+        Ok(self
+            .secrets(keys, connection_id)?
+            .into_iter()
+            .filter_map(|(_, s)| match s {
+                StoredSecret::Credential(c) => Some(c),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every secret value of a connection, opened (the second-line scan and log masking).
+    pub fn secret_values(&self, keys: &MasterKeys, connection_id: &str) -> Res<Vec<Zeroizing<String>>> {
+        Ok(self.secrets(keys, connection_id)?.into_iter().map(|(_, s)| s.into_value()).collect())
+    }
+
+    /// What each secret of a connection is and where it may go, without opening any (for display).
+    pub fn secret_summaries(&self, connection_id: &str) -> Res<Vec<SecretSummary>> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT name, format, kind, binding FROM secrets WHERE connection_id = ?1 ORDER BY name")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![connection_id], |r| {
+                let format: i64 = r.get(1)?;
+                let kind: Option<String> = r.get(2)?;
+                let binding: Option<String> = r.get(3)?;
+                Ok(SecretSummary {
+                    name: r.get(0)?,
+                    kind: kind.as_deref().and_then(Kind::parse),
+                    binding: binding.map(|b| from_json(&b)).unwrap_or_default(),
+                    legacy: format < 2,
+                })
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
     /// Names of a connection's secrets (never their values).
@@ -523,31 +778,44 @@ impl Store {
     }
 
     /// Set (`Some`) or delete (`None`) several secrets of a connection in one transaction.
-    pub fn update_secrets(&self, keys: &MasterKeys, connection_id: &str, changes: &[(String, Option<String>)]) -> Res<()> {
+    pub fn update_secrets(&self, keys: &MasterKeys, connection_id: &str, changes: &[(String, Option<SecretWrite>)]) -> Res<()> {
         let mut sealed = Vec::with_capacity(changes.len());
         for (name, value) in changes {
             if name.is_empty() || name.len() > 128 {
                 return Err("secret names must be 1 to 128 characters".into());
             }
-            sealed.push((name, value.as_ref().map(|v| keys.seal(connection_id, name, v.as_bytes())).transpose()?));
+            let row = match value {
+                None => None,
+                Some(SecretWrite::Own(v)) => Some((None, None, None, keys.seal_with(connection_id, name, Some(b""), v.as_bytes())?)),
+                Some(SecretWrite::Credential(c)) => {
+                    let binding = json(&c.binding);
+                    let meta = credential_meta(c.kind, &binding);
+                    let s = keys.seal_with(connection_id, name, Some(&meta), c.value.as_bytes())?;
+                    Some((Some(c.kind.as_str()), Some(c.placeholder.as_str().to_string()), Some(binding), s))
+                }
+            };
+            sealed.push((name, row));
         }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
-        for (name, s) in sealed {
-            match s {
-                Some(s) => tx.execute(
-                    "INSERT INTO secrets (connection_id, name, key_id, nonce, ciphertext, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (connection_id, name) DO UPDATE SET key_id = excluded.key_id,
-                        nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-                    params![connection_id, name, s.key_id, s.nonce, s.ciphertext, now()],
+        for (name, row) in sealed {
+            match row {
+                Some((kind, placeholder, binding, s)) => tx.execute(
+                    "INSERT INTO secrets (connection_id, name, key_id, nonce, ciphertext, updated_at, format, kind, placeholder, binding)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 2, ?7, ?8, ?9)
+                     ON CONFLICT (connection_id, name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                        ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, format = 2, kind = excluded.kind,
+                        placeholder = excluded.placeholder, binding = excluded.binding",
+                    params![connection_id, name, s.key_id, s.nonce, s.ciphertext, now(), kind, placeholder, binding],
                 ),
-                None => tx.execute(
-                    "DELETE FROM secrets WHERE connection_id = ?1 AND name = ?2",
-                    params![connection_id, name],
-                ),
+                None => tx.execute("DELETE FROM secrets WHERE connection_id = ?1 AND name = ?2", params![connection_id, name]),
             }
-            .map_err(db_err)?;
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    "a credential may be stored under one name only".to_string()
+                }
+                other => db_err(other),
+            })?;
         }
         tx.commit().map_err(db_err)
     }
@@ -564,24 +832,35 @@ impl Store {
     pub fn reencrypt_all(&self, keys: &MasterKeys) -> Res<usize> {
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
-        let rows: Vec<(String, String, Sealed)> = {
+        let rows: Vec<(String, SecretRow)> = {
             let mut stmt = tx
-                .prepare("SELECT connection_id, name, key_id, nonce, ciphertext FROM secrets")
+                .prepare("SELECT connection_id, name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets")
                 .map_err(db_err)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, Sealed { key_id: r.get(2)?, nonce: r.get(3)?, ciphertext: r.get(4)? }))
+                    Ok((
+                        r.get(0)?,
+                        SecretRow {
+                            name: r.get(1)?,
+                            format: r.get(2)?,
+                            kind: r.get(3)?,
+                            placeholder: r.get(4)?,
+                            binding: r.get(5)?,
+                            sealed: Sealed { key_id: r.get(6)?, nonce: r.get(7)?, ciphertext: r.get(8)? },
+                        },
+                    ))
                 })
                 .map_err(db_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
         };
         let mut n = 0;
-        for (cid, name, sealed) in rows {
-            let plain = keys.open(&cid, &name, &sealed)?;
-            let fresh = keys.seal(&cid, &name, &plain)?;
+        for (cid, row) in rows {
+            let meta = row.meta();
+            let plain = keys.open_with(&cid, &row.name, meta.as_deref(), &row.sealed)?;
+            let fresh = keys.seal_with(&cid, &row.name, meta.as_deref(), &plain)?;
             tx.execute(
                 "UPDATE secrets SET key_id = ?3, nonce = ?4, ciphertext = ?5 WHERE connection_id = ?1 AND name = ?2",
-                params![cid, name, fresh.key_id, fresh.nonce, fresh.ciphertext],
+                params![cid, row.name, fresh.key_id, fresh.nonce, fresh.ciphertext],
             )
             .map_err(db_err)?;
             n += 1;
@@ -602,6 +881,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Target;
 
     fn record(name: &str) -> ConnectionRecord {
         ConnectionRecord {
@@ -615,14 +895,25 @@ mod tests {
             scopes: vec!["mcp.read".into()],
             options: vec![],
             policy: Policy::default(),
-            credential_origins: vec![],
+            oauth: OAuthState::default(),
+            api_key_header: Some("close-api-key".into()),
             account: None,
             granted_scopes: vec![],
+            warnings: vec![],
             status: Status::Pending,
             last_error: None,
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    fn own(v: &str) -> Option<SecretWrite> {
+        Some(SecretWrite::Own(v.into()))
+    }
+
+    fn api_key(v: &str) -> Credential {
+        let endpoint = Target::parse("https://mcp.close.com/mcp").unwrap();
+        Credential::new(Kind::ApiKey, Zeroizing::new(v.into()), Binding::api_key(&endpoint, Some("close-api-key")))
     }
 
     #[test]
@@ -631,10 +922,12 @@ mod tests {
         s.insert_connection(&record("a")).unwrap();
         let err = s.insert_connection(&ConnectionRecord { id: "other".into(), ..record("a") }).unwrap_err();
         assert!(err.contains("already exists"), "{err}");
-        s.mark_connected("conn_a", Some("Org"), &["mcp.read".into()], &["https://x".into()]).unwrap();
+        s.mark_connected("conn_a", Some("Org"), &["mcp.read".into()], &["wider".into()]).unwrap();
         let got = s.connection("a").unwrap().unwrap();
         assert_eq!(got.status, Status::Ready);
         assert_eq!(got.account.as_deref(), Some("Org"));
+        assert_eq!(got.warnings, vec!["wider"]);
+        assert_eq!(got.api_key_header.as_deref(), Some("close-api-key"));
         assert_eq!(s.connections().unwrap().len(), 1);
     }
 
@@ -644,8 +937,19 @@ mod tests {
         let keys = MasterKeys::generate();
         let s = Store::open(dir.path()).unwrap();
         s.insert_connection(&record("a")).unwrap();
-        s.update_secrets(&keys, "conn_a", &[("api-key".into(), Some("sk_secret_value_123".into()))]).unwrap();
-        assert_eq!(s.secret(&keys, "conn_a", "api-key").unwrap().unwrap().as_str(), "sk_secret_value_123");
+        let key = api_key("sk_secret_value_123");
+        s.update_secrets(&keys, "conn_a", &[("api-key".into(), Some(SecretWrite::Credential(key.clone())))]).unwrap();
+        match s.secret(&keys, "conn_a", "api-key").unwrap().unwrap() {
+            StoredSecret::Credential(c) => {
+                assert_eq!(c.value.as_str(), "sk_secret_value_123");
+                assert_eq!(c.placeholder, key.placeholder);
+                assert_eq!(c.binding, key.binding);
+            }
+            _ => panic!("a credential"),
+        }
+        let by_placeholder = s.credential_by_placeholder(&keys, "conn_a", &key.placeholder).unwrap().unwrap();
+        assert_eq!(by_placeholder.kind, Kind::ApiKey);
+        assert_eq!(s.secret_summaries("conn_a").unwrap()[0].kind, Some(Kind::ApiKey));
         drop(s);
         // The clear value is nowhere in the database files.
         for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -658,17 +962,34 @@ mod tests {
     }
 
     #[test]
+    fn a_binding_edited_in_the_database_no_longer_opens() {
+        let keys = MasterKeys::generate();
+        let s = Store::in_memory().unwrap();
+        s.insert_connection(&record("a")).unwrap();
+        s.update_secrets(&keys, "conn_a", &[("api-key".into(), Some(SecretWrite::Credential(api_key("sk_secret_value_123"))))]).unwrap();
+        let evil = Binding::api_key(&Target::parse("https://evil.example/x").unwrap(), Some("close-api-key"));
+        s.db().execute("UPDATE secrets SET binding = ?1", params![json(&evil)]).unwrap();
+        let e = s.secret(&keys, "conn_a", "api-key").err().unwrap();
+        assert!(e.contains("failed authentication"), "{e}");
+    }
+
+    #[test]
     fn a_batch_of_secret_changes_is_atomic() {
         let keys = MasterKeys::generate();
         let s = Store::in_memory().unwrap();
         s.insert_connection(&record("a")).unwrap();
-        s.update_secrets(&keys, "conn_a", &[("refresh-token".into(), Some("r1".into()))]).unwrap();
+        s.update_secrets(&keys, "conn_a", &[("expiry".into(), own("r1"))]).unwrap();
         // An invalid name in the batch rejects the whole batch: r1 survives.
-        let err = s
-            .update_secrets(&keys, "conn_a", &[("refresh-token".into(), Some("r2".into())), ("".into(), Some("x".into()))])
-            .unwrap_err();
+        let err = s.update_secrets(&keys, "conn_a", &[("expiry".into(), own("r2")), ("".into(), own("x"))]).unwrap_err();
         assert!(err.contains("secret names"));
-        assert_eq!(s.secret(&keys, "conn_a", "refresh-token").unwrap().unwrap().as_str(), "r1");
+        assert_eq!(s.secret_value(&keys, "conn_a", "expiry").unwrap().unwrap().as_str(), "r1");
+        // One credential under two names is refused (its placeholder names one row).
+        let k = api_key("sk_secret_value_123");
+        let err = s
+            .update_secrets(&keys, "conn_a", &[("a".into(), Some(SecretWrite::Credential(k.clone()))), ("b".into(), Some(SecretWrite::Credential(k)))])
+            .unwrap_err();
+        assert!(err.contains("one name"), "{err}");
+        assert!(s.secret(&keys, "conn_a", "a").unwrap().is_none(), "nothing of the refused batch was stored");
     }
 
     #[test]
@@ -676,13 +997,44 @@ mod tests {
         let mut keys = MasterKeys::generate();
         let s = Store::in_memory().unwrap();
         s.insert_connection(&record("a")).unwrap();
-        s.update_secrets(&keys, "conn_a", &[("k1".into(), Some("v1".into())), ("k2".into(), Some("v2".into()))]).unwrap();
+        s.update_secrets(&keys, "conn_a", &[("k1".into(), own("v1")), ("k2".into(), Some(SecretWrite::Credential(api_key("v2-long-enough"))))]).unwrap();
         let old = keys.current_id().to_string();
         keys.rotate().unwrap();
         assert_eq!(s.key_ids_in_use().unwrap(), vec![old]);
         assert_eq!(s.reencrypt_all(&keys).unwrap(), 2);
         assert_eq!(s.key_ids_in_use().unwrap(), vec![keys.current_id().to_string()]);
         keys.retire_old_keys().unwrap();
-        assert_eq!(s.secret(&keys, "conn_a", "k2").unwrap().unwrap().as_str(), "v2");
+        assert_eq!(s.secret_value(&keys, "conn_a", "k2").unwrap().unwrap().as_str(), "v2-long-enough");
+        assert_eq!(s.secret_value(&keys, "conn_a", "k1").unwrap().unwrap().as_str(), "v1");
+    }
+
+    #[test]
+    fn a_database_of_the_first_schema_is_migrated_and_its_secrets_stay_inert() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = MasterKeys::generate();
+        {
+            let db = Connection::open(dir.path().join("claribi.db")).unwrap();
+            db.execute_batch(SCHEMA_V1).unwrap();
+            db.execute(
+                "INSERT INTO connections (id, name, plugin_digest, connector_id, connector_name, endpoint, auth_method, scopes, options,
+                 policy, credential_origins, granted_scopes, status, created_at, updated_at)
+                 VALUES ('conn_a', 'a', 'd', 'close', 'Close CRM', 'https://mcp.close.com/mcp', 'api-key', '[]', '[]', '', '[]', '[]', 'ready', 0, 0)",
+                [],
+            )
+            .unwrap();
+            let sealed = keys.seal("conn_a", "access-token", b"old-token-value").unwrap();
+            db.execute(
+                "INSERT INTO secrets (connection_id, name, key_id, nonce, ciphertext, updated_at) VALUES ('conn_a', 'access-token', ?1, ?2, ?3, 0)",
+                params![sealed.key_id, sealed.nonce, sealed.ciphertext],
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.last().unwrap().0);
+        assert!(matches!(s.secret(&keys, "conn_a", "access-token").unwrap(), Some(StoredSecret::Legacy(_))));
+        assert!(s.secret_summaries("conn_a").unwrap()[0].legacy);
+        assert!(s.credentials(&keys, "conn_a").unwrap().is_empty(), "a legacy value is no credential a placeholder resolves to");
+        drop(s);
+        assert_eq!(Store::open(dir.path()).unwrap().schema_version().unwrap(), 2, "opening again migrates nothing");
     }
 }

@@ -6,7 +6,7 @@
 //! as `::ffff:10.0.0.1`) is caught just like the literal.
 //!
 //! ```
-//! use claribi_host::addresses::is_special;
+//! use claribi_host::wire::addresses::is_special;
 //! assert!(is_special("127.0.0.1".parse().unwrap()));
 //! assert!(is_special("::ffff:169.254.169.254".parse().unwrap()));
 //! assert!(!is_special("93.184.216.34".parse().unwrap()));

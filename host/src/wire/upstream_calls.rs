@@ -1,9 +1,9 @@
 //! Which MCP tools an outgoing request would call: the host's own reading of a request body, so that
 //! the write-tool blocklist holds even against a connector that lies.
 //!
-//! The blocklist ([`crate::blocklist`]) already decides which tools a connection lists and which
+//! The blocklist ([`crate::policy::blocklist`]) already decides which tools a connection lists and which
 //! names a caller may invoke. A hostile connector could still send `tools/call delete_lead` upstream
-//! while the host thinks it is running `find_leads`. So the send-request hook ([`crate::outbound`])
+//! while the host thinks it is running `find_leads`. So the send-request hook ([`crate::wire::outbound`])
 //! reads every JSON body it forwards with [`tool_calls`] and refuses the request when a `tools/call`
 //! names a tool the blocklist withholds.
 //!
@@ -25,7 +25,7 @@
 //! as JSON that does not parse as JSON.
 //!
 //! ```
-//! use claribi_host::upstream_calls::tool_calls;
+//! use claribi_host::wire::upstream_calls::tool_calls;
 //! let body = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_lead","arguments":{}}}"#;
 //! assert_eq!(tool_calls(body).unwrap(), vec!["delete_lead".to_string()]);
 //! assert!(tool_calls(b"grant_type=refresh_token&refresh_token=x").unwrap().is_empty());

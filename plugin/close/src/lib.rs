@@ -5,8 +5,9 @@
 //! glue, the connector flow, the error mapping; the protocol and OAuth are `mcp-client`'s). This crate
 //! is the [`Close`] vendor, which departs from a plain MCP server in these ways:
 //!
-//! * **API key**: `Close-API-Key` + `Close-Scope` on every request (the secret `api-key`; the scope
-//!   is the connection's first, else [`DEFAULT_SCOPE`]).
+//! * **API key**: `Close-API-Key` on every request (the secret `api-key`, a placeholder the host
+//!   replaces on the wire), declared in `api-key-headers` with the scope header `Close-Scope`, which
+//!   the host sets to the connection's scope (`mcp.read`).
 //! * **OAuth**: Close's hosted MCP server publishes its protected-resource metadata (`resource` =
 //!   `https://mcp.close.com/`) and, also on the MCP host, the metadata of its authorization server
 //!   `https://api.close.com`, which registers public clients dynamically. The connector asks for
@@ -21,7 +22,9 @@
 //! Every export runs in a fresh instance: the MCP session is kept with `host.set-state` under
 //! `claribi_connector_sdk::STATE_MCP_SESSION`, the API key is read with `host.get-secret("api-key")`,
 //! and the OAuth tokens, registration and authorization in progress are kept under the keys of
-//! `mcp_client::oauth::keys`.
+//! `mcp_client::oauth::keys`. Every credential the connector holds is a placeholder: the host attaches
+//! the values on the wire, only at Close's MCP endpoint and its authorization server's token and
+//! revocation endpoints.
 
 pub mod organization;
 
@@ -29,7 +32,7 @@ use claribi_connector_sdk::mcp_client::oauth::scope::OFFLINE_ACCESS;
 use claribi_connector_sdk::mcp_client::oauth::{GrantInfo, ScopeInputs, ScopePolicy};
 use claribi_connector_sdk::mcp_client::url::HttpUrl;
 use claribi_connector_sdk::mcp_client::LogLevel;
-use claribi_connector_sdk::types::{AuthMethod, Connection, ConnectorInfo, Error, ScopeProblem};
+use claribi_connector_sdk::types::{ApiKeyHeaders, AuthMethod, ConnectorInfo, Error, ScopeProblem};
 use claribi_connector_sdk::{convert, CredentialKind, Session, Vendor, Wording};
 use serde_json::Map;
 
@@ -39,6 +42,10 @@ pub const CONNECTOR_ID: &str = "close";
 pub const DEFAULT_ENDPOINT: &str = "https://mcp.close.com/mcp";
 /// The least-privilege scope (read-only tools).
 pub const DEFAULT_SCOPE: &str = "mcp.read";
+/// The header Close reads an API key from.
+pub const API_KEY_HEADER: &str = "close-api-key";
+/// The header that names the scope an API key is used with (set by the host).
+pub const SCOPE_HEADER: &str = "close-scope";
 /// The tool that names the organization a connection reaches.
 pub const ORG_INFO_TOOL: &str = "org_info";
 /// `client_name` of the dynamic client registration.
@@ -71,6 +78,10 @@ impl Vendor for Close {
             ],
             scopes: vec![DEFAULT_SCOPE.to_owned()],
             auth_methods: vec![AuthMethod::ApiKey, AuthMethod::Oauth],
+            api_key_headers: Some(ApiKeyHeaders {
+                key: API_KEY_HEADER.to_owned(),
+                scope: Some(SCOPE_HEADER.to_owned()),
+            }),
         }
     }
 
@@ -88,17 +99,6 @@ impl Vendor for Close {
         api_key: "the credentials",
         tool_scope: " for this connection",
     };
-
-    /// `Close-API-Key` and `Close-Scope` (the connection's first scope, else `mcp.read`).
-    fn api_key_headers(key: &str, connection: &Connection) -> Result<Vec<(String, String)>, Error> {
-        Ok(vec![
-            ("Close-API-Key".to_owned(), key.to_owned()),
-            (
-                "Close-Scope".to_owned(),
-                configured_scope(&connection.scopes),
-            ),
-        ])
-    }
 
     const SCOPE_POLICY: &'static dyn ScopePolicy = &CloseScopePolicy;
 

@@ -21,7 +21,9 @@ type CloseConnector<'a> = Connector<'a, Close>;
 
 /// An API-key connection to Close's endpoint, with its key.
 fn api_key_host() -> FakeHost {
-    FakeHost::new(DEFAULT_ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY)
+    let mut host = FakeHost::new(DEFAULT_ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY);
+    host.connection.api_key_header = API_KEY_HEADER.into();
+    host
 }
 
 /// An OAuth connection without tokens yet.
@@ -82,17 +84,17 @@ fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
     assert_eq!(
         account,
         Account {
-            granted_scopes: vec!["mcp.read".into()],
             display_name: Some("Acme Corp (orga_123)".into()),
-            credential_origins: vec!["https://mcp.close.com".into()],
         }
     );
     let requests = http.requests();
     assert_eq!(requests.len(), 3);
     for request in &requests {
         assert_eq!(request.url, "https://mcp.close.com/mcp");
+        // The key (a placeholder, in a component) in the header the host binds it to; the scope
+        // header is the host's to set.
         assert_eq!(request.header("close-api-key"), Some(KEY));
-        assert_eq!(request.header("close-scope"), Some("mcp.read"));
+        assert_eq!(request.header("close-scope"), None);
     }
     let call: Value = serde_json::from_slice(&requests[2].body).unwrap();
     assert_eq!(
@@ -105,18 +107,10 @@ fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
 }
 
 #[test]
-fn the_connections_first_scope_is_sent_and_reported() {
-    let mut host = api_key_host();
-    host.connection.scopes = vec!["mcp.write_safe".into(), "mcp.read".into()];
-    let http = handshake(ScriptedHttp::new()).then(org_info());
-    let account = CloseConnector::new(&host, &http)
-        .check_connection()
-        .unwrap();
-    assert_eq!(account.granted_scopes, vec!["mcp.write_safe"]);
-    assert!(http
-        .requests()
-        .iter()
-        .all(|r| r.header("close-scope") == Some("mcp.write_safe")));
+fn close_declares_its_key_header_and_its_scope_header() {
+    let headers = Close::info().api_key_headers.expect("Close declares its API-key headers");
+    assert_eq!(headers.key, "close-api-key");
+    assert_eq!(headers.scope.as_deref(), Some("close-scope"));
 }
 
 #[test]
@@ -564,7 +558,6 @@ fn begin_authorization_finds_closes_metadata_on_the_mcp_host_and_asks_for_mcp_re
     );
     assert_eq!(param(&q, "client_id").as_deref(), Some("close-client-1"));
     assert_eq!(param(&q, "state"), Some(request.state.clone()));
-    assert_eq!(request.credential_origins, vec!["https://api.close.com"]);
     let registration: Value = serde_json::from_slice(&http.requests()[5].body).unwrap();
     assert_eq!(registration["client_name"], OAUTH_CLIENT_NAME);
     assert_eq!(registration["scope"], "mcp.read offline_access");
@@ -609,12 +602,7 @@ fn complete_authorization_stores_the_tokens_and_names_the_organization() {
     assert_eq!(
         account,
         Account {
-            granted_scopes: vec!["mcp.read".into(), "offline_access".into()],
             display_name: Some("Acme Corp (orga_123)".into()),
-            credential_origins: vec![
-                "https://mcp.close.com".into(),
-                "https://api.close.com".into()
-            ],
         }
     );
     let requests = http.requests();
@@ -760,17 +748,17 @@ fn authorized(expires_in: u64) -> FakeHost {
 }
 
 #[test]
-fn check_connection_on_oauth_reports_the_granted_scopes_and_the_authorization_servers_origin() {
+fn check_connection_on_oauth_names_the_organization_with_the_bearer_token() {
     let host = authorized(3600);
     let http = handshake(ScriptedHttp::new()).then(org_info());
     let account = CloseConnector::new(&host, &http)
         .check_connection()
         .unwrap();
-    assert_eq!(account.granted_scopes, vec!["mcp.read", "offline_access"]);
-    assert_eq!(
-        account.credential_origins,
-        vec!["https://mcp.close.com", "https://api.close.com"]
-    );
+    assert_eq!(account.display_name.as_deref(), Some("Acme Corp (orga_123)"));
+    assert!(http
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization").is_some_and(|a| a.starts_with("Bearer "))));
 }
 
 #[test]

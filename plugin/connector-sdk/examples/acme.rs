@@ -1,7 +1,7 @@
 //! A minimal connector: Acme CRM's hosted MCP server, with OAuth (the MCP authorization spec's
-//! discovery and scopes) and API keys sent in `X-Acme-Key`.
+//! discovery and scopes) and API keys sent in `X-Acme-Key` (declared, so the host binds the key to it).
 
-use claribi_connector_sdk::types::{AuthMethod, Connection, ConnectorInfo, Error};
+use claribi_connector_sdk::types::{ApiKeyHeaders, AuthMethod, ConnectorInfo};
 use claribi_connector_sdk::{Vendor, Wording};
 
 /// The Acme CRM connector.
@@ -22,6 +22,7 @@ impl Vendor for Acme {
             ],
             scopes: vec!["read".into()],
             auth_methods: vec![AuthMethod::Oauth, AuthMethod::ApiKey],
+            api_key_headers: Some(ApiKeyHeaders { key: "x-acme-key".into(), scope: None }),
         }
     }
 
@@ -38,10 +39,6 @@ impl Vendor for Acme {
         api_key: "the API key",
         tool_scope: "",
     };
-
-    fn api_key_headers(key: &str, _: &Connection) -> Result<Vec<(String, String)>, Error> {
-        Ok(vec![("X-Acme-Key".into(), key.into())])
-    }
 }
 
 #[cfg(target_os = "wasi")]

@@ -4,7 +4,7 @@
 
 use crate::bindings::exports::claribi::data_source::connector::Guest;
 use crate::host::WitHost;
-use crate::types::{Account, AuthorizationRequest, ConnectorInfo, Error, Tool, ToolResult};
+use crate::types::{Account, AuthorizationRequest, ConnectorInfo, Error, ToolListing, ToolResult};
 use crate::{Connector, Vendor};
 use mcp_client::wasi_http::WasiHttpClient;
 
@@ -33,7 +33,7 @@ impl<V: Vendor> Guest for V {
         with_connector::<V, _>(|c| c.check_connection())
     }
 
-    fn list_tools() -> Result<Vec<Tool>, Error> {
+    fn list_tools() -> Result<ToolListing, Error> {
         with_connector::<V, _>(|c| c.list_tools())
     }
 

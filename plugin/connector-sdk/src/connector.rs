@@ -19,7 +19,7 @@
 use crate::convert::{self, map_error, map_oauth_error, ErrorContext};
 use crate::host::Host;
 use crate::types::{
-    Account, AuthMethod, AuthorizationRequest, Connection, Error, Tool, ToolResult,
+    Account, AuthMethod, AuthorizationRequest, Connection, Error, ToolListing, ToolResult,
 };
 use crate::vendor::{CredentialKind, Vendor};
 use mcp_client::error::one_line;
@@ -69,7 +69,6 @@ impl AuthProvider for Credentials<'_> {
 /// The connection's settings, resolved.
 struct Settings<'a> {
     endpoint: String,
-    origin: String,
     /// The credential in use, to redact it from any message a server might echo it in.
     secret: String,
     auth: Credentials<'a>,
@@ -92,20 +91,10 @@ impl Settings<'_> {
         ErrorContext::new(self.kind(), &self.granted)
     }
 
-    /// What a check reports: the scopes held and where the credentials may go.
+    /// What a check reports. (The host reads the granted scopes itself and decides where the
+    /// credentials may go.)
     fn account(&self, display_name: Option<String>) -> Account {
-        match &self.grant {
-            Some(grant) if self.kind() == CredentialKind::OAuth => Account {
-                granted_scopes: grant.granted_scopes.clone(),
-                display_name,
-                credential_origins: grant.credential_origins(),
-            },
-            _ => Account {
-                granted_scopes: self.granted.clone(),
-                display_name,
-                credential_origins: vec![self.origin.clone()],
-            },
-        }
+        Account { display_name }
     }
 }
 
@@ -224,7 +213,6 @@ impl<'a, V: Vendor> Connector<'a, V> {
         Ok(AuthorizationRequest {
             url: start.url,
             state: start.state,
-            credential_origins: start.credential_origins,
         })
     }
 
@@ -247,8 +235,8 @@ impl<'a, V: Vendor> Connector<'a, V> {
         self.check(None)
     }
 
-    /// Every tool the server offers this connection.
-    pub fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+    /// Every tool the server offers this connection, with its caching hints.
+    pub fn list_tools(&self) -> Result<ToolListing, Error> {
         let settings = self.settings()?;
         let store = HostSessionStore(self.host);
         let mut client = self.client(&settings, &store)?;
@@ -259,7 +247,11 @@ impl<'a, V: Vendor> Connector<'a, V> {
             LogLevel::Debug,
             &format!("{} offers {} tools", V::WORDING.the_server, tools.len()),
         );
-        Ok(tools.into_iter().map(convert::tool).collect())
+        Ok(ToolListing {
+            tools: tools.into_iter().map(convert::tool).collect(),
+            ttl_ms: None,
+            cache_scope: None,
+        })
     }
 
     /// Calls one tool. `arguments` must be a JSON object.
@@ -401,7 +393,7 @@ impl<'a, V: Vendor> Connector<'a, V> {
 
     fn settings(&self) -> Result<Settings<'a>, Error> {
         let connection = self.host.connection();
-        let (endpoint, url) = self.endpoint(&connection)?;
+        let (endpoint, _) = self.endpoint(&connection)?;
         let (secret, auth, grant) = match connection.auth_method {
             AuthMethod::ApiKey => match self
                 .host
@@ -437,7 +429,6 @@ impl<'a, V: Vendor> Connector<'a, V> {
         };
         let mut settings = Settings {
             endpoint,
-            origin: url.origin(),
             secret,
             auth,
             grant,

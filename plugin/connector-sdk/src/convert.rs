@@ -358,3 +358,14 @@ fn content_block(c: ToolContent) -> WitContent {
 
 #[cfg(test)]
 mod tests;
+
+/// The API-key header of a connection: `Authorization: Bearer <key>` for `authorization`, else
+/// `<header>: <key>`.
+pub fn api_key_header(key: &str, header: &str) -> Vec<(String, String)> {
+    let header = header.trim();
+    if header.is_empty() || header.eq_ignore_ascii_case("authorization") {
+        vec![("Authorization".to_owned(), format!("Bearer {key}"))]
+    } else {
+        vec![(header.to_owned(), key.to_owned())]
+    }
+}

@@ -30,6 +30,7 @@ impl FakeHost {
                 auth_method,
                 scopes: vec![],
                 options: vec![],
+                api_key_header: "authorization".into(),
             },
             inner: MemoryHost::new(),
             logs: RefCell::default(),
@@ -108,6 +109,7 @@ impl crate::Vendor for AnyServer {
             outbound_origins: Vec::new(),
             scopes: Vec::new(),
             auth_methods: vec![AuthMethod::Oauth, AuthMethod::ApiKey],
+            api_key_headers: None,
         }
     }
 

@@ -15,7 +15,7 @@ pub enum CredentialKind {
     /// An API-key connection without a key, when the vendor allows it
     /// ([`Vendor::API_KEY_OPTIONAL`]): requests go out without credentials.
     None,
-    /// The secret `api-key`, sent in the headers of [`Vendor::api_key_headers`].
+    /// The secret `api-key` (a placeholder), sent in the headers of [`Vendor::api_key_headers`].
     ApiKey,
     /// OAuth tokens (`mcp_client::oauth`).
     OAuth,
@@ -93,12 +93,13 @@ pub trait Vendor: 'static {
     /// `unauthorized` before anything is sent.
     const API_KEY_OPTIONAL: bool = false;
 
-    /// The headers that carry the API key (the secret `api-key`, trimmed, never empty) on every
-    /// request. Default: `Authorization: Bearer <key>`. An error (e.g. an option that names no
-    /// header) fails the call before anything is sent.
+    /// The headers that carry the API key on every request. `key` is the secret `api-key` — a
+    /// placeholder the host replaces by the key on the wire, and only in the header the connection
+    /// binds it to (`connection.api-key-header`, which comes from `connector-info.api-key-headers`
+    /// or the operator). Default: that header (`Authorization: Bearer <key>` for `authorization`).
+    /// Override it only to add headers; the key in any other header is refused by the host.
     fn api_key_headers(key: &str, connection: &Connection) -> Result<Vec<(String, String)>, Error> {
-        let _ = connection;
-        Ok(vec![("Authorization".to_owned(), format!("Bearer {key}"))])
+        Ok(crate::convert::api_key_header(key, &connection.api_key_header))
     }
 
     /// Which scopes an OAuth authorization asks for. Default: the MCP authorization spec's

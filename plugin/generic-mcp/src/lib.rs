@@ -8,18 +8,19 @@
 //! server's own name. It is what the MCP conformance suite's client scenarios drive, and the proof
 //! that `mcp-client` and the SDK are reusable beyond Close.
 //!
-//! So the [`McpServer`] vendor is the SDK's defaults ([`Wording::MCP_SERVER`] for its messages),
-//! except for API keys: the secret `api-key` is sent as `Authorization: Bearer <key>`, or as
-//! `<header>: <key>` when the option [`OPTION_API_KEY_HEADER`] names another header; without a key,
-//! requests go out without credentials (servers that need none).
+//! So the [`McpServer`] vendor is the SDK's defaults ([`Wording::MCP_SERVER`] for its messages):
+//! the secret `api-key` is sent as `Authorization: Bearer <key>`, or as `<header>: <key>` when the
+//! operator binds the key to another header (the host reads the option [`OPTION_API_KEY_HEADER`]
+//! and passes the header as `connection.api-key-header`); without a key, requests go out without
+//! credentials (servers that need none).
 
-use claribi_connector_sdk::mcp_client::error::one_line;
-use claribi_connector_sdk::types::{AuthMethod, Connection, ConnectorInfo, Error};
+use claribi_connector_sdk::types::{AuthMethod, ConnectorInfo};
 use claribi_connector_sdk::{Vendor, Wording};
 
 /// Connector id used in policy files and logs.
 pub const CONNECTOR_ID: &str = "mcp";
-/// Option naming the header the API key is sent in (default `Authorization: Bearer`).
+/// Option naming the header the API key is bound to (default `Authorization: Bearer`); the host
+/// reads it when the connection is made.
 pub const OPTION_API_KEY_HEADER: &str = "api_key_header";
 /// `clientInfo.name` and the `client_name` of a dynamic registration.
 pub const CLIENT_NAME: &str = "claribi-mcp";
@@ -41,6 +42,7 @@ impl Vendor for McpServer {
             outbound_origins: Vec::new(),
             scopes: Vec::new(),
             auth_methods: vec![AuthMethod::Oauth, AuthMethod::ApiKey],
+            api_key_headers: None,
         }
     }
 
@@ -50,51 +52,6 @@ impl Vendor for McpServer {
     const WORDING: Wording = Wording::MCP_SERVER;
 
     const API_KEY_OPTIONAL: bool = true;
-
-    /// `Authorization: Bearer <key>`, or `<header>: <key>` for the option `api_key_header`.
-    fn api_key_headers(key: &str, connection: &Connection) -> Result<Vec<(String, String)>, Error> {
-        Ok(match api_key_header(&connection.options)? {
-            None => vec![("Authorization".to_owned(), format!("Bearer {key}"))],
-            Some(header) => vec![(header, key.to_owned())],
-        })
-    }
-}
-
-/// The header named by the option `api_key_header`: `None` for the default (`Authorization:
-/// Bearer`), an error for a name that is not an HTTP token or that the client sets itself.
-pub fn api_key_header(options: &[(String, String)]) -> Result<Option<String>, Error> {
-    let Some(name) = options
-        .iter()
-        .find(|(k, _)| k.trim() == OPTION_API_KEY_HEADER)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-    else {
-        return Ok(None);
-    };
-    if name.eq_ignore_ascii_case("authorization") {
-        return Ok(None);
-    }
-    let token = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    let reserved = [
-        "accept",
-        "content-type",
-        "content-length",
-        "host",
-        "mcp-session-id",
-        "mcp-protocol-version",
-        "last-event-id",
-    ]
-    .iter()
-    .any(|r| name.eq_ignore_ascii_case(r));
-    if !token || reserved || name.len() > 100 {
-        return Err(Error::Protocol(format!(
-            "The option {OPTION_API_KEY_HEADER} (`{}`) is not a header the API key can be sent in; reconnect with another.",
-            one_line(name, 60)
-        )));
-    }
-    Ok(Some(name.to_owned()))
 }
 
 #[cfg(target_os = "wasi")]

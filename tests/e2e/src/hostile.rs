@@ -4,7 +4,7 @@
 
 use crate::Fixture;
 use claribi_host::errors::HostError;
-use claribi_host::outbound::FixedResolver;
+use claribi_host::wire::outbound::FixedResolver;
 use claribi_host::policy::{Grant, Limits, Policy};
 use claribi_host::service::{ConnectOutcome, ConnectRequest, Credentials, HostConfig, HostService};
 use claribi_host::zeroize::Zeroizing;
@@ -35,13 +35,15 @@ pub fn sockets_component() -> Vec<u8> {
     std::fs::read(HOSTILE_SOCKETS_WASM).unwrap_or_else(|e| panic!("cannot read {HOSTILE_SOCKETS_WASM}: {e}"))
 }
 
-/// The tight limits the hostile tests run under: 32 MiB, 2 s, 64 KiB of responses, 5 requests.
+/// The tight limits the hostile tests run under: 32 MiB, 2 s, 64 KiB of responses, 5 requests, 8 MiB
+/// of host memory.
 pub fn tight_limits() -> Limits {
     Limits {
         memory_bytes: 32 * 1024 * 1024,
         call_timeout: Duration::from_secs(2),
         max_response_bytes: 64 * 1024,
         max_requests_per_call: 5,
+        host_memory_bytes: 8 * 1024 * 1024,
     }
 }
 
@@ -77,7 +79,7 @@ pub fn hostile_request(name: &str, endpoint: &str, grant: &[String], limits: Lim
         credentials: Credentials::ApiKey(Zeroizing::new(HOSTILE_KEY.into())),
         scopes: vec![],
         allow_origins: None,
-        policy: Some(Policy { grant: Grant::parse_list(grant).expect("a valid grant"), limits }),
+        policy: Some(Policy { connection_urls: true, grant: Grant::parse_list(grant).expect("a valid grant"), limits }),
         options: vec![],
     }
 }

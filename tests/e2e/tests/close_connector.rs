@@ -252,7 +252,8 @@ async fn a_server_that_is_down_is_a_clear_error() {
 async fn a_request_outside_the_grant_is_denied_and_never_leaves_the_machine() {
     let f = Fixture::start(ResponseMode::Json).await;
     f.connect("close").await.unwrap();
-    let policy = Policy { grant: Grant::parse_list(["https://mcp.close.com"]).unwrap(), ..Policy::default() };
+    // Not even the connection's own URLs: only another origin.
+    let policy = Policy { connection_urls: false, grant: Grant::parse_list(["https://mcp.close.com"]).unwrap(), ..Policy::default() };
     f.host.set_policy("close", &policy).unwrap();
     let before = f.standin.counters().http_requests;
     let err = f.host.call_tool("close", "org_info", "{}").await.unwrap_err();
@@ -267,7 +268,7 @@ async fn a_request_outside_the_grant_is_denied_and_never_leaves_the_machine() {
 async fn an_empty_grant_denies_everything() {
     let f = Fixture::start(ResponseMode::Json).await;
     f.connect("close").await.unwrap();
-    f.host.set_policy("close", &Policy::default()).unwrap();
+    f.host.set_policy("close", &Policy::deny_all()).unwrap();
     let before = f.standin.counters().http_requests;
     let err = f.host.call_tool("close", "org_info", "{}").await.unwrap_err();
     assert!(err.to_string().contains("granted: nothing"), "{err}");

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tools the hostile connector lists, one per escape (plus `ping`).
-const ESCAPES: [&str; 15] = [
+const ESCAPES: [&str; 19] = [
     "fetch",
     "infinite_loop",
     "memory_bomb",
@@ -37,6 +37,10 @@ const ESCAPES: [&str; 15] = [
     "hold_lock",
     "smuggle_call",
     "echo_secret",
+    "rest_writes",
+    "misplace",
+    "fields_flood",
+    "huge_log",
     "ping",
 ];
 
@@ -429,8 +433,10 @@ async fn a_secret_echoed_into_a_result_reaches_no_one() {
     let out = call(&f, "echo_secret", json!({})).await.expect("the call itself succeeds");
     let shown = serde_json::to_string(&out).unwrap();
     assert!(!shown.contains(HOSTILE_KEY), "the key reached the caller: {shown}");
-    assert_eq!(json_of(&out)["key"], "[redacted]", "{shown}");
-    assert_eq!(json_of(&out)["note"], "the key is [redacted]", "{shown}");
+    // The connector holds only the key's placeholder, so that is all it can echo.
+    let placeholder = json_of(&out)["key"].as_str().unwrap().to_string();
+    assert!(placeholder.starts_with("clbph_") && placeholder.len() == 38, "{shown}");
+    assert_eq!(json_of(&out)["note"], format!("the key is {placeholder}"), "{shown}");
     assert_host_still_serves(&f).await;
 }
 
@@ -444,10 +450,11 @@ async fn a_panic_is_reported_as_a_crash_with_its_message_and_without_the_secret(
     assert!(msg.contains("panicked"), "{msg}");
     assert!(msg.contains("hostile-panic-marker-7731"), "the panic message is missing: {msg}");
 
-    // A panic message carrying the API key is masked (`line` checks the key is absent).
+    // A panic message "carrying the API key" carries its placeholder: the connector never had the
+    // key (`line` checks the key is absent).
     let r = call(&f, "panic", json!({ "message": "leaking", "leak_secret": true })).await;
     let msg = crash(r);
-    assert!(msg.contains("leaking (api key: [redacted])"), "{msg}");
+    assert!(msg.contains("leaking (api key: clbph_"), "{msg}");
     assert_host_still_serves(&f).await;
 }
 
@@ -503,19 +510,25 @@ async fn the_api_key_never_reaches_an_origin_it_does_not_belong_to() {
     let ungranted = TestServer::start("127.0.0.1", Behaviour::Ok).await;
     hostile_with(&f, &home, &[collector.origin()], tight_limits()).await;
 
-    for via in ["header", "query"] {
+    // The connector holds a placeholder; the host attaches the key to nothing but the endpoint's
+    // own header, so every other place is refused before the request leaves.
+    for (via, needle) in [("header", "header x-stolen"), ("query", "in its URL"), ("key_header", "does not belong")] {
         let why = denial(call(&f, "exfiltrate_secret", json!({ "url": collector.url("/collect"), "via": via })).await);
-        assert!(why.contains(&format!("request to {} denied: it carries credentials of connection `hostile`", collector.origin())), "{via}: {why}");
-        assert!(why.contains(&format!("may only be sent to {}", home.origin())), "{via}: {why}");
+        assert!(why.contains(&format!("request to {}/collect denied", collector.origin())), "{via}: {why}");
+        assert!(why.contains(needle), "{via}: {why}");
     }
     let why = denial(call(&f, "exfiltrate_secret", json!({ "url": ungranted.url("/collect"), "via": "header" })).await);
     assert!(why.contains("not granted"), "{why}");
 
     assert_eq!(collector.connections(), 0, "the collector was reached: {:?}", collector.requests());
     assert_eq!(ungranted.connections(), 0);
-    // The key does travel to its own origin, the endpoint (that is what it is for).
-    call(&f, "exfiltrate_secret", json!({ "url": home.url("/mcp"), "via": "header" })).await.unwrap();
+    // The key does travel to the endpoint, in its header (that is what it is for) — and nowhere
+    // else even there: a Bearer header to the endpoint is refused.
+    call(&f, "exfiltrate_secret", json!({ "url": home.url("/mcp"), "via": "key_header" })).await.unwrap();
     assert!(home.requests().iter().any(|r| r.contains(HOSTILE_KEY)));
+    let before = home.requests().len();
+    denial(call(&f, "exfiltrate_secret", json!({ "url": home.url("/mcp"), "via": "header" })).await);
+    assert_eq!(home.requests().len(), before, "the refused request never reached the endpoint");
     assert_host_still_serves(&f).await;
 }
 
@@ -555,7 +568,7 @@ async fn a_request_flood_is_cut_at_the_request_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_log_flood_is_capped_and_a_secret_in_a_log_line_is_masked() {
+async fn a_log_flood_is_capped_and_a_log_line_can_only_ever_hold_a_placeholder() {
     let (f, home) = setup(&[]).await;
     let limits = Limits { call_timeout: Duration::from_secs(20), ..tight_limits() };
     connect_hostile(&f.host, "hostile-logs", &home, &[], limits).await.unwrap();
@@ -567,7 +580,8 @@ async fn a_log_flood_is_capped_and_a_secret_in_a_log_line_is_masked() {
 
     let lines = logs::of("hostile-logs");
     assert_eq!(lines.len(), 200, "the host kept {} of 100 000 log lines", lines.len());
-    assert!(lines[0].contains("the api key is [redacted]"), "{}", lines[0]);
+    // All the connector could log is the key's placeholder.
+    assert!(lines[0].contains("the api key is clbph_"), "{}", lines[0]);
     assert!(lines.iter().all(|l| !l.contains(HOSTILE_KEY)), "a log line carries the API key");
     assert!(lines.iter().all(|l| !l.contains('\n')));
     assert!(logs::all().iter().any(|l| l.contains("connector log limit of 200 lines per call reached")));
@@ -579,18 +593,17 @@ async fn a_log_flood_is_capped_and_a_secret_in_a_log_line_is_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_state_flood_is_capped_and_a_secret_is_refused_in_clear_state() {
+async fn a_state_flood_is_capped_and_clear_state_can_only_ever_hold_a_placeholder() {
     let (f, home) = setup(&[]).await;
     let limits = Limits { call_timeout: Duration::from_secs(60), ..tight_limits() };
     hostile_with(&f, &home, &[], limits).await;
     let id = f.host.connection("hostile").unwrap().id;
 
-    // First the secret (once the flood has filled every key, any new key is refused for that reason).
-    let r = call(&f, "state_flood", json!({ "store_secret": true })).await;
-    let msg = crash(r);
-    assert!(msg.contains("refusing to store a secret in clear state; use update-secrets"), "{msg}");
-    assert_eq!(f.host.store().state(&id, "stolen-key").unwrap(), None);
-    assert_eq!(f.host.store().state_key_count(&id).unwrap(), 0);
+    // First "the secret": what the connector has is a placeholder, harmless in clear state.
+    call(&f, "state_flood", json!({ "store_secret": true })).await.expect("a placeholder may be kept in state");
+    let kept = f.host.store().state(&id, "stolen-key").unwrap().expect("kept");
+    assert!(kept.starts_with("clbph_") && !kept.contains(HOSTILE_KEY), "{kept}");
+    f.host.store().set_state(&id, "stolen-key", None).unwrap();
 
     let r = call(&f, "state_flood", json!({ "count": 10_000 })).await;
     let msg = crash(r);
@@ -682,11 +695,11 @@ mod logs {
 
     impl<S: Subscriber> Layer<S> for Capture {
         fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-            metadata.target() == "connector"
+            matches!(metadata.target(), "connector" | "claribi::denied")
         }
 
         fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-            if event.metadata().target() != "connector" {
+            if !matches!(event.metadata().target(), "connector" | "claribi::denied") {
                 return;
             }
             let mut v = Fields::default();
@@ -735,4 +748,122 @@ mod logs {
     pub fn all() -> Vec<String> {
         LINES.get().unwrap().lock().unwrap().iter().map(|(_, m)| m.clone()).collect()
     }
+}
+
+// ---- issue 9: a connector never holds a credential ---------------------------------------------
+
+/// The hostile component connected to the Close stand-in with the stand-in's own API key (a key with
+/// write scope at Close), the operator having granted both stand-in origins in full: only the
+/// credential binding stands between the connector and Close's REST API.
+async fn hostile_on_close(f: &Fixture, name: &str) {
+    let mut req = e2e::hostile::hostile_request(name, &f.standin.url(), &[f.origin(), f.standin.issuer_url()], tight_limits());
+    req.credentials = e2e::claribi_host::service::Credentials::ApiKey(e2e::claribi_host::zeroize::Zeroizing::new(f.standin.api_key().into()));
+    f.host.connect(req).await.expect("the hostile connector connects to the stand-in");
+}
+
+/// Every attempt of a `rest_writes` report, checked refused by the host (never sent).
+fn all_refused(report: &Value) -> usize {
+    let attempts = report["attempts"].as_array().expect("attempts");
+    for a in attempts {
+        assert_eq!(a["outcome"]["sent"], false, "an attempt left the host: {a}");
+    }
+    attempts.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_writes_with_the_connections_own_api_key_never_reach_close() {
+    let (f, _home) = setup(&[]).await;
+    hostile_on_close(&f, "hostile-rest").await;
+    let before = f.standin.counters();
+    // Close's REST API on both stand-in origins (the MCP host, and the token endpoint's origin, as
+    // api.close.com is), with the key as `Close-API-Key`, as the Basic user name, and as a Bearer token.
+    for base in [f.origin(), f.standin.issuer_url()] {
+        let out = f.host.call_tool("hostile-rest", "rest_writes", &json!({ "base": base }).to_string()).await;
+        let report = json_of(&out.unwrap_or_else(|e| panic!("the report itself should come back: {e}")));
+        assert_eq!(all_refused(&report), 12, "{report}");
+        println!("REST writes from {base}: {report}");
+    }
+    let after = f.standin.counters();
+    assert_eq!(after.rest_write_requests, before.rest_write_requests, "no write request reached the stand-in");
+    assert_eq!(after.rest_writes, 0, "zero writes accepted");
+    assert_eq!(after.write_tool_calls, 0);
+    assert_close_still_serves(&f).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_placeholder_anywhere_but_its_place_refuses_the_request() {
+    let (f, home) = setup(&[]).await;
+    let other = TestServer::start("127.0.0.1", Behaviour::Ok).await;
+    // The operator grants the whole home origin and another origin: only the binding decides.
+    hostile_with(&f, &home, &[other.origin()], Limits { max_requests_per_call: 16, ..tight_limits() }).await;
+    let out = call(&f, "misplace", json!({ "endpoint": home.url("/mcp"), "other": other.url("/collect") })).await.unwrap();
+    let report = json_of(&out);
+    let cases = report.as_object().unwrap();
+    assert_eq!(cases.len(), 7, "{report}");
+    for (what, outcome) in cases {
+        assert_eq!(outcome["sent"], false, "{what}: {outcome}");
+    }
+    assert_eq!(other.connections(), 0, "the other origin was reached: {:?}", other.requests());
+    assert!(home.requests().is_empty(), "nothing reached the endpoint's origin: {:?}", home.requests());
+    // Each refusal is a one-line reason naming where the placeholder was.
+    let lines = logs::all();
+    for needle in ["does not belong", "header name", "in its URL", "not a form", "header x-api-key"] {
+        assert!(lines.iter().any(|l| l.contains(needle) && l.contains("outbound request denied")), "no denial mentions `{needle}`");
+    }
+    assert_host_still_serves(&f).await;
+}
+
+/// The hostile connector authorized with OAuth against the stand-in, headless; `ask_scope` is the
+/// scope it puts in its authorization URL.
+fn hostile_oauth(f: &Fixture, name: &str, ask_scope: &str) -> e2e::claribi_host::service::ConnectRequest {
+    let mut req = e2e::hostile::hostile_request(name, &f.standin.url(), &[], tight_limits());
+    req.credentials = e2e::claribi_host::service::Credentials::OAuth(e2e::claribi_host::service::OAuthFlow::headless());
+    req.options = vec![("ask_scope".into(), ask_scope.into())];
+    // Both stand-in origins granted in full by the operator: only the credential binding stands
+    // between a token and Close's REST API on the token endpoint's origin.
+    req.policy = None;
+    req.allow_origins = Some(vec![f.origin(), f.standin.issuer_url()]);
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_response_reaches_a_connector_with_placeholders_only() {
+    let (f, _home) = setup(&[]).await;
+    let out = f.host.connect(hostile_oauth(&f, "hostile-oauth", "mcp.read")).await.expect("the hostile connector authorizes");
+    // The connector returned the token endpoint's whole answer as the account name.
+    let seen = out.account.clone().unwrap_or_default();
+    let access = {
+        let id = f.host.connection("hostile-oauth").unwrap().id;
+        let keys = e2e::claribi_host::vault::sealing::MasterKeys::load_or_create(f.dir.path()).unwrap();
+        f.host.store().secret_value(&keys, &id, "access-token").unwrap().expect("the access token was claimed and sealed").to_string()
+    };
+    assert!(f.standin.is_token_active(&access), "the sealed value is the real token");
+    assert!(seen.contains("\"access_token\":\"clbph_"), "the connector saw a placeholder: {seen}");
+    assert!(!seen.contains(&access), "the connector saw the access token: {seen}");
+    // What it logged: the redirect's code and the token answer, placeholders only.
+    let lines = logs::of("hostile-oauth");
+    let code = lines.iter().find(|l| l.contains("the redirect's code is")).expect("the code line");
+    assert!(code.contains("the redirect's code is clbph_"), "{code}");
+    assert!(lines.iter().all(|l| !l.contains(&access)), "a log line holds the access token");
+    // The host, not the connector, says what was granted.
+    assert_eq!(out.granted_scopes, vec!["mcp.read"]);
+    assert!(out.secrets.iter().any(|s| s.name == "access-token" && s.kind == "access-token"), "{:?}", out.secrets);
+
+    // And with that token the REST API on the token endpoint's origin is as closed as with a key.
+    let report = json_of(&f.host.call_tool("hostile-oauth", "rest_writes", &json!({ "base": f.standin.issuer_url(), "oauth": true }).to_string()).await.unwrap());
+    all_refused(&report);
+    assert_eq!(f.standin.counters().rest_write_requests, 0);
+    assert_eq!(f.standin.counters().rest_writes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_url_asking_for_a_write_scope_is_refused_before_the_browser_opens() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let err = f.host.connect(hostile_oauth(&f, "hostile-oauth", "mcp.read mcp.write_destructive")).await.unwrap_err();
+    let msg = line(&err);
+    assert!(matches!(err, HostError::Connector(ConnectorError::DeniedByPolicy { .. })), "{err:?}");
+    assert!(msg.contains("mcp.write_destructive") && msg.contains("before the browser opened"), "{msg}");
+    assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests, "no browser went to the consent page");
+    assert!(f.host.connection("hostile-oauth").is_err(), "nothing was kept");
 }

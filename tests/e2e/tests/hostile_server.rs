@@ -16,6 +16,7 @@ async fn connected(mode: ResponseMode) -> Fixture {
     f.connect("close").await.unwrap();
     // Tight limits so a misbehaving server is cut off fast.
     let policy = Policy {
+        connection_urls: true,
         grant: Grant::parse_list([f.origin()]).unwrap(),
         limits: Limits {
             call_timeout: Duration::from_secs(3),

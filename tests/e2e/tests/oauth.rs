@@ -3,11 +3,11 @@
 //! every failure the product promises to handle, each leaving nothing behind.
 
 use close_standin::{ConsentMode, OAuthSwitches, StandInConfig};
-use e2e::claribi_host::authorize::Mode;
+use e2e::claribi_host::oauth::redirect::Mode;
 use e2e::claribi_host::errors::{ConnectorError, HostError};
-use e2e::claribi_host::secrets::MasterKeys;
+use e2e::claribi_host::vault::sealing::MasterKeys;
 use e2e::claribi_host::service::{builtin, ConnectRequest, Credentials, OAuthFlow};
-use e2e::claribi_host::store::Store;
+use e2e::claribi_host::vault::store::Store;
 use e2e::{json_of, Fixture};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ fn open_store(f: &Fixture) -> (Store, MasterKeys) {
 fn secret(f: &Fixture, connection: &str, key: &str) -> Option<String> {
     let id = f.host.connection(connection).ok()?.id;
     let (store, keys) = open_store(f);
-    store.secret(&keys, &id, key).unwrap().map(|z| z.as_str().to_string())
+    store.secret_value(&keys, &id, key).unwrap().map(|z| z.as_str().to_string())
 }
 
 fn assert_nothing_stored(f: &Fixture) {
@@ -78,8 +78,14 @@ async fn authorize_with_close_end_to_end() {
     assert_eq!(v["organization"]["id"], org.id);
     let access = secret(&f, "close", "access-token").expect("access token stored");
     assert!(f.standin.is_token_active(&access));
+    // Each token is bound where it belongs: the access token to the MCP endpoint, the refresh token
+    // to the token endpoint the endpoint's metadata named (the issuer's, not the MCP host's).
     let conn = f.host.connection("close").unwrap();
-    assert!(conn.credential_origins.contains(&f.standin.issuer_url()), "{:?}", conn.credential_origins);
+    let bindings = f.host.secret_bindings(&conn).unwrap();
+    let goes_to = |name: &str| bindings.iter().find(|b| b.name == name).map(|b| b.goes_to.join("; ")).unwrap_or_default();
+    assert!(goes_to("access-token").contains(&f.standin.url()), "{bindings:?}");
+    assert!(goes_to("refresh-token").starts_with(&format!("POST {}/oauth2/token/", f.standin.issuer_url())), "{bindings:?}");
+    assert!(!goes_to("refresh-token").contains(&f.standin.url()), "{bindings:?}");
 
     // A second connection to the same authorization server reuses the registration.
     f.host.connect(request(&f, "close-2", OAuthFlow::headless())).await.unwrap();
@@ -156,7 +162,7 @@ async fn a_failed_reconnect_changes_nothing_and_the_old_grant_keeps_working() {
     assert!(err.to_string().contains("denied"), "{err}");
     let after = f.host.connection("close").unwrap();
     assert_eq!(after.scopes, before.scopes, "the extra scope asked for is not kept");
-    assert_eq!(after.credential_origins, before.credential_origins);
+    assert_eq!(f.host.secret_bindings(&after).unwrap(), f.host.secret_bindings(&before).unwrap(), "the old tokens are untouched");
     let v = json_of(&f.host.call_tool("close", "org_info", "{}").await.unwrap());
     assert_eq!(v["organization"]["id"], f.standin.dataset().organization.id, "the old tokens still work");
 }
@@ -170,7 +176,8 @@ async fn a_pkce_mismatch_is_refused_by_the_server_and_nothing_is_stored() {
         let store = Store::open(&dir).unwrap();
         let keys = MasterKeys::load_or_create(&dir).unwrap();
         let id = store.connection("close").unwrap().unwrap().id;
-        store.update_secrets(&keys, &id, &[("oauth-code-verifier".into(), Some("x".repeat(64)))]).unwrap();
+        let wrong = e2e::claribi_host::vault::store::SecretWrite::Own("x".repeat(64));
+        store.update_secrets(&keys, &id, &[("oauth-code-verifier".into(), Some(wrong))]).unwrap();
     });
     let err = f.host.connect(request(&f, "close", flow)).await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("invalid_grant") || err.to_string().contains("PKCE"), "{err}");
@@ -248,12 +255,15 @@ async fn two_concurrent_calls_with_an_expired_token_refresh_once() {
 async fn a_reused_refresh_token_ends_in_reconnect_needed_not_a_loop() {
     let f = fixture(OAuthSwitches { access_token_ttl_secs: 1, ..OAuthSwitches::default() }).await;
     f.host.connect(request(&f, "close", OAuthFlow::headless())).await.unwrap();
-    let old = secret(&f, "close", "refresh-token").unwrap();
+    let (store, keys) = open_store(&f);
+    let id = f.host.connection("close").unwrap().id;
+    let Some(e2e::claribi_host::vault::store::StoredSecret::Credential(old)) = store.secret(&keys, &id, "refresh-token").unwrap() else {
+        panic!("the refresh token is a credential")
+    };
     tokio::time::sleep(Duration::from_millis(1300)).await;
     f.host.call_tool("close", "org_info", "{}").await.unwrap();
     // Put the rotated-out refresh token back (a stale backup restored, or a stolen token replayed).
-    let (store, keys) = open_store(&f);
-    let id = f.host.connection("close").unwrap().id;
+    let old = e2e::claribi_host::vault::store::SecretWrite::Credential(old);
     store.update_secrets(&keys, &id, &[("refresh-token".into(), Some(old))]).unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let before = f.standin.oauth_counters().refreshes;
@@ -338,7 +348,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 fn query(url: &str, name: &str) -> String {
-    e2e::claribi_host::authorize::query_param(url, name).unwrap_or_default()
+    e2e::claribi_host::oauth::redirect::query_param(url, name).unwrap_or_default()
 }
 
 /// A minimal blocking GET that does not follow redirects; returns the `Location` header (or "").

@@ -19,7 +19,7 @@ wit_bindgen::generate!({
 mod component {
     use super::exports::claribi::data_source::connector::Guest;
     use super::claribi::data_source::types::{
-        Account, AuthMethod, AuthorizationRequest, ConnectorInfo, ContentBlock, Error, Tool, ToolAnnotations,
+        Account, AuthMethod, AuthorizationRequest, ConnectorInfo, ContentBlock, Error, Tool, ToolListing, ToolAnnotations,
         ToolResult,
     };
     use std::io::{Read, Write};
@@ -37,6 +37,7 @@ mod component {
                 outbound_origins: vec![],
                 scopes: vec![],
                 auth_methods: vec![AuthMethod::ApiKey],
+                api_key_headers: None,
             }
         }
 
@@ -49,11 +50,11 @@ mod component {
         }
 
         fn check_connection() -> Result<Account, Error> {
-            Ok(Account { granted_scopes: vec![], display_name: None, credential_origins: vec![] })
+            Ok(Account { display_name: None })
         }
 
-        fn list_tools() -> Result<Vec<Tool>, Error> {
-            Ok(vec![Tool {
+        fn list_tools() -> Result<ToolListing, Error> {
+            Ok(ToolListing { ttl_ms: None, cache_scope: None, tools: vec![Tool {
                 name: "raw_connect".into(),
                 title: None,
                 description: Some("Connect to `arguments` (host:port) with std::net and read what it says.".into()),
@@ -65,7 +66,7 @@ mod component {
                     idempotent_hint: None,
                     open_world_hint: None,
                 },
-            }])
+            }] })
         }
 
         fn call_tool(_name: String, arguments: String) -> Result<ToolResult, Error> {

@@ -52,9 +52,6 @@ pub struct AuthorizationStart {
     pub url: String,
     /// The `state` in `url`.
     pub state: String,
-    /// The authorization server's origins the connection's secrets will be sent to (token,
-    /// registration and revocation endpoints).
-    pub credential_origins: Vec<String>,
     /// The scopes asked for (empty: `scope` omitted).
     pub scopes: Vec<String>,
 }
@@ -79,8 +76,6 @@ struct Pending {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revocation_endpoint: Option<String>,
     client: ClientInfo,
-    #[serde(default)]
-    server_origins: Vec<String>,
 }
 
 /// Starts an authorization; see the module documentation. `redirect_uri` is where the host waits
@@ -169,7 +164,6 @@ pub fn begin(
         (keys::CODE_VERIFIER, Some(verifier.as_str())),
         (keys::CLIENT_SECRET, client.secret.as_deref()),
     ])?;
-    let server_origins = server.credential_origins();
     let pending = Pending {
         endpoint: endpoint.to_owned(),
         state: state.clone(),
@@ -181,7 +175,6 @@ pub fn begin(
         token_endpoint: server.token_endpoint.clone(),
         revocation_endpoint: server.revocation_endpoint.clone(),
         client: client.info,
-        server_origins: server_origins.clone(),
     };
     ctx.set_state_json(keys::PENDING, &pending);
     ctx.log(
@@ -198,7 +191,6 @@ pub fn begin(
     Ok(AuthorizationStart {
         url,
         state,
-        credential_origins: server_origins,
         scopes,
     })
 }
@@ -346,7 +338,6 @@ pub fn complete(
             client: pending.client,
             requested_scopes: pending.scopes,
             granted_scopes,
-            server_origins: pending.server_origins,
         },
         tokens,
     })

@@ -160,26 +160,6 @@ impl ServerMetadata {
         }
         Ok(())
     }
-
-    /// The origins of the endpoints credentials are sent to (token, registration, revocation).
-    pub fn credential_origins(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for url in [
-            Some(&self.token_endpoint),
-            self.registration_endpoint.as_ref(),
-            self.revocation_endpoint.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let Ok(u) = HttpUrl::parse(url) {
-                if !out.contains(&u.origin()) {
-                    out.push(u.origin());
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Whether the `issuer` of a metadata document is the issuer it was fetched for. A trailing `/` is
@@ -304,10 +284,6 @@ mod tests {
         assert!(m.scopes_supported.is_empty());
         assert!(m.client_id_metadata_document_supported);
         assert!(!m.authorization_response_iss_parameter_supported);
-        assert_eq!(
-            m.credential_origins(),
-            vec!["https://as.example.com", "https://reg.example.com"]
-        );
         let mut doc = server_doc();
         doc.as_object_mut().unwrap().remove("token_endpoint");
         assert!(ServerMetadata::parse(&doc, false).is_err());

@@ -421,7 +421,6 @@ fn begin_registers_a_public_native_client_and_builds_the_authorization_url() {
         &oauth2::PkceCodeVerifier::new(verifier.clone()),
     );
     assert_eq!(param(&q, "code_challenge"), Some(expected.as_str()));
-    assert_eq!(start.credential_origins, vec!["https://auth.example.com"]);
     // What complete needs is kept, the verifier only as a secret.
     let pending = host.state(keys::PENDING).unwrap();
     assert!(pending.contains(&start.state) && !pending.contains(&verifier));
@@ -722,10 +721,6 @@ fn complete_exchanges_the_code_and_stores_nothing_until_asked() {
     assert!(expiry.expires_at_ms > now_ms() + 3_500_000);
     let grant = grant_info(&host).unwrap();
     assert_eq!(grant.token_endpoint, "https://auth.example.com/token");
-    assert_eq!(
-        grant.credential_origins(),
-        vec!["https://mcp.example.com", "https://auth.example.com"]
-    );
 }
 
 #[test]

@@ -176,26 +176,6 @@ pub struct GrantInfo {
     /// The scopes granted (the token response's `scope`, else those asked for).
     #[serde(default)]
     pub granted_scopes: Vec<String>,
-    /// The authorization server's origins credentials go to (token, registration, revocation).
-    #[serde(default)]
-    pub server_origins: Vec<String>,
-}
-
-impl GrantInfo {
-    /// The origins this connection's credentials may go to: the MCP endpoint's and the
-    /// authorization server's.
-    pub fn credential_origins(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Ok(u) = crate::url::HttpUrl::parse(&self.endpoint) {
-            out.push(u.origin());
-        }
-        for o in &self.server_origins {
-            if !out.contains(o) {
-                out.push(o.clone());
-            }
-        }
-        out
-    }
 }
 
 /// Why a token request failed.

@@ -1,0 +1,328 @@
+//! Scopes, decided by the host: which a connector may ask for, and what the vendor granted.
+//!
+//! * **Asked for.** Before the browser opens, the host reads the authorization URL the connector
+//!   built ([`check_authorization_url`]): it must be the authorization endpoint the endpoint's own
+//!   metadata named, carry the host's redirect URI, PKCE S256, the `state` the connector reported and
+//!   the `resource` of the protected-resource metadata; and every scope in it must be one the host
+//!   allows ([`allowed_scopes`]): the operator's `--scope`, else the connector's declared
+//!   least-privilege scopes (`mcp.read` for Close), else — for a connector that declares none, such as
+//!   the generic MCP connector — what the server itself asked for on the wire (its challenges' `scope`
+//!   and its `scopes_supported`); plus `offline_access` when the server advertises it.
+//! * **Granted.** The host reads the token response it rewrites: its `scope`, else (RFC 6749 §5.1)
+//!   what was asked. A grant without a required scope is *insufficient scope*; one wider than asked
+//!   is kept with a warning ([`judge`]).
+//! * **API keys.** A connector that declares a scope header (Close's `Close-Scope`) gets it set by
+//!   the host, or checked when it sets it itself ([`check_scope_header`]).
+
+use super::discovery::OAuthState;
+
+/// `offline_access`: asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Where the scopes a connection may ask for come from.
+pub struct ScopeInputs<'a> {
+    /// The operator's (`--scope`, `reconnect --scope`).
+    pub operator: &'a [String],
+    /// The connector's declared least-privilege scopes (`connector-info.scopes`).
+    pub declared: &'a [String],
+    /// What the host learned on the wire.
+    pub oauth: &'a OAuthState,
+}
+
+/// The scopes an authorization URL may carry.
+pub fn allowed_scopes(inputs: &ScopeInputs<'_>) -> Vec<String> {
+    let mut out: Vec<String> = if !inputs.operator.is_empty() {
+        inputs.operator.to_vec()
+    } else if !inputs.declared.is_empty() {
+        inputs.declared.to_vec()
+    } else {
+        let mut v = inputs.oauth.challenged_scopes.clone();
+        if let Some(r) = &inputs.oauth.resource {
+            v.extend(r.scopes_supported.iter().cloned());
+        }
+        v
+    };
+    if inputs.oauth.offline_access_advertised() {
+        out.push(OFFLINE_ACCESS.to_string());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| !s.is_empty() && seen.insert(s.clone()));
+    out
+}
+
+/// The scopes a grant must hold: the operator's, else the connector's declared ones, without
+/// `offline_access` (a refresh token is welcome, not required).
+pub fn required_scopes(operator: &[String], declared: &[String]) -> Vec<String> {
+    let base = if !operator.is_empty() { operator } else { declared };
+    base.iter().filter(|s| s.as_str() != OFFLINE_ACCESS).cloned().collect()
+}
+
+/// What the host expects of an authorization URL.
+pub struct Expected<'a> {
+    /// The authorization endpoint the endpoint's metadata named.
+    pub authorization_endpoint: &'a str,
+    /// The host's redirect URI.
+    pub redirect_uri: &'a str,
+    /// The `state` the connector reported.
+    pub state: &'a str,
+    /// The protected resource's identifier, when there is protected-resource metadata.
+    pub resource: Option<&'a str>,
+    /// The scopes it may ask for.
+    pub allowed: &'a [String],
+}
+
+/// The query parameters of a URL, decoded.
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url).map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()).unwrap_or_default()
+}
+
+/// Check an authorization URL against what the host expects; returns the scopes it asks for.
+pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec<String>, String> {
+    let target = crate::policy::Target::parse(url).map_err(|e| format!("the connector's authorization URL is invalid: {e}"))?;
+    let wanted = crate::policy::Target::parse(expected.authorization_endpoint)
+        .map_err(|e| format!("the authorization server's authorization endpoint is invalid: {e}"))?;
+    if target != wanted {
+        return Err(format!(
+            "the connector's authorization URL leads to {target}, not to the authorization endpoint {wanted} that the endpoint's metadata names"
+        ));
+    }
+    let pairs = query_pairs(url);
+    let get = |name: &str| -> Result<Option<&str>, String> {
+        let mut found = pairs.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(format!("the connector's authorization URL repeats `{name}`"));
+        }
+        Ok(first)
+    };
+    if get("response_type")? != Some("code") {
+        return Err("the connector's authorization URL does not ask for a code (response_type=code)".into());
+    }
+    if get("redirect_uri")? != Some(expected.redirect_uri) {
+        return Err("the connector's authorization URL sends the browser somewhere other than the host's redirect URI".into());
+    }
+    if get("code_challenge")?.is_none_or(|c| c.len() < 43) || get("code_challenge_method")? != Some("S256") {
+        return Err("the connector's authorization URL lacks a PKCE S256 challenge".into());
+    }
+    match get("state")? {
+        Some(s) if s == expected.state && s.len() >= 16 => {}
+        _ => return Err("the connector's authorization URL lacks an unguessable state".into()),
+    }
+    if let Some(resource) = expected.resource {
+        if get("resource")? != Some(resource) {
+            return Err(format!("the connector's authorization URL does not name the resource `{resource}` (RFC 8707)"));
+        }
+    }
+    let scopes: Vec<String> = get("scope")?.unwrap_or("").split_whitespace().map(str::to_string).collect();
+    let beyond: Vec<&String> = scopes.iter().filter(|s| !expected.allowed.contains(s)).collect();
+    if !beyond.is_empty() {
+        let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        let allowed: Vec<&String> = expected.allowed.iter().collect();
+        return Err(format!(
+            "the connector asks for the scope {} beyond what this connection may ask for ({}); refused before the browser opened. To allow it, reconnect with --scope",
+            list(&beyond),
+            if allowed.is_empty() { "no scope".to_string() } else { list(&allowed) }
+        ));
+    }
+    Ok(scopes)
+}
+
+/// What a grant holds, judged against what was asked and what is required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The scopes granted.
+    pub granted: Vec<String>,
+    /// Required scopes the grant lacks (non-empty: insufficient scope).
+    pub missing: Vec<String>,
+    /// Scopes granted beyond those asked for (a warning).
+    pub wider: Vec<String>,
+}
+
+/// Judge a grant: `scope` of the token response (`None`: what was asked, RFC 6749 §5.1).
+pub fn judge(requested: &[String], granted: Option<&[String]>, required: &[String]) -> Verdict {
+    let granted: Vec<String> = granted.map(<[String]>::to_vec).unwrap_or_else(|| requested.to_vec());
+    Verdict {
+        missing: required.iter().filter(|s| !granted.contains(s)).cloned().collect(),
+        wider: granted.iter().filter(|s| !requested.contains(s)).cloned().collect(),
+        granted,
+    }
+}
+
+impl Verdict {
+    /// The one-sentence message of an insufficient grant.
+    pub fn insufficient_message(&self, vendor: &str) -> String {
+        let missing = self.missing.join(" ");
+        format!("Insufficient scope: the {vendor} account did not grant {missing}. Reconnect and accept the read scope.")
+    }
+
+    /// The one-sentence warning of a wider grant, if it is wider.
+    pub fn wider_warning(&self) -> Option<String> {
+        (!self.wider.is_empty()).then(|| {
+            format!(
+                "the vendor granted more than was asked for ({}); the host withholds write tools whatever the grant, but consider a narrower grant",
+                self.wider.join(" ")
+            )
+        })
+    }
+}
+
+/// Set or check an API key's scope header: `None` (absent) becomes the allowed scopes joined by a
+/// space; a present value must name only allowed scopes.
+pub fn check_scope_header(value: Option<&str>, allowed: &[String]) -> Result<String, String> {
+    match value {
+        None => Ok(allowed.join(" ")),
+        Some(v) => {
+            let asked: Vec<&str> = v.split([' ', ',']).map(str::trim).filter(|s| !s.is_empty()).collect();
+            let beyond: Vec<&str> = asked.iter().copied().filter(|s| !allowed.iter().any(|a| a == s)).collect();
+            if asked.is_empty() || !beyond.is_empty() {
+                Err(format!(
+                    "the request asks the vendor for the scope `{}`; this connection is limited to {}",
+                    crate::text::one_line(v),
+                    allowed.join(" ")
+                ))
+            } else {
+                Ok(v.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::discovery::{ResourceDoc, ServerDoc};
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn learned(prm_scopes: &[&str], as_scopes: &[&str], challenged: &[&str]) -> OAuthState {
+        OAuthState {
+            challenge: None,
+            challenged_scopes: s(challenged),
+            resource: Some(ResourceDoc {
+                url: "https://m/.well-known/oauth-protected-resource".into(),
+                resource: "https://m/".into(),
+                authorization_servers: s(&["https://a"]),
+                scopes_supported: s(prm_scopes),
+            }),
+            server: Some(ServerDoc {
+                url: None,
+                issuer: Some("https://a".into()),
+                authorization_endpoint: "https://a/authorize".into(),
+                token_endpoint: "https://a/token".into(),
+                registration_endpoint: None,
+                revocation_endpoint: None,
+                scopes_supported: s(as_scopes),
+                iss_supported: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn allowed_scopes_come_from_the_operator_the_connector_or_the_wire() {
+        let close = learned(&["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"], &[], &[]);
+        let table: Vec<(&[&str], &[&str], &OAuthState, &[&str])> = vec![
+            (&[], &["mcp.read"], &close, &["mcp.read", "offline_access"]),
+            (&["mcp.read"], &[], &close, &["mcp.read", "offline_access"]),
+            (&[], &[], &close, &["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"]),
+        ];
+        for (operator, declared, oauth, want) in table {
+            let got = allowed_scopes(&ScopeInputs { operator: &s(operator), declared: &s(declared), oauth });
+            assert_eq!(got, s(want), "{operator:?} {declared:?}");
+        }
+        let generic = learned(&[], &[], &["files:read", "files:write"]);
+        assert_eq!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &generic }), s(&["files:read", "files:write"]));
+        let none = OAuthState::default();
+        assert!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &none }).is_empty());
+        assert_eq!(required_scopes(&[], &s(&["mcp.read", "offline_access"])), s(&["mcp.read"]));
+    }
+
+    fn url(params: &[(&str, &str)]) -> String {
+        let mut u = url::Url::parse("https://app.close.com/oauth2/authorize/").unwrap();
+        for (k, v) in params {
+            u.query_pairs_mut().append_pair(k, v);
+        }
+        u.to_string()
+    }
+
+    fn good() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("response_type", "code"),
+            ("client_id", "c"),
+            ("redirect_uri", "http://127.0.0.1:5/callback"),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+            ("state", "0123456789abcdef0123"),
+            ("resource", "https://mcp.close.com/"),
+            ("scope", "mcp.read offline_access"),
+        ]
+    }
+
+    fn check(params: &[(&str, &str)]) -> Result<Vec<String>, String> {
+        let allowed = s(&["mcp.read", "offline_access"]);
+        check_authorization_url(
+            &url(params),
+            &Expected {
+                authorization_endpoint: "https://app.close.com/oauth2/authorize/",
+                redirect_uri: "http://127.0.0.1:5/callback",
+                state: "0123456789abcdef0123",
+                resource: Some("https://mcp.close.com/"),
+                allowed: &allowed,
+            },
+        )
+    }
+
+    #[test]
+    fn an_authorization_url_is_checked_before_the_browser_opens() {
+        assert_eq!(check(&good()).unwrap(), s(&["mcp.read", "offline_access"]));
+        let with = |k: &'static str, v: &'static str| -> Vec<(&'static str, &'static str)> {
+            good().into_iter().map(|(a, b)| if a == k { (a, v) } else { (a, b) }).collect()
+        };
+        for (params, needle) in [
+            (with("scope", "mcp.read mcp.write_destructive"), "mcp.write_destructive"),
+            (with("scope", "mcp.write_safe"), "beyond"),
+            (with("redirect_uri", "https://evil.example/cb"), "redirect URI"),
+            (with("code_challenge_method", "plain"), "PKCE"),
+            (with("state", "short"), "state"),
+            (with("resource", "https://evil.example/"), "resource"),
+            (with("response_type", "token"), "code"),
+        ] {
+            let e = check(&params).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+        let mut twice = good();
+        twice.push(("scope", "mcp.write_destructive"));
+        assert!(check(&twice).unwrap_err().contains("repeats"));
+        let e = check_authorization_url(
+            &url(&good()).replace("app.close.com", "evil.example"),
+            &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[] },
+        )
+        .unwrap_err();
+        assert!(e.contains("not to the authorization endpoint"), "{e}");
+    }
+
+    #[test]
+    fn grants_are_judged_by_the_host() {
+        let v = judge(&s(&["mcp.read", "offline_access"]), Some(&s(&["mcp.read", "offline_access"])), &s(&["mcp.read"]));
+        assert!(v.missing.is_empty() && v.wider.is_empty());
+        let v = judge(&s(&["mcp.read"]), Some(&s(&["offline_access"])), &s(&["mcp.read"]));
+        assert_eq!(v.missing, s(&["mcp.read"]));
+        assert!(v.insufficient_message("Close").starts_with("Insufficient scope: the Close account did not grant mcp.read."));
+        let v = judge(&s(&["mcp.read"]), Some(&s(&["mcp.read", "mcp.write_destructive"])), &s(&["mcp.read"]));
+        assert_eq!(v.wider, s(&["mcp.write_destructive"]));
+        assert!(v.wider_warning().unwrap().contains("mcp.write_destructive"));
+        let v = judge(&s(&["mcp.read"]), None, &s(&["mcp.read"]));
+        assert_eq!(v.granted, s(&["mcp.read"]));
+    }
+
+    #[test]
+    fn an_api_key_scope_header_is_set_or_checked() {
+        let allowed = s(&["mcp.read"]);
+        assert_eq!(check_scope_header(None, &allowed).unwrap(), "mcp.read");
+        assert_eq!(check_scope_header(Some("mcp.read"), &allowed).unwrap(), "mcp.read");
+        assert!(check_scope_header(Some("mcp.write_destructive"), &allowed).unwrap_err().contains("limited to mcp.read"));
+        assert!(check_scope_header(Some("mcp.read mcp.write_safe"), &allowed).is_err());
+        assert!(check_scope_header(Some(""), &allowed).is_err());
+    }
+}

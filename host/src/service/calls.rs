@@ -1,0 +1,150 @@
+//! Listing and calling tools: the checks before a connector is instantiated for a call.
+//!
+//! ```text
+//! call_tool(connection, tool, args)
+//!   ├─ blocklist: tool name, and the tools the last listing withheld   (crate::policy::blocklist)
+//!   ├─ arguments: must be a JSON object
+//!   ├─ the tool must be in the connection's filtered listing (listed again once if not)
+//!   └─ run: fresh instance, the wire's checks on every request          (crate::service::run)
+//! ```
+
+use super::{log_call, HostService};
+use crate::errors::{ConnectorError, HostError};
+use crate::policy::tools::{self, BlockedTool, ToolListing};
+use crate::sandbox::outputs::{self, ToolOutput};
+use crate::vault::store::{ConnectionRecord, Store};
+use serde_json::Value;
+use std::time::Instant;
+
+impl HostService {
+    /// List the tools of a connection that pass the blocklist.
+    pub async fn list_tools(&self, name: &str) -> Result<ToolListing, HostError> {
+        let c = self.connection(name)?;
+        self.list_tools_of(&c).await
+    }
+
+    pub(crate) async fn list_tools_of(&self, c: &ConnectionRecord) -> Result<ToolListing, HostError> {
+        let started = Instant::now();
+        let plugin = self.plugin_for(c).await?;
+        let result = self
+            .run(c, &plugin, Default::default(), |b, s| Box::pin(async move { b.claribi_data_source_connector().call_list_tools(s).await }))
+            .await
+            .map(|ran| {
+                let listing = ran.value;
+                let mut filtered = tools::filter(&self.blocklist, outputs::listed_tools(listing.tools));
+                filtered.ttl_ms = listing.ttl_ms;
+                filtered
+            });
+        self.record_outcome(c, &result);
+        if let Ok(listing) = &result {
+            if let (Ok(json), Ok(blocked)) = (serde_json::to_string(listing), serde_json::to_string(&listing.blocked)) {
+                if let Err(e) = self.store.set_tool_cache(&c.id, &json, &blocked) {
+                    tracing::warn!("cannot cache the tool listing of `{}`: {e}", c.name);
+                }
+            }
+        }
+        log_call(&c.name, "tools/list", started, &result.as_ref().map(|l| serde_json::to_vec(l).map(|v| v.len()).unwrap_or(0)));
+        result
+    }
+
+    /// The tools the last listing of a connection withheld (none before a first listing).
+    pub(crate) fn withheld(&self, c: &ConnectionRecord) -> Result<Vec<BlockedTool>, HostError> {
+        Ok(self
+            .store
+            .blocked_tools(&c.id)
+            .map_err(HostError::Storage)?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default())
+    }
+
+    /// The checks that need no listing: the name rules, and the tools the last listing withheld.
+    pub fn check_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        if !tools::valid_tool_name(tool) {
+            return Err(HostError::Usage(format!(
+                "`{}` is not a valid tool name; list the tools with `claribi-host tools {}`",
+                crate::errors::one_line(tool),
+                c.name
+            )));
+        }
+        if let Some(r) = self.blocklist.check_name(tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
+        }
+        if let Some(reason) = BlockedTool::reason_for(&self.withheld(c)?, tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason });
+        }
+        Ok(())
+    }
+
+    /// After [`Self::check_callable`]: the tool must be one of the read tools the connection's
+    /// listing offered (so a tool withheld for its annotations, or one the listing never showed,
+    /// cannot be called by name). Without a listing, or when the tool is not in the last one, the
+    /// tools are listed once more first. Runs before the connector is instantiated for the call.
+    async fn ensure_listed(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        let unknown = || {
+            HostError::Connector(ConnectorError::UnknownTool {
+                message: format!("connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`", c.name, c.name),
+            })
+        };
+        // A listing younger than this is trusted to be complete: an engine inventing tool names does
+        // not cost a listing (and the vendor's rate limit) per call.
+        const FRESH_SECS: i64 = 60;
+        // The answer the cached listing gives, if it gives one.
+        let cached = || -> Result<Option<Result<(), HostError>>, HostError> {
+            Ok(match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
+                Some((true, _)) => Some(Ok(())),
+                Some((false, at)) if Store::now() - at < FRESH_SECS => Some(Err(unknown())),
+                _ => None,
+            })
+        };
+        if let Some(answer) = cached()? {
+            return answer;
+        }
+        // One listing at a time per connection; whoever waited finds the fresh one.
+        let gate = {
+            let mut map = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(c.id.clone()).or_default().clone()
+        };
+        let _one = gate.lock().await;
+        if let Some(answer) = cached()? {
+            return answer;
+        }
+        let listing = self.list_tools_of(c).await?;
+        if listing.tools.iter().any(|t| t.name == tool) {
+            return Ok(());
+        }
+        if let Some(reason) = BlockedTool::reason_for(&listing.blocked, tool) {
+            return Err(HostError::Blocked { tool: tool.to_string(), reason });
+        }
+        Err(unknown())
+    }
+
+    /// Call one tool. The blocklist is applied before anything else.
+    pub async fn call_tool(&self, name: &str, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
+        let c = self.connection(name)?;
+        let started = Instant::now();
+        // Every outcome from here on is logged once and recorded on the connection.
+        let result = self.call_tool_checked(&c, tool, arguments).await;
+        self.record_outcome(&c, &result);
+        log_call(&c.name, tool, started, &result.as_ref().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)));
+        result
+    }
+
+    async fn call_tool_checked(&self, c: &ConnectionRecord, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
+        self.check_callable(c, tool)?;
+        let args: Value = serde_json::from_str(arguments)
+            .map_err(|e| HostError::Usage(format!("the arguments are not valid JSON ({e}); pass a JSON object such as '{{}}'")))?;
+        if !args.is_object() {
+            return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
+        }
+        self.ensure_listed(c, tool).await?;
+        let plugin = self.plugin_for(c).await?;
+        let tool_name = tool.to_string();
+        let args_text = args.to_string();
+        let ran = self
+            .run(c, &plugin, Default::default(), move |b, s| {
+                Box::pin(async move { b.claribi_data_source_connector().call_call_tool(s, &tool_name, &args_text).await })
+            })
+            .await?;
+        outputs::tool_output(ran.value)
+    }
+}

@@ -1,0 +1,19 @@
+//! The wire: every request a connector sends and every response it reads passes through here.
+//!
+//! | file | decides |
+//! |---|---|
+//! | [`outbound`] | the send hook: the checks in order, for every request and response of every connector |
+//! | [`attach`] | the one place a credential value enters a request: placeholders replaced only where bound |
+//! | [`inbound`] | responses rewritten before a connector reads them: token and registration responses, echoes |
+//! | [`scanner`] | the second line: credential values in any encoding, refused in requests, masked in logs |
+//! | [`upstream_calls`] | which upstream MCP tools a request body calls (the blocklist on the wire) |
+//! | [`addresses`] | which resolved addresses are special (loopback, private, metadata, …) |
+//! | [`transport`] | DNS, connecting to checked addresses only, TLS, the response byte cap |
+
+pub mod addresses;
+pub mod attach;
+pub mod inbound;
+pub mod outbound;
+pub mod scanner;
+pub mod transport;
+pub mod upstream_calls;
