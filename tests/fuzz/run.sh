@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS=(sse_framing mcp_response www_authenticate policy_file origin_pattern upstream_calls engine_results)
+TARGETS=(sse_framing mcp_response www_authenticate policy_file origin_pattern upstream_calls engine_results oauth_responses attach)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -3,9 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../../host/src/results.rs"]
-mod results;
+use claribi_fuzz::engine::results;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return };

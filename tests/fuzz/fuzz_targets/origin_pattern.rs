@@ -3,12 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../../host/src/addresses.rs"]
-mod addresses;
-#[allow(dead_code)]
-#[path = "../../../host/src/policy.rs"]
-mod policy;
+use claribi_fuzz::policy::{self, Method, Target};
+use claribi_fuzz::wire::addresses;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -17,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(origin) = policy::Origin::parse(url) else { return };
     let grant = policy::Grant::parse_list([pattern]).expect("a parsed pattern forms a grant");
     let allowed = p.matches(&origin);
-    assert_eq!(allowed, grant.allows(&origin));
+    if let Ok(target) = Target::parse(url) {
+        assert_eq!(allowed, grant.allows(Method::Get, &target), "an origin-wide grant allows every path");
+    }
     if let Some(ip) = origin.ip() {
         if addresses::is_special(ip) && !pattern.contains(&origin.host) && !pattern.contains("localhost") {
             assert!(!grant.allows_address(&origin, ip), "{pattern} must not grant {ip}");

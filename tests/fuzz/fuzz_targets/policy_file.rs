@@ -4,12 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 // The host's policy module, compiled here without the rest of the host (no wasmtime).
-#[allow(dead_code)]
-#[path = "../../../host/src/addresses.rs"]
-mod addresses;
-#[allow(dead_code)]
-#[path = "../../../host/src/policy.rs"]
-mod policy;
+use claribi_fuzz::policy;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

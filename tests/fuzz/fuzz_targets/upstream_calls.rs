@@ -4,9 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../../host/src/upstream_calls.rs"]
-mod upstream_calls;
+use claribi_fuzz::wire::upstream_calls;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(names) = upstream_calls::tool_calls(data) else { return };
