@@ -12,6 +12,11 @@
 //!   `begin-authorization`/`complete-authorization` (OAuth through `mcp_client::oauth`) and
 //!   `disconnect` — with the MCP session kept in the host's state between instances.
 //!
+//! Credentials never reach a connector: every secret the host gives a connector that is a credential
+//! (the API key, tokens, a client secret, the redirect's code) is a placeholder, which the flow uses as
+//! if it were the value; the host attaches the value on the wire, only where it belongs. The flow works
+//! unchanged with placeholders (refresh single-flight included: a refreshed token has a new one).
+//!
 //! What a vendor adds is a [`Vendor`]: its description, its client names, the words of its
 //! messages ([`Wording`]), and where it departs from a plain MCP server — how an API key is sent,
 //! which OAuth scopes to ask for and accept, where else its authorization-server metadata lives,
@@ -36,7 +41,8 @@
 //! `testing::FakeHost` and `mcp_client::testing::ScriptedHttp`, e.g.
 //!
 //! ```ignore
-//! let host = FakeHost::new("https://mcp.acme.example/mcp", AuthMethod::ApiKey).with_api_key("k-123");
+//! let mut host = FakeHost::new("https://mcp.acme.example/mcp", AuthMethod::ApiKey).with_api_key("k-123");
+//! host.connection.api_key_header = "x-acme-key".into(); // the host binds the key to the declared header
 //! let http = ScriptedHttp::new().then(initialize_ok("2025-11-25", None)).then(accepted());
 //! let account = Connector::<Acme>::new(&host, &http).check_connection()?;
 //! assert_eq!(http.requests()[0].header("x-acme-key"), Some("k-123"));
