@@ -34,7 +34,8 @@ fn oauth_host() -> FakeHost {
 }
 
 fn handshake(http: ScriptedHttp) -> ScriptedHttp {
-    http.then(initialize_ok("2025-11-25", Some("sess-42")))
+    http.then(discover_refused())
+        .then(initialize_ok("2025-11-25", Some("sess-42")))
         .then(accepted())
 }
 
@@ -75,6 +76,42 @@ fn describe_names_close_its_endpoint_origins_scope_and_auth_methods() {
 }
 
 #[test]
+fn on_a_2026_07_28_server_the_check_discovers_and_calls_org_info_statelessly() {
+    let host = api_key_host();
+    let http = ScriptedHttp::new()
+        .then(|r| {
+            assert_eq!(request_method(r), "server/discover");
+            Ok(rpc_result(
+                r,
+                json!({"resultType": "complete", "supportedVersions": ["2025-11-25", "2026-07-28"],
+                       "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"}),
+            ))
+        })
+        .then(|r| {
+            assert_eq!(request_method(r), "tools/list");
+            Ok(rpc_result(r, json!({"tools": [{"name": "org_info", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "private"})))
+        })
+        .then(org_info());
+    let account = CloseConnector::new(&host, &http)
+        .check_connection()
+        .unwrap();
+    assert_eq!(account.display_name.as_deref(), Some("Acme Corp (orga_123)"));
+    let requests = http.requests();
+    for request in &requests {
+        assert_eq!(request.header("close-api-key"), Some(KEY));
+        assert_eq!(request.header("mcp-protocol-version"), Some("2026-07-28"));
+        assert_eq!(request.header("mcp-session-id"), None);
+    }
+    assert_eq!(requests[2].header("mcp-method"), Some("tools/call"));
+    assert_eq!(requests[2].header("mcp-name"), Some("org_info"));
+    let listing = CloseConnector::new(&host, &ScriptedHttp::new().then(|r| Ok(rpc_result(r, json!({"tools": [], "ttlMs": 30000, "cacheScope": "private"})))))
+        .list_tools()
+        .unwrap();
+    assert_eq!(listing.ttl_ms, Some(30000));
+    assert_eq!(listing.cache_scope, Some(claribi_connector_sdk::types::CacheScope::Private));
+}
+
+#[test]
 fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
     let host = api_key_host();
     let http = handshake(ScriptedHttp::new()).then(org_info());
@@ -88,7 +125,7 @@ fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
         }
     );
     let requests = http.requests();
-    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.len(), 4, "discover probe, initialize, initialized, org_info");
     for request in &requests {
         assert_eq!(request.url, "https://mcp.close.com/mcp");
         // The key (a placeholder, in a component) in the header the host binds it to; the scope
@@ -96,12 +133,12 @@ fn check_connection_initializes_calls_org_info_and_reports_the_organization() {
         assert_eq!(request.header("close-api-key"), Some(KEY));
         assert_eq!(request.header("close-scope"), None);
     }
-    let call: Value = serde_json::from_slice(&requests[2].body).unwrap();
+    let call: Value = serde_json::from_slice(&requests[3].body).unwrap();
     assert_eq!(
         call["params"],
         json!({ "name": "org_info", "arguments": {} })
     );
-    assert_eq!(requests[2].header("mcp-session-id"), Some("sess-42"));
+    assert_eq!(requests[3].header("mcp-session-id"), Some("sess-42"));
     let session: Value = serde_json::from_str(&host.state(STATE_MCP_SESSION).unwrap()).unwrap();
     assert_eq!(session["sessionId"], "sess-42");
 }
@@ -593,7 +630,8 @@ fn complete_authorization_stores_the_tokens_and_names_the_organization() {
         200,
         token_answer("mcp.read offline_access"),
     )])
-    .then(initialize_ok("2025-11-25", Some("sess-9")))
+    .then(discover_refused())
+        .then(initialize_ok("2025-11-25", Some("sess-9")))
     .then(accepted())
     .then(org_info());
     let account = CloseConnector::new(&host, &http)
@@ -664,6 +702,7 @@ fn without_org_info_the_organization_id_of_the_token_response_names_the_account(
     let host = oauth_host();
     let state = begin_close(&host);
     let http = scripted(vec![json_step(200, token_answer("mcp.read"))])
+        .then(discover_refused())
         .then(initialize_ok("2025-11-25", None))
         .then(accepted())
         .then(|r| Ok(rpc_error(r, -32602, "Unknown tool: org_info")));
@@ -730,7 +769,8 @@ fn authorized(expires_in: u64) -> FakeHost {
         200,
         token_answer("mcp.read offline_access"),
     )])
-    .then(initialize_ok("2025-11-25", Some("sess-42")))
+    .then(discover_refused())
+        .then(initialize_ok("2025-11-25", Some("sess-42")))
     .then(accepted())
     .then(org_info());
     CloseConnector::new(&host, &http)

@@ -15,6 +15,11 @@
 //! The MCP session survives between instances under the state key [`STATE_MCP_SESSION`];
 //! `check-connection` and `complete-authorization` always open a fresh one and name the account
 //! with [`Vendor::account_name`].
+//!
+//! The protocol era is the client's business, not the vendor's: by default a session is opened with
+//! `server/discover` (MCP 2026-07-28) and falls back to `initialize` (2025-03-26 to 2025-11-25). The
+//! connection option [`OPTION_PROTOCOL_VERSION`] pins one (`2026-07-28`, `2025-11-25`, or `auto`).
+//! Listings carry the server's caching hints (`ttl-ms`, `cache-scope`) to the host.
 
 use crate::convert::{self, map_error, map_oauth_error, ErrorContext};
 use crate::host::Host;
@@ -23,21 +28,24 @@ use crate::types::{
 };
 use crate::vendor::{CredentialKind, Vendor};
 use mcp_client::error::one_line;
-use mcp_client::model::InitializeResult;
 use mcp_client::oauth::{
     self, ClientOptions, CompletedAuthorization, GrantInfo, OAuthBearer, OAuthContext,
     OAuthSettings,
 };
+use mcp_client::protocol::ProtocolChoice;
 use mcp_client::url::HttpUrl;
 use mcp_client::{
-    AuthProvider, ClientConfig, HttpClient, LogLevel, Logger, McpClient, McpError, SessionStore,
-    StaticHeaders, ToolCallResult,
+    AuthProvider, ClientConfig, HttpClient, LogLevel, Logger, McpClient, McpError, ServerHello,
+    SessionStore, StaticHeaders, ToolCallResult,
 };
 use serde_json::{Map, Value};
 use std::marker::PhantomData;
 
 /// Host state key holding the MCP session (endpoint, session id, negotiated protocol version) as JSON.
 pub const STATE_MCP_SESSION: &str = "mcp-session";
+/// Connection option pinning the MCP revision: `auto` (default: `server/discover`, falling back to
+/// `initialize`), `2026-07-28`, or a 2025 revision (`initialize` only).
+pub const OPTION_PROTOCOL_VERSION: &str = "protocol_version";
 /// Secret holding the API key (set by the host for `auth-method = api-key`).
 pub const SECRET_API_KEY: &str = "api-key";
 /// Secret holding the OAuth access token (the other OAuth keys are in `mcp_client::oauth::keys`).
@@ -109,25 +117,28 @@ impl SessionStore for HostSessionStore<'_> {
     }
 }
 
-/// The fresh MCP session on which [`Vendor::account_name`] names the account: initialized, with
-/// the connector's credentials, error mapping and logging.
+/// The fresh MCP session on which [`Vendor::account_name`] names the account: opened (in either
+/// era), with the connector's credentials, error mapping and logging.
 pub struct Session<'s> {
     client: McpClient<'s>,
-    init: InitializeResult,
+    hello: ServerHello,
     authorization: Option<&'s CompletedAuthorization>,
     fail: &'s dyn Fn(McpError, &str) -> Error,
     log: &'s dyn Logger,
 }
 
 impl Session<'_> {
-    /// The server's `initialize` answer.
-    pub fn initialize_result(&self) -> &InitializeResult {
-        &self.init
+    /// What the server said when the session was opened (`server/discover` or `initialize`).
+    pub fn hello(&self) -> &ServerHello {
+        &self.hello
     }
 
-    /// The server's own name: `Title (name version)`, or `name version`.
+    /// The server's own name: `Title (name version)`, or `name version`; a 2026-07-28 server that
+    /// does not name itself is `an unnamed MCP server (2026-07-28)`.
     pub fn server_name(&self) -> String {
-        let info = &self.init.server_info;
+        let Some(info) = &self.hello.server_info else {
+            return format!("an unnamed MCP server ({})", self.hello.protocol_version);
+        };
         let base = format!(
             "{} {}",
             one_line(&info.name, 80),
@@ -207,6 +218,7 @@ impl<'a, V: Vendor> Connector<'a, V> {
             configured_scopes: connection.scopes.clone(),
             scope_policy: V::SCOPE_POLICY,
             extra_metadata_urls: V::metadata_fallbacks(&url),
+            protocol: self.protocol()?,
         };
         let start = oauth::begin(&self.oauth(), &settings, redirect_uri)
             .map_err(|e| self.logged(map_oauth_error::<V>(e)))?;
@@ -240,17 +252,24 @@ impl<'a, V: Vendor> Connector<'a, V> {
         let settings = self.settings()?;
         let store = HostSessionStore(self.host);
         let mut client = self.client(&settings, &store)?;
-        let tools = client
-            .list_tools()
+        let listing = client
+            .list_tools_with_hints()
             .map_err(|e| self.fail(e, &settings.context(), &settings))?;
         self.host.log(
             LogLevel::Debug,
-            &format!("{} offers {} tools", V::WORDING.the_server, tools.len()),
+            &format!(
+                "{} offers {} tools",
+                V::WORDING.the_server,
+                listing.tools.len()
+            ),
         );
         Ok(ToolListing {
-            tools: tools.into_iter().map(convert::tool).collect(),
-            ttl_ms: None,
-            cache_scope: None,
+            tools: listing.tools.into_iter().map(convert::tool).collect(),
+            ttl_ms: listing.ttl_ms,
+            cache_scope: listing
+                .cache_scope
+                .as_deref()
+                .and_then(convert::cache_scope),
         })
     }
 
@@ -333,14 +352,14 @@ impl<'a, V: Vendor> Connector<'a, V> {
         let settings = self.settings()?;
         let store = HostSessionStore(self.host);
         let mut client = self.client(&settings, &store)?;
-        let init = client
-            .initialize()
+        let hello = client
+            .open()
             .map_err(|e| self.fail(e, &settings.context(), &settings))?;
         let fail =
             |e: McpError, tool: &str| self.fail(e, &settings.context().for_tool(tool), &settings);
         let mut session = Session {
             client,
-            init,
+            hello,
             authorization,
             fail: &fail,
             log: self.host,
@@ -367,8 +386,25 @@ impl<'a, V: Vendor> Connector<'a, V> {
         let mut config =
             ClientConfig::new(settings.endpoint.clone(), V::CLIENT_NAME, V::info().version);
         config.client_title = Some(V::CLIENT_TITLE.to_owned());
+        config.protocol = self.protocol()?;
         McpClient::new(config, self.http, &settings.auth, store, self.host)
             .map_err(|e| self.fail(e, &settings.context(), settings))
+    }
+
+    /// The era the connection's option [`OPTION_PROTOCOL_VERSION`] pins (default `auto`).
+    fn protocol(&self) -> Result<ProtocolChoice, Error> {
+        let connection = self.host.connection();
+        let value = connection
+            .options
+            .iter()
+            .find(|(k, _)| k == OPTION_PROTOCOL_VERSION)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("auto");
+        ProtocolChoice::parse(value).map_err(|e| {
+            self.logged(Error::Protocol(format!(
+                "The connection option {OPTION_PROTOCOL_VERSION} is not valid: {e}; reconnect with a valid one."
+            )))
+        })
     }
 
     /// The connection's endpoint (the connector's default when none is set), checked.

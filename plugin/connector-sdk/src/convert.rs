@@ -4,7 +4,7 @@
 //! [`Vendor::scope_problem`]).
 
 use crate::types::{
-    ContentBlock as WitContent, Error, Media, RateLimit, ScopeProblem, Tool as WitTool,
+    CacheScope, ContentBlock as WitContent, Error, Media, RateLimit, ScopeProblem, Tool as WitTool,
     ToolAnnotations, ToolResult, UpstreamFailure,
 };
 use crate::vendor::{CredentialKind, Vendor, Wording};
@@ -289,6 +289,15 @@ pub fn error_message(e: &Error) -> String {
         Error::InsufficientScope(p) => p.message.clone(),
         Error::RateLimited(r) => r.message.clone(),
         Error::Upstream(u) => u.message.clone(),
+    }
+}
+
+/// The WIT `cache-scope` of an MCP `cacheScope` (`public` / `private`; anything else is no hint).
+pub fn cache_scope(scope: &str) -> Option<CacheScope> {
+    match scope {
+        "public" => Some(CacheScope::Public),
+        "private" => Some(CacheScope::Private),
+        _ => None,
     }
 }
 

@@ -43,10 +43,14 @@
 //! ```ignore
 //! let mut host = FakeHost::new("https://mcp.acme.example/mcp", AuthMethod::ApiKey).with_api_key("k-123");
 //! host.connection.api_key_header = "x-acme-key".into(); // the host binds the key to the declared header
-//! let http = ScriptedHttp::new().then(initialize_ok("2025-11-25", None)).then(accepted());
+//! // A 2025 server: it refuses the `server/discover` probe, so the client falls back to `initialize`.
+//! let http = ScriptedHttp::new().then(discover_refused()).then(initialize_ok("2025-11-25", None)).then(accepted());
 //! let account = Connector::<Acme>::new(&host, &http).check_connection()?;
 //! assert_eq!(http.requests()[0].header("x-acme-key"), Some("k-123"));
 //! ```
+//!
+//! Nothing in a vendor depends on the MCP revision: the client speaks 2026-07-28 and the 2025
+//! revisions alike (the connection option `protocol_version` can pin one).
 //!
 //! `plugin/close` (a vendor with its own headers, scope policy, metadata location and account) and
 //! `plugin/generic-mcp` (any MCP server: the defaults) are complete examples.

@@ -33,6 +33,7 @@ fn describe_names_a_generic_mcp_connector_without_endpoint_origins_or_scopes() {
 fn check_connection_tolerates_a_200_json_answer_to_the_notification_and_names_the_server() {
     let host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey);
     let http = ScriptedHttp::new()
+        .then(discover_refused())
         .then(initialize_ok("2025-11-25", None))
         .then(|_| {
             Ok(json_response(
@@ -43,9 +44,9 @@ fn check_connection_tolerates_a_200_json_answer_to_the_notification_and_names_th
     let account = McpConnector::new(&host, &http).check_connection().unwrap();
     assert_eq!(account.display_name.as_deref(), Some("test-server 1.0.0"));
     let requests = http.requests();
-    assert_eq!(requests.len(), 2, "no GET stream is opened");
+    assert_eq!(requests.len(), 3, "the discover probe, initialize, initialized: no GET stream is opened");
     assert!(requests.iter().all(|r| r.header("authorization").is_none()));
-    let init: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let init: serde_json::Value = serde_json::from_slice(&requests[1].body).unwrap();
     assert_eq!(init["params"]["clientInfo"]["name"], CLIENT_NAME);
     assert_eq!(
         init["params"]["clientInfo"]["title"],
@@ -66,7 +67,8 @@ fn an_api_key_goes_in_the_header_the_connection_binds_it_to() {
         let mut host = FakeHost::new(ENDPOINT, AuthMethod::ApiKey).with_api_key(KEY);
         host.connection.api_key_header = bound.into();
         let http = ScriptedHttp::new()
-            .then(initialize_ok("2025-11-25", None))
+            .then(discover_refused())
+        .then(initialize_ok("2025-11-25", None))
             .then(accepted())
             .then(result(json!({ "tools": [] })));
         McpConnector::new(&host, &http).list_tools().unwrap();

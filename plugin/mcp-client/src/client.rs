@@ -1,8 +1,13 @@
-//! The MCP client proper: lifecycle, sessions, request/response matching over JSON or SSE answers,
-//! and the `tools/*` methods.
+//! The MCP client proper: opening a session in either era (see [`crate::protocol`]), request/response
+//! matching over JSON or SSE answers (with the 2025 stream resumption), multi round-trip requests
+//! ([`crate::input_required`]), the routing headers of 2026-07-28 ([`crate::headers`]), and the
+//! `tools/*` methods.
 
 use crate::error::{one_line, reason_phrase, summarize_error_body, McpError, MAX_MESSAGE_CHARS};
+use crate::headers::{self, ParamHeader};
 use crate::http::{HttpClient, HttpRequest, HttpResponse, Method, ReadError};
+use crate::input_required::{self, Round};
+use crate::protocol::{self, judge_discover, Discovery, Era, ProtocolChoice, ServerHello};
 use crate::rate_limit::{parse_ratelimit, parse_retry_after, secs_to_ms};
 use crate::sse::SseParser;
 use crate::url::HttpUrl;
@@ -13,25 +18,28 @@ use rmcp::model::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-/// The protocol version offered in `initialize`.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The protocol version offered in `initialize` (the legacy era).
+pub const PROTOCOL_VERSION: &str = protocol::LEGACY_VERSION;
 
-/// Versions accepted in the server's `initialize` answer.
-pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+/// Every version this client speaks: 2026-07-28 through `server/discover`, the others through
+/// `initialize`.
+pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] = protocol::SUPPORTED_VERSIONS;
 
 /// Settings of one client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
     /// The MCP endpoint, e.g. `https://mcp.close.com/mcp`.
     pub endpoint: String,
-    /// `clientInfo.name` sent in `initialize`.
+    /// `clientInfo.name` sent in `initialize` and in every 2026-07-28 request's `_meta`.
     pub client_name: String,
     /// `clientInfo.version`.
     pub client_version: String,
     /// `clientInfo.title`, optional.
     pub client_title: Option<String>,
+    /// Which era to speak. Default [`ProtocolChoice::Auto`]: probe with `server/discover`.
+    pub protocol: ProtocolChoice,
     /// The most bytes read from one response body (JSON or event stream). Default 16 MiB.
     pub max_response_bytes: usize,
     /// The largest single SSE event (or line). Default 8 MiB.
@@ -39,6 +47,11 @@ pub struct ClientConfig {
     /// A 429 whose reset is at most this far away is waited out and the request retried once.
     /// Default 5 s; zero disables the retry.
     pub max_rate_limit_wait: std::time::Duration,
+    /// The longest `retry:` wait honoured before resuming an event stream that ended early (2025
+    /// era). Default 5 s; a server asking for longer gets an error instead.
+    pub max_resume_wait: std::time::Duration,
+    /// How many times one answer's event stream is resumed. Default 3.
+    pub max_resumes: usize,
     /// The most `tools/list` pages followed. Default 1000.
     pub max_pages: usize,
 }
@@ -54,25 +67,58 @@ impl ClientConfig {
             client_name: client_name.into(),
             client_version: client_version.into(),
             client_title: None,
+            protocol: ProtocolChoice::Auto,
             max_response_bytes: 16 * 1024 * 1024,
             max_event_bytes: 8 * 1024 * 1024,
             max_rate_limit_wait: std::time::Duration::from_secs(5),
+            max_resume_wait: std::time::Duration::from_secs(5),
+            max_resumes: 3,
             max_pages: 1000,
         }
     }
 }
 
-/// What survives between calls: enough to skip `initialize` next time.
+/// What survives between calls: enough to skip opening a session next time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     /// The endpoint the session belongs to (a session is never reused for another endpoint).
     pub endpoint: String,
-    /// `Mcp-Session-Id`, when the server issued one (stateless servers do not).
+    /// `Mcp-Session-Id`, when the server issued one (2026-07-28 and stateless servers do not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// The negotiated protocol version.
+    /// The protocol version in use (`2026-07-28` means the stateless era).
     pub protocol_version: String,
+    /// What the last complete `tools/list` said about `x-mcp-header` annotations (2026-07-28 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_headers: Option<ToolHeaders>,
+}
+
+impl Session {
+    /// The session's era.
+    pub fn era(&self) -> Era {
+        Era::of(&self.protocol_version).unwrap_or(Era::Legacy)
+    }
+}
+
+/// The `Mcp-Param-*` mapping of every tool that has one, and the tools left out of the listing
+/// because their annotations break the rules (they are never called).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ToolHeaders {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, Vec<ParamHeader>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, String>,
+}
+
+/// Every tool of a server, with the caching hints of its listing (2026-07-28).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolList {
+    pub tools: Vec<Tool>,
+    /// How long the listing may be reused, in milliseconds: the smallest `ttlMs` of its pages.
+    pub ttl_ms: Option<u64>,
+    /// `public` or `private`; `private` when any page said so.
+    pub cache_scope: Option<String>,
 }
 
 /// One content block of a tool result: an MCP block `rmcp` understands, or anything else as sent.
@@ -135,12 +181,44 @@ impl From<McpError> for Failure {
     }
 }
 
+/// How one request is framed on the wire.
+#[derive(Clone, Copy)]
+enum Framing<'r> {
+    /// `initialize`: no session headers yet.
+    Handshake,
+    /// Inside a legacy session: `Mcp-Session-Id` (when issued) and `MCP-Protocol-Version`.
+    Session,
+    /// 2026-07-28: `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`, and the request
+    /// metadata in `params._meta`.
+    Modern {
+        method: &'r str,
+        name: Option<&'r str>,
+        params: &'r [(String, String)],
+    },
+}
+
+/// How an answer's event stream ended.
+enum StreamEnd {
+    /// The response (or an error) arrived.
+    Answer(Result<Value, McpError>),
+    /// The stream closed first; the last event id and `retry:` seen, for resuming.
+    Closed {
+        last_event_id: Option<String>,
+        retry_ms: Option<u64>,
+    },
+}
+
 /// How many characters of a tool's error text are kept.
 const MAX_TOOL_ERROR_CHARS: usize = 1000;
 /// How much of an error response body is read to describe it.
 const ERROR_BODY_PREFIX: usize = 4096;
 /// The longest session id accepted.
 const MAX_SESSION_ID_LEN: usize = 1024;
+/// The largest stored session (the host keeps state values of up to 64 KiB); a larger header
+/// mapping is not stored and is learned again by listing the tools.
+const MAX_STORED_SESSION: usize = 48 * 1024;
+/// The wait before resuming a stream whose server gave no `retry:`.
+const DEFAULT_RESUME_WAIT_MS: u64 = 1000;
 
 /// A blocking MCP client over Streamable HTTP. Cheap to create; create one per call.
 pub struct McpClient<'a> {
@@ -186,7 +264,59 @@ impl<'a> McpClient<'a> {
         self.session.as_ref()
     }
 
-    /// Runs the `initialize` handshake now (dropping any stored session) and stores the new session.
+    /// Opens a session now (dropping any stored one) in the era of [`ClientConfig::protocol`]:
+    /// `server/discover` for 2026-07-28, with the fallback to `initialize` under `Auto`.
+    pub fn open(&mut self) -> Result<ServerHello, McpError> {
+        self.session = None;
+        self.store_consulted = true;
+        if self.config.protocol == ProtocolChoice::Legacy {
+            return self.initialize().map(hello_from_initialize);
+        }
+        let mut retried = false;
+        loop {
+            let outcome = self
+                .exchange("server/discover", None, self.modern_framing("server/discover", None, &[]))
+                .map(|(result, _)| result)
+                .map_err(|f| match f {
+                    Failure::Error(e) => e,
+                    Failure::SessionGone => McpError::Http { status: 404, message: "Not Found".to_owned() },
+                });
+            match judge_discover(outcome, retried) {
+                Discovery::Modern(hello) => {
+                    self.session = Some(Session {
+                        endpoint: self.config.endpoint.clone(),
+                        session_id: None,
+                        protocol_version: protocol::MODERN_VERSION.to_owned(),
+                        tool_headers: None,
+                    });
+                    self.save_session();
+                    self.log(
+                        LogLevel::Info,
+                        &format!("MCP server speaks {} (server/discover){}", protocol::MODERN_VERSION, server_label(&hello)),
+                    );
+                    return Ok(hello);
+                }
+                Discovery::Retry => {
+                    self.log(LogLevel::Debug, "server/discover refused the version it lists; asking once more");
+                    retried = true;
+                }
+                Discovery::Legacy(why) if self.config.protocol == ProtocolChoice::Auto => {
+                    self.log(LogLevel::Debug, &format!("falling back to initialize: {why}"));
+                    return self.initialize().map(hello_from_initialize);
+                }
+                Discovery::Legacy(why) => {
+                    return Err(McpError::protocol(format!(
+                        "the server does not speak MCP {} ({why}); set the connection's protocol_version to auto",
+                        protocol::MODERN_VERSION
+                    )))
+                }
+                Discovery::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs the legacy `initialize` handshake now (dropping any stored session) and stores the new
+    /// session. [`open`](Self::open) chooses between this and `server/discover`.
     pub fn initialize(&mut self) -> Result<InitializeResult, McpError> {
         self.session = None;
         self.store_consulted = true;
@@ -199,7 +329,7 @@ impl<'a> McpClient<'a> {
             .with_protocol_version(ProtocolVersion::V_2025_11_25);
         let params = serde_json::to_value(params)
             .map_err(|e| McpError::protocol(format!("cannot encode initialize: {e}")))?;
-        let (result, session_id) = match self.exchange("initialize", Some(params), true) {
+        let (result, session_id) = match self.exchange("initialize", Some(params), Framing::Handshake) {
             Ok(answer) => answer,
             Err(Failure::Error(e)) => return Err(e),
             Err(Failure::SessionGone) => {
@@ -214,9 +344,9 @@ impl<'a> McpClient<'a> {
             .and_then(Value::as_str)
             .ok_or_else(|| McpError::protocol("the initialize result has no protocolVersion"))?
             .to_owned();
-        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&version.as_str()) {
+        if Era::of(&version) != Some(Era::Legacy) {
             return Err(McpError::protocol(format!(
-                "the server chose MCP protocol version `{}`, which this client does not support",
+                "the server chose MCP protocol version `{}` in initialize, which this client does not support there",
                 one_line(&version, 40)
             )));
         }
@@ -233,6 +363,7 @@ impl<'a> McpClient<'a> {
             endpoint: self.config.endpoint.clone(),
             session_id,
             protocol_version: version.clone(),
+            tool_headers: None,
         });
         if let Err(e) = self.send_notification("notifications/initialized", None) {
             self.session = None;
@@ -259,7 +390,7 @@ impl<'a> McpClient<'a> {
         Ok(init)
     }
 
-    /// Makes sure a session exists: reuses the stored one, or runs `initialize`.
+    /// Makes sure a session exists: reuses the stored one, or opens one.
     pub fn ensure_session(&mut self) -> Result<(), McpError> {
         if self.session.is_some() {
             return Ok(());
@@ -278,21 +409,57 @@ impl<'a> McpClient<'a> {
                 return Ok(());
             }
         }
-        self.initialize().map(|_| ())
+        self.open().map(|_| ())
     }
 
-    /// Sends a request and returns its `result`. Re-initializes once if the session has expired
-    /// (HTTP 404) and replays the request.
+    /// Sends a request and returns its final `result`.
     ///
-    /// A rate limit (HTTP 429) whose reset is at most `ClientConfig::max_rate_limit_wait` away is
-    /// waited out and the request sent once more; a longer one, or a second 429, is the error.
+    /// * A session that has expired (HTTP 404), or a protocol version the server no longer accepts
+    ///   (-32022), is opened afresh once and the request replayed.
+    /// * A rate limit (HTTP 429) whose reset is at most `ClientConfig::max_rate_limit_wait` away is
+    ///   waited out and the request sent once more; a longer one, or a second 429, is the error.
+    /// * A result asking for input (`resultType: input_required`) is answered as
+    ///   [`crate::input_required`] describes and the request sent again, at most
+    ///   [`input_required::MAX_ROUNDS`] times.
     pub fn request(&mut self, method: &str, params: Option<Value>) -> Result<Value, McpError> {
         self.ensure_session()?;
-        let mut reinitialized = false;
+        let mut reopened = false;
         let mut rate_limit_retried = false;
+        let mut rounds = 0usize;
+        let mut params = params;
         loop {
-            match self.exchange(method, params.clone(), false) {
-                Ok((result, _)) => return Ok(result),
+            let param_headers = self.param_headers(method, params.as_ref());
+            let name = headers::name_of(method, params.as_ref());
+            let framing = match self.era() {
+                Era::Modern => self.modern_framing(method, name.as_deref(), &param_headers),
+                Era::Legacy => Framing::Session,
+            };
+            match self.exchange(method, params.clone(), framing) {
+                Ok((result, _)) => match input_required::classify(&result)? {
+                    Round::Complete => return Ok(result),
+                    Round::Retry(retry) => {
+                        if !matches!(method, "tools/call" | "prompts/get" | "resources/read") {
+                            return Err(McpError::protocol(format!(
+                                "the server asked for input to answer {method}, which MCP allows only for tools/call, prompts/get and resources/read"
+                            )));
+                        }
+                        rounds += 1;
+                        if rounds > input_required::MAX_ROUNDS {
+                            return Err(McpError::protocol(format!(
+                                "the server still asked for input after {} rounds of {method}",
+                                input_required::MAX_ROUNDS
+                            )));
+                        }
+                        self.log(
+                            LogLevel::Info,
+                            &format!(
+                                "the server asked for input to {method} ({} request(s)); answering and sending it again",
+                                retry.input_responses.len()
+                            ),
+                        );
+                        params = Some(retry.apply(params.unwrap_or_else(|| json!({}))));
+                    }
+                },
                 Err(Failure::Error(McpError::RateLimited { retry_after_ms: Some(ms), .. }))
                     if !rate_limit_retried && u128::from(ms) <= self.config.max_rate_limit_wait.as_millis() =>
                 {
@@ -303,21 +470,30 @@ impl<'a> McpClient<'a> {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     rate_limit_retried = true;
                 }
-                Err(Failure::Error(e)) => return Err(e),
-                Err(Failure::SessionGone) if !reinitialized => {
+                Err(Failure::Error(e)) if !reopened && protocol::is_version_rejection(&e) => {
                     self.log(
                         LogLevel::Info,
-                        "the MCP session has expired (HTTP 404); initializing a new one",
+                        &format!("the server no longer accepts this session's protocol version ({e}); opening a new session"),
                     );
                     self.forget_session();
-                    self.initialize()?;
-                    reinitialized = true;
+                    self.open()?;
+                    reopened = true;
+                }
+                Err(Failure::Error(e)) => return Err(e),
+                Err(Failure::SessionGone) if !reopened => {
+                    self.log(
+                        LogLevel::Info,
+                        "the MCP session has expired (HTTP 404); opening a new one",
+                    );
+                    self.forget_session();
+                    self.open()?;
+                    reopened = true;
                 }
                 Err(Failure::SessionGone) => {
                     self.forget_session();
                     return Err(McpError::Http {
                         status: 404,
-                        message: "the MCP session was not found, again right after initializing a new one".to_owned(),
+                        message: "the MCP session was not found, again right after opening a new one".to_owned(),
                     });
                 }
             }
@@ -332,15 +508,35 @@ impl<'a> McpClient<'a> {
 
     /// Every tool, following `nextCursor` to the end. Tools that do not parse are skipped (and logged).
     pub fn list_tools(&mut self) -> Result<Vec<Tool>, McpError> {
+        self.list_tools_with_hints().map(|l| l.tools)
+    }
+
+    /// Every tool with the listing's caching hints. Under 2026-07-28, a tool whose `x-mcp-header`
+    /// annotations break the rules is left out (and logged), and the header mapping of the others is
+    /// kept with the session for [`call_tool`](Self::call_tool).
+    pub fn list_tools_with_hints(&mut self) -> Result<ToolList, McpError> {
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
+        let mut ttl_ms: Option<u64> = None;
+        let mut cache_scope: Option<String> = None;
         for _ in 0..self.config.max_pages {
             let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
             let result = self.request("tools/list", params)?;
-            let next = self.parse_tools_page(result, &mut tools)?;
-            match next {
-                None => return Ok(tools),
+            let page = self.parse_tools_page(result, &mut tools)?;
+            if let Some(t) = page.ttl_ms {
+                ttl_ms = Some(ttl_ms.map_or(t, |m| m.min(t)));
+            }
+            match page.cache_scope.as_deref() {
+                Some("private") => cache_scope = Some("private".to_owned()),
+                Some("public") if cache_scope.is_none() => cache_scope = Some("public".to_owned()),
+                _ => {}
+            }
+            match page.next {
+                None => {
+                    let tools = self.check_header_annotations(tools);
+                    return Ok(ToolList { tools, ttl_ms, cache_scope });
+                }
                 Some(c) => {
                     if !seen.insert(c.clone()) {
                         return Err(McpError::protocol("tools/list returned a cursor it had returned before (a pagination loop)"));
@@ -373,12 +569,31 @@ impl<'a> McpClient<'a> {
         Ok(result)
     }
 
-    /// Calls a tool and returns its result as sent, `isError` included.
+    /// Calls a tool and returns its result as sent, `isError` included. Under 2026-07-28 the tool's
+    /// `Mcp-Param-*` headers are sent (the tools are listed first when the session does not know
+    /// them yet), and a tool left out of the listing for its annotations is refused.
     pub fn call_tool_result(
         &mut self,
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<ToolCallResult, McpError> {
+        self.ensure_session()?;
+        if self.era() == Era::Modern {
+            if self.session.as_ref().is_some_and(|s| s.tool_headers.is_none()) {
+                self.list_tools()?;
+            }
+            let refused = self
+                .session
+                .as_ref()
+                .and_then(|s| s.tool_headers.as_ref())
+                .and_then(|h| h.refused.get(name).cloned());
+            if let Some(reason) = refused {
+                return Err(McpError::protocol(format!(
+                    "the server's tool `{}` is not called: {reason}",
+                    one_line(name, 80)
+                )));
+            }
+        }
         let result = self.request(
             "tools/call",
             Some(json!({ "name": name, "arguments": arguments })),
@@ -387,7 +602,7 @@ impl<'a> McpClient<'a> {
     }
 
     /// Ends the session at the server (`DELETE` with the session id; 404/405 count as done) and
-    /// forgets it.
+    /// forgets it. A 2026-07-28 session has nothing to end.
     pub fn terminate_session(&mut self) -> Result<(), McpError> {
         if self.session.is_none() && !self.store_consulted {
             self.store_consulted = true;
@@ -396,12 +611,12 @@ impl<'a> McpClient<'a> {
         let has_id = self
             .session
             .as_ref()
-            .is_some_and(|s| s.session_id.is_some());
+            .is_some_and(|s| s.session_id.is_some() && s.era() == Era::Legacy);
         if !has_id {
             self.forget_session();
             return Ok(());
         }
-        let response = self.send(Method::Delete, Vec::new(), true);
+        let response = self.send(Method::Delete, Vec::new(), Framing::Session, None);
         self.forget_session();
         let response = response?;
         match response.status {
@@ -422,6 +637,65 @@ impl<'a> McpClient<'a> {
         self.log.log(level, message);
     }
 
+    fn era(&self) -> Era {
+        self.session.as_ref().map(Session::era).unwrap_or(Era::Legacy)
+    }
+
+    fn modern_framing<'r>(&self, method: &'r str, name: Option<&'r str>, params: &'r [(String, String)]) -> Framing<'r> {
+        Framing::Modern { method, name, params }
+    }
+
+    /// The `Mcp-Param-*` headers of a modern `tools/call`.
+    fn param_headers(&self, method: &str, params: Option<&Value>) -> Vec<(String, String)> {
+        if method != "tools/call" || self.era() != Era::Modern {
+            return Vec::new();
+        }
+        let (Some(name), Some(arguments)) = (
+            params.and_then(|p| p.get("name")).and_then(Value::as_str),
+            params.and_then(|p| p.get("arguments")).and_then(Value::as_object),
+        ) else {
+            return Vec::new();
+        };
+        self.session
+            .as_ref()
+            .and_then(|s| s.tool_headers.as_ref())
+            .and_then(|h| h.params.get(name))
+            .map(|mapping| headers::param_values(mapping, arguments))
+            .unwrap_or_default()
+    }
+
+    /// Under 2026-07-28: drops the tools whose annotations break the rules and records the mapping of
+    /// the others with the session.
+    fn check_header_annotations(&mut self, tools: Vec<Tool>) -> Vec<Tool> {
+        if self.era() != Era::Modern {
+            return tools;
+        }
+        let mut found = ToolHeaders::default();
+        let mut kept = Vec::with_capacity(tools.len());
+        for tool in tools {
+            match headers::param_headers(&tool.input_schema) {
+                Ok(mapping) => {
+                    if !mapping.is_empty() {
+                        found.params.insert(tool.name.to_string(), mapping);
+                    }
+                    kept.push(tool);
+                }
+                Err(reason) => {
+                    self.log(
+                        LogLevel::Warn,
+                        &format!("leaving out the server's tool `{}`: {reason}", one_line(&tool.name, 80)),
+                    );
+                    found.refused.insert(tool.name.to_string(), reason);
+                }
+            }
+        }
+        if let Some(session) = self.session.as_mut() {
+            session.tool_headers = Some(found);
+        }
+        self.save_session();
+        kept
+    }
+
     fn load_session(&self) -> Option<Session> {
         let raw = self.store.load()?;
         let session: Session = match serde_json::from_str(&raw) {
@@ -429,7 +703,7 @@ impl<'a> McpClient<'a> {
             Err(_) => {
                 self.log(
                     LogLevel::Warn,
-                    "the stored MCP session is unreadable; initializing a new one",
+                    "the stored MCP session is unreadable; opening a new one",
                 );
                 return None;
             }
@@ -437,11 +711,12 @@ impl<'a> McpClient<'a> {
         if session.endpoint != self.config.endpoint {
             self.log(
                 LogLevel::Debug,
-                "the stored MCP session belongs to another endpoint; initializing a new one",
+                "the stored MCP session belongs to another endpoint; opening a new one",
             );
             return None;
         }
-        if !SUPPORTED_PROTOCOL_VERSIONS.contains(&session.protocol_version.as_str())
+        if !self.config.protocol.allows(&session.protocol_version)
+            || (session.era() == Era::Modern && session.session_id.is_some())
             || session
                 .session_id
                 .as_deref()
@@ -453,11 +728,17 @@ impl<'a> McpClient<'a> {
     }
 
     fn save_session(&self) {
-        if let Some(session) = &self.session {
-            if let Ok(json) = serde_json::to_string(session) {
-                self.store.save(Some(&json));
-            }
+        let Some(session) = &self.session else { return };
+        let Ok(mut json) = serde_json::to_string(session) else { return };
+        if json.len() > MAX_STORED_SESSION {
+            // Too many annotated tools to keep: store the session without them (they are listed
+            // again when a call needs them).
+            let mut lean = session.clone();
+            lean.tool_headers = None;
+            let Ok(lean) = serde_json::to_string(&lean) else { return };
+            json = lean;
         }
+        self.store.save(Some(&json));
     }
 
     fn take_id(&mut self) -> u64 {
@@ -469,9 +750,10 @@ impl<'a> McpClient<'a> {
     fn headers(
         &self,
         method: Method,
-        with_session: bool,
+        framing: Framing<'_>,
+        last_event_id: Option<&str>,
     ) -> Result<Vec<(String, String)>, McpError> {
-        let mut headers: Vec<(String, String)> = Vec::with_capacity(6);
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(8);
         match method {
             Method::Post => {
                 headers.push((
@@ -483,16 +765,30 @@ impl<'a> McpClient<'a> {
             Method::Get => headers.push(("Accept".into(), "text/event-stream".into())),
             Method::Delete => {}
         }
-        if with_session {
-            if let Some(session) = &self.session {
-                if let Some(id) = &session.session_id {
-                    headers.push(("Mcp-Session-Id".into(), id.clone()));
+        match framing {
+            Framing::Handshake => {}
+            Framing::Session => {
+                if let Some(session) = &self.session {
+                    if let Some(id) = &session.session_id {
+                        headers.push(("Mcp-Session-Id".into(), id.clone()));
+                    }
+                    headers.push((
+                        "MCP-Protocol-Version".into(),
+                        session.protocol_version.clone(),
+                    ));
                 }
-                headers.push((
-                    "MCP-Protocol-Version".into(),
-                    session.protocol_version.clone(),
-                ));
             }
+            Framing::Modern { method, name, params } => {
+                headers.push(("MCP-Protocol-Version".into(), protocol::MODERN_VERSION.into()));
+                headers.push((headers::MCP_METHOD.into(), method.to_owned()));
+                if let Some(name) = name {
+                    headers.push((headers::MCP_NAME.into(), name.to_owned()));
+                }
+                headers.extend(params.iter().cloned());
+            }
+        }
+        if let Some(id) = last_event_id {
+            headers.push(("Last-Event-ID".into(), id.to_owned()));
         }
         headers.extend(self.auth.headers()?);
         Ok(headers)
@@ -504,14 +800,15 @@ impl<'a> McpClient<'a> {
         &self,
         method: Method,
         body: Vec<u8>,
-        with_session: bool,
+        framing: Framing<'_>,
+        last_event_id: Option<&str>,
     ) -> Result<HttpResponse, McpError> {
         let mut auth_retried = false;
         loop {
             let request = HttpRequest {
                 method,
                 url: self.config.endpoint.clone(),
-                headers: self.headers(method, with_session)?,
+                headers: self.headers(method, framing, last_event_id)?,
                 body: body.clone(),
             };
             let response = self.http.send(request)?;
@@ -536,21 +833,25 @@ impl<'a> McpClient<'a> {
         &mut self,
         method: &str,
         params: Option<Value>,
-        initialize: bool,
+        framing: Framing<'_>,
     ) -> Result<(Value, Option<String>), Failure> {
         let id = self.take_id();
+        let params = match framing {
+            Framing::Modern { .. } => Some(protocol::with_request_meta(params, &self.client_info())),
+            _ => params,
+        };
         let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
         if let Some(params) = params {
             message["params"] = params;
         }
         let body = serde_json::to_vec(&message)
             .map_err(|e| McpError::protocol(format!("cannot encode {method}: {e}")))?;
-        let carried_session = !initialize
+        let carried_session = matches!(framing, Framing::Session)
             && self
                 .session
                 .as_ref()
                 .is_some_and(|s| s.session_id.is_some());
-        let mut response = self.send(Method::Post, body, !initialize)?;
+        let mut response = self.send(Method::Post, body, framing, None)?;
         let status = response.status;
         if status == 404 && carried_session {
             return Err(Failure::SessionGone);
@@ -563,7 +864,18 @@ impl<'a> McpClient<'a> {
         let media_type = response.media_type();
         let outcome = match media_type.as_deref() {
             Some("application/json") => self.read_json_answer(&mut response, &id, method)?,
-            Some("text/event-stream") => self.read_sse_answer(&mut response, &id, method)?,
+            Some("text/event-stream") => {
+                let mut end = self.read_sse_answer(&mut response, &id, method)?;
+                let mut resumes = 0usize;
+                loop {
+                    match end {
+                        StreamEnd::Answer(outcome) => break outcome,
+                        StreamEnd::Closed { last_event_id, retry_ms } => {
+                            end = self.resume(method, &id, last_event_id, retry_ms, &mut resumes, framing)?;
+                        }
+                    }
+                }
+            }
             None if status == 202 || status == 204 => {
                 return Err(McpError::protocol(format!(
                     "the server accepted {method} but sent no answer (HTTP {status})"
@@ -579,6 +891,55 @@ impl<'a> McpClient<'a> {
             }
         };
         Ok((outcome?, session_id))
+    }
+
+    /// Resumes an answer's event stream the server closed early (MCP 2025-11-25: GET with
+    /// `Last-Event-ID`, after the `retry:` wait). Only inside a legacy session, only when the stream
+    /// had an event id, at most [`ClientConfig::max_resumes`] times.
+    fn resume(
+        &self,
+        method: &str,
+        id: &Value,
+        last_event_id: Option<String>,
+        retry_ms: Option<u64>,
+        resumes: &mut usize,
+        framing: Framing<'_>,
+    ) -> Result<StreamEnd, McpError> {
+        let closed = || McpError::protocol(format!("the server closed the event stream before answering {method}"));
+        let Some(last_event_id) = last_event_id else { return Err(closed()) };
+        if !matches!(framing, Framing::Session) || *resumes >= self.config.max_resumes {
+            return Err(closed());
+        }
+        *resumes += 1;
+        let wait = retry_ms.unwrap_or(DEFAULT_RESUME_WAIT_MS);
+        if u128::from(wait) > self.config.max_resume_wait.as_millis() {
+            return Err(McpError::protocol(format!(
+                "the server closed the event stream before answering {method} and asks to resume in {wait} ms, longer than this client waits"
+            )));
+        }
+        self.log(
+            LogLevel::Info,
+            &format!("the event stream of {method} closed before its answer; resuming in {wait} ms"),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let mut response = self.send(Method::Get, Vec::new(), Framing::Session, Some(&last_event_id))?;
+        if !(200..300).contains(&response.status) {
+            return Err(self.http_error(response));
+        }
+        if response.media_type().as_deref() != Some("text/event-stream") {
+            return Err(McpError::protocol(format!(
+                "the server resumed the answer to {method} without an event stream"
+            )));
+        }
+        self.read_sse_answer(&mut response, id, method)
+    }
+
+    fn client_info(&self) -> Value {
+        let mut info = json!({ "name": self.config.client_name, "version": self.config.client_version });
+        if let Some(title) = &self.config.client_title {
+            info["title"] = json!(title);
+        }
+        info
     }
 
     fn read_json_answer(
@@ -611,16 +972,17 @@ impl<'a> McpClient<'a> {
         response: &mut HttpResponse,
         id: &Value,
         method: &str,
-    ) -> Result<Result<Value, McpError>, McpError> {
+    ) -> Result<StreamEnd, McpError> {
         let mut parser = SseParser::new(self.config.max_event_bytes);
         let mut total = 0usize;
         loop {
             let chunk = match response.body.read_chunk() {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => {
-                    return Err(McpError::protocol(format!(
-                        "the server closed the event stream before answering {method}"
-                    )))
+                    return Ok(StreamEnd::Closed {
+                        last_event_id: parser.last_event_id().map(str::to_owned),
+                        retry_ms: parser.retry_ms(),
+                    })
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -656,7 +1018,7 @@ impl<'a> McpClient<'a> {
                 };
                 for message in messages {
                     if let Some(outcome) = self.handle_incoming(message, id, method)? {
-                        return Ok(outcome);
+                        return Ok(StreamEnd::Answer(outcome));
                     }
                 }
             }
@@ -743,10 +1105,15 @@ impl<'a> McpClient<'a> {
                 one_line(server_method, 80)
             ),
         );
+        if self.era() == Era::Modern {
+            // 2026-07-28 has no server-to-client requests; there is no session to answer in.
+            self.log(LogLevel::Warn, &format!("ignoring the server's {} request (not part of MCP 2026-07-28)", one_line(server_method, 80)));
+            return;
+        }
         let Ok(body) = serde_json::to_vec(&answer) else {
             return;
         };
-        match self.send(Method::Post, body, true) {
+        match self.send(Method::Post, body, Framing::Session, None) {
             Ok(response) if (200..300).contains(&response.status) => {}
             Ok(response) => self.log(
                 LogLevel::Warn,
@@ -764,13 +1131,16 @@ impl<'a> McpClient<'a> {
     }
 
     fn send_notification(&self, method: &str, params: Option<Value>) -> Result<(), McpError> {
+        let modern = self.era() == Era::Modern && self.session.is_some();
+        let params = if modern { Some(protocol::with_request_meta(params, &self.client_info())) } else { params };
         let mut message = json!({ "jsonrpc": "2.0", "method": method });
         if let Some(params) = params {
             message["params"] = params;
         }
         let body = serde_json::to_vec(&message)
             .map_err(|e| McpError::protocol(format!("cannot encode {method}: {e}")))?;
-        let response = self.send(Method::Post, body, true)?;
+        let framing = if modern { self.modern_framing(method, None, &[]) } else { Framing::Session };
+        let response = self.send(Method::Post, body, framing, None)?;
         match response.status {
             202 | 204 => Ok(()),
             // Some servers answer 200 (empty or JSON); the body means nothing for a notification.
@@ -801,6 +1171,10 @@ impl<'a> McpClient<'a> {
             .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9);
         let body = response.read_prefix(ERROR_BODY_PREFIX);
         let detail = summarize_error_body(media_type.as_deref(), &body);
+        let rpc_error = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").filter(|e| e.is_object()).cloned())
+            .and_then(|e| parse_rpc_error(&e).ok());
         let with_detail = |prefix: String| match &detail {
             Some(d) => format!("{prefix}: {d}"),
             None => prefix,
@@ -869,6 +1243,9 @@ impl<'a> McpClient<'a> {
                     message: one_line(&message, MAX_MESSAGE_CHARS),
                 }
             }
+            // MCP 2026-07-28 answers request errors with a 4xx and a JSON-RPC error body
+            // (-32022 with the versions it speaks, -32601, -32602, ...).
+            400..=499 if rpc_error.is_some() => rpc_error.unwrap_or(McpError::Http { status, message: String::new() }),
             _ => McpError::Http {
                 status,
                 message: detail.unwrap_or_else(|| reason_phrase(status).to_owned()),
@@ -876,12 +1253,8 @@ impl<'a> McpClient<'a> {
         }
     }
 
-    /// Parses one `tools/list` page into `tools`; returns the next cursor.
-    fn parse_tools_page(
-        &self,
-        result: Value,
-        tools: &mut Vec<Tool>,
-    ) -> Result<Option<String>, McpError> {
+    /// Parses one `tools/list` page into `tools`; returns the next cursor and the caching hints.
+    fn parse_tools_page(&self, result: Value, tools: &mut Vec<Tool>) -> Result<Page, McpError> {
         let Value::Object(mut result) = result else {
             return Err(McpError::protocol("the tools/list result is not an object"));
         };
@@ -894,6 +1267,12 @@ impl<'a> McpClient<'a> {
                     "tools/list returned a nextCursor that is not a string",
                 ))
             }
+        };
+        // Caching hints (2026-07-28); a malformed hint is ignored, never trusted.
+        let ttl_ms = result.get("ttlMs").and_then(Value::as_u64);
+        let cache_scope = match result.get("cacheScope").and_then(Value::as_str) {
+            Some(s @ ("public" | "private")) => Some(s.to_owned()),
+            _ => None,
         };
         let Some(Value::Array(items)) = result.remove("tools") else {
             return Err(McpError::protocol(
@@ -917,7 +1296,32 @@ impl<'a> McpClient<'a> {
                 ),
             }
         }
-        Ok(next)
+        Ok(Page { next, ttl_ms, cache_scope })
+    }
+}
+
+/// One `tools/list` page, read.
+struct Page {
+    next: Option<String>,
+    ttl_ms: Option<u64>,
+    cache_scope: Option<String>,
+}
+
+/// The [`ServerHello`] of a legacy session.
+fn hello_from_initialize(init: InitializeResult) -> ServerHello {
+    ServerHello {
+        protocol_version: init.protocol_version.to_string(),
+        server_info: Some(init.server_info),
+        capabilities: init.capabilities,
+        instructions: init.instructions,
+    }
+}
+
+/// ` (server <name> <version>)` for a log line, when the server named itself.
+fn server_label(hello: &ServerHello) -> String {
+    match &hello.server_info {
+        Some(info) => format!(", server {} {}", one_line(&info.name, 60), one_line(&info.version, 30)),
+        None => String::new(),
     }
 }
 
@@ -1001,3 +1405,6 @@ fn first_request_id() -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod modern_tests;

@@ -1,9 +1,12 @@
 //! A small, blocking MCP (Model Context Protocol) client for the Streamable HTTP transport, written
 //! for connectors that run as WASI components (one short-lived instance per call).
 //!
-//! * [`McpClient`] speaks the protocol: `initialize` + `notifications/initialized`, session and
-//!   protocol-version headers, JSON and SSE answers (server pings answered while the stream is read),
-//!   `tools/list` pagination and `tools/call`.
+//! * [`McpClient`] speaks both eras of the protocol ([`protocol`]): MCP 2026-07-28 (stateless,
+//!   `server/discover`, request metadata, the routing headers of [`headers`], multi round-trip
+//!   requests of [`input_required`], caching hints) and 2025-03-26 to 2025-11-25 (`initialize` +
+//!   `notifications/initialized`, sessions, stream resumption). It probes with `server/discover` and
+//!   falls back to `initialize`; JSON and SSE answers (server pings answered while a 2025 stream is
+//!   read), `tools/list` pagination and `tools/call`.
 //! * What differs between deployments is supplied by the caller through small traits: the HTTP
 //!   transport ([`HttpClient`]; [`wasi_http::WasiHttpClient`] on `wasm32-wasip2`), the credentials
 //!   ([`AuthProvider`]), where the session survives between instances ([`SessionStore`]), and logging
@@ -17,8 +20,11 @@
 
 pub mod client;
 pub mod error;
+pub mod headers;
 pub mod http;
+pub mod input_required;
 pub mod oauth;
+pub mod protocol;
 pub mod rate_limit;
 pub mod sse;
 pub mod url;
@@ -31,9 +37,10 @@ pub mod wasi_http;
 pub mod testing;
 
 pub use client::{
-    ClientConfig, McpClient, Session, ToolCallResult, ToolContent, PROTOCOL_VERSION,
-    SUPPORTED_PROTOCOL_VERSIONS,
+    ClientConfig, McpClient, Session, ToolCallResult, ToolContent, ToolHeaders, ToolList,
+    PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS,
 };
+pub use protocol::{Era, ProtocolChoice, ServerHello};
 pub use error::McpError;
 pub use http::{BodyReader, HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use rate_limit::RateLimitInfo;

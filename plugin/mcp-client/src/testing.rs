@@ -166,6 +166,18 @@ pub fn initialize_ok(
     }
 }
 
+/// A step answering `server/discover` the way a 2025 server does (the TypeScript SDK's transport:
+/// HTTP 400, JSON-RPC -32000 with a null id), so that an `Auto` client falls back to `initialize`.
+pub fn discover_refused() -> impl FnMut(&HttpRequest) -> Result<HttpResponse, TransportError> {
+    |request| {
+        assert_eq!(request_method(request), "server/discover", "the script expected the discover probe");
+        Ok(json_response(
+            400,
+            &json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": "Bad Request: Unsupported protocol version: 2026-07-28" } }),
+        ))
+    }
+}
+
 /// A step accepting a notification with 202.
 pub fn accepted() -> impl FnMut(&HttpRequest) -> Result<HttpResponse, TransportError> {
     |_| Ok(empty(202))

@@ -3,7 +3,7 @@
 //! the request's id, so the fuzzer can reach the paths behind a matching response.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_client::testing::{accepted, initialize_ok, request_id, response, ScriptedHttp};
+use mcp_client::testing::{accepted, discover_refused, initialize_ok, request_id, response, ScriptedHttp};
 use mcp_client::{ClientConfig, McpClient, MemorySessionStore, NoAuth, NoLogger};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let sse = data[0] & 1 == 1;
     let template = String::from_utf8_lossy(&data[1..]).to_string();
     let http = ScriptedHttp::new()
+        .then(discover_refused())
         .then(initialize_ok("2025-11-25", Some("s-1")))
         .then(accepted())
         .then(move |req| {

@@ -23,7 +23,8 @@ fn api_key_host() -> FakeHost {
 }
 
 fn handshake(http: ScriptedHttp) -> ScriptedHttp {
-    http.then(initialize_ok("2025-11-25", Some("sess-42")))
+    http.then(discover_refused())
+        .then(initialize_ok("2025-11-25", Some("sess-42")))
         .then(accepted())
 }
 
@@ -71,7 +72,8 @@ fn check_connection_initializes_a_fresh_session_and_names_the_server() {
         }
     );
     let requests = http.requests();
-    assert_eq!(request_method(&requests[0]), "initialize");
+    assert_eq!(request_method(&requests[0]), "server/discover");
+    assert_eq!(request_method(&requests[1]), "initialize");
     for request in &requests {
         assert_eq!(request.url, ENDPOINT);
         assert_eq!(
@@ -79,7 +81,12 @@ fn check_connection_initializes_a_fresh_session_and_names_the_server() {
             Some(format!("Bearer {KEY}").as_str())
         );
     }
-    let init: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let probe: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        probe["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"],
+        "claribi-test"
+    );
+    let init: Value = serde_json::from_slice(&requests[1].body).unwrap();
     assert_eq!(init["params"]["clientInfo"]["name"], "claribi-test");
     assert_eq!(
         init["params"]["clientInfo"]["title"],
@@ -160,6 +167,7 @@ fn list_tools_reuses_the_stored_session_and_converts_the_tools() {
 fn tools_are_listed_and_called_on_a_stateless_server_answering_with_sse() {
     let host = api_key_host();
     let http = ScriptedHttp::new()
+        .then(discover_refused())
         .then(initialize_ok("2025-11-25", None))
         .then(accepted())
         .then(|r| {
@@ -359,6 +367,7 @@ fn an_expired_session_is_renewed_transparently() {
     store_session(&host);
     let http = ScriptedHttp::new()
         .then(|_| Ok(empty(404)))
+        .then(discover_refused())
         .then(initialize_ok("2025-06-18", Some("sess-43")))
         .then(accepted())
         .then(result(json!({ "tools": [] })));
@@ -410,7 +419,7 @@ impl Vendor for WhoAmI {
 
     fn account_name(session: &mut Session<'_>) -> Result<Option<String>, Error> {
         assert!(session.authorization().is_none());
-        assert_eq!(session.initialize_result().server_info.name, "test-server");
+        assert_eq!(session.hello().server_info.as_ref().unwrap().name, "test-server");
         Ok(session
             .call_tool_if_offered("whoami", Map::new())?
             .map(|r| r.content[0].as_text().unwrap_or_default().to_owned()))
@@ -427,9 +436,9 @@ fn the_account_hook_calls_tools_on_the_fresh_session() {
         .check_connection()
         .unwrap();
     assert_eq!(account.display_name.as_deref(), Some("Jo"));
-    let call: Value = serde_json::from_slice(&http.requests()[2].body).unwrap();
+    let call: Value = serde_json::from_slice(&http.requests()[3].body).unwrap();
     assert_eq!(call["params"], json!({ "name": "whoami", "arguments": {} }));
-    assert_eq!(http.requests()[2].header("mcp-session-id"), Some("sess-42"));
+    assert_eq!(http.requests()[3].header("mcp-session-id"), Some("sess-42"));
 
     // No such tool: no name, and no failure.
     let host = api_key_host();
@@ -511,6 +520,7 @@ fn as_metadata() -> Value {
 /// a 401 asking for `mcp:basic`, and discovery goes through the challenge's metadata URL.
 fn step_up_begin(registration: bool) -> Vec<Step> {
     let mut steps: Vec<Step> = vec![
+        Box::new(discover_refused()),
         Box::new(|r| Ok(rpc_result(r, initialize_result("2025-11-25")))),
         notification_200(),
         Box::new(|_| {
@@ -558,12 +568,12 @@ fn an_oauth_connection_steps_up_to_the_union_of_its_scopes_after_a_403() {
         .into_iter()
         .map(|r| r.url)
         .collect();
-    assert_eq!(urls[3], PRM);
+    assert_eq!(urls[4], PRM);
     assert_eq!(
-        urls[4],
+        urls[5],
         format!("{AS}/.well-known/oauth-authorization-server")
     );
-    let registration: Value = serde_json::from_slice(&connector_http.requests()[5].body).unwrap();
+    let registration: Value = serde_json::from_slice(&connector_http.requests()[6].body).unwrap();
     assert_eq!(registration["client_name"], "claribi-test");
 
     // Completion: the token, then a check with it.
@@ -572,7 +582,8 @@ fn an_oauth_connection_steps_up_to_the_union_of_its_scopes_after_a_403() {
         200,
         json!({ "access_token": "test-token-1", "token_type": "Bearer", "expires_in": 3600, "scope": "mcp:basic" }),
     )])
-    .then(initialize_ok("2025-11-25", None))
+    .then(discover_refused())
+        .then(initialize_ok("2025-11-25", None))
     .then(accepted());
     let account = TestConnector::new(&host, &http)
         .complete_authorization(&format!(
@@ -588,7 +599,7 @@ fn an_oauth_connection_steps_up_to_the_union_of_its_scopes_after_a_403() {
     );
     assert_eq!(param(&token_form, "resource").as_deref(), Some(ENDPOINT));
     assert_eq!(
-        http.requests()[1].header("authorization"),
+        http.requests()[2].header("authorization"),
         Some("Bearer test-token-1")
     );
 
@@ -613,7 +624,7 @@ fn an_oauth_connection_steps_up_to_the_union_of_its_scopes_after_a_403() {
 
     // The next authorization goes straight to discovery and asks for both scopes.
     let mut steps = step_up_begin(false);
-    steps.drain(..3);
+    steps.drain(..4);
     let http = scripted(steps);
     let again = TestConnector::new(&host, &http)
         .begin_authorization("http://127.0.0.1:40001/callback")
@@ -702,7 +713,8 @@ fn pre_registered_credentials_from_the_options_authenticate_with_basic() {
         200,
         json!({ "access_token": "test-token-2", "token_type": "Bearer" }),
     )])
-    .then(initialize_ok("2025-11-25", None))
+    .then(discover_refused())
+        .then(initialize_ok("2025-11-25", None))
     .then(accepted());
     TestConnector::new(&host, &http)
         .complete_authorization(&format!("{REDIRECT}?code=c&state={}&iss={AS}", start.state))

@@ -7,8 +7,12 @@ use std::cell::Cell;
 
 const ENDPOINT: &str = "https://mcp.example.com/mcp";
 
+/// The 2025 era, pinned: these tests script `initialize` first. The probe with `server/discover`
+/// (the default, `Auto`) and the 2026-07-28 era are tested in `modern_tests.rs`.
 fn config() -> ClientConfig {
-    ClientConfig::new(ENDPOINT, "test-client", "0.1.0")
+    let mut config = ClientConfig::new(ENDPOINT, "test-client", "0.1.0");
+    config.protocol = ProtocolChoice::Legacy;
+    config
 }
 
 fn body(request: &HttpRequest) -> Value {
@@ -77,7 +81,8 @@ fn initialize_offers_2025_11_25_with_client_info_and_no_session_or_version_heade
         Some(Session {
             endpoint: ENDPOINT.into(),
             session_id: Some("sess-1".into()),
-            protocol_version: "2025-11-25".into()
+            protocol_version: "2025-11-25".into(),
+            tool_headers: None,
         })
     );
 }
@@ -446,9 +451,9 @@ fn a_response_with_the_same_id_of_another_json_type_is_not_ours() {
 }
 
 #[test]
-fn a_stream_that_ends_before_our_response_is_a_protocol_error() {
+fn a_stream_that_ends_before_our_response_without_an_event_id_is_a_protocol_error() {
     let http = handshake(ScriptedHttp::new(), "2025-11-25", None)
-        .then(|_| Ok(sse_response(&["id: e1\nretry: 500\ndata: \n\n"])));
+        .then(|_| Ok(sse_response(&["retry: 10\ndata: \n\n"])));
     let store = MemorySessionStore::default();
     let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
     let err = client.list_tools().unwrap_err();
@@ -456,6 +461,56 @@ fn a_stream_that_ends_before_our_response_is_a_protocol_error() {
         matches!(&err, McpError::Protocol(m) if m.contains("closed the event stream")),
         "{err:?}"
     );
+    assert_eq!(http.remaining(), 0);
+}
+
+#[test]
+fn a_stream_closed_early_is_resumed_with_get_and_last_event_id_after_the_retry_wait() {
+    let closed_at = std::rc::Rc::new(Cell::new(None::<std::time::Instant>));
+    let (c1, c2) = (closed_at.clone(), closed_at.clone());
+    let call_id = std::rc::Rc::new(std::cell::RefCell::new(Value::Null));
+    let (i1, i2) = (call_id.clone(), call_id.clone());
+    let http = handshake(ScriptedHttp::new(), "2025-03-26", Some("sess-9"))
+        .then(move |request| {
+            *i1.borrow_mut() = request_id(request);
+            c1.set(Some(std::time::Instant::now()));
+            Ok(sse_response(&["id: event-1\nretry: 60\ndata: \n\n"]))
+        })
+        .then(move |request| {
+            let waited = c2.get().unwrap().elapsed();
+            assert!(waited >= std::time::Duration::from_millis(60), "resumed after {waited:?}");
+            assert_eq!(request.method, Method::Get);
+            assert_eq!(request.header("last-event-id"), Some("event-1"));
+            assert_eq!(request.header("mcp-session-id"), Some("sess-9"));
+            assert_eq!(request.header("accept"), Some("text/event-stream"));
+            let answer = json!({ "jsonrpc": "2.0", "id": i2.borrow().clone(), "result": { "content": [{ "type": "text", "text": "resumed" }] } });
+            Ok(sse_response(&["id: event-2\nretry: 60\ndata: \n\n", &sse_event(&answer)]))
+        });
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
+    let result = client.call_tool("test_reconnection", Map::new()).unwrap();
+    assert_eq!(result.text_summary(100), "resumed");
+    assert_eq!(http.remaining(), 0);
+}
+
+#[test]
+fn resuming_is_bounded_and_refuses_waits_longer_than_configured() {
+    let long = handshake(ScriptedHttp::new(), "2025-11-25", Some("s"))
+        .then(|_| Ok(sse_response(&["id: e1\nretry: 600000\ndata: \n\n"])));
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &long, &NoAuth, &store, &NoLogger).unwrap();
+    let err = client.list_tools().unwrap_err();
+    assert!(matches!(&err, McpError::Protocol(m) if m.contains("600000 ms")), "{err:?}");
+
+    let mut http = handshake(ScriptedHttp::new(), "2025-11-25", Some("s"));
+    for _ in 0..4 {
+        http = http.then(|_| Ok(sse_response(&["id: e1\nretry: 1\ndata: \n\n"])));
+    }
+    let store = MemorySessionStore::default();
+    let mut client = McpClient::new(config(), &http, &NoAuth, &store, &NoLogger).unwrap();
+    let err = client.list_tools().unwrap_err();
+    assert!(matches!(&err, McpError::Protocol(m) if m.contains("closed the event stream")), "{err:?}");
+    assert_eq!(http.requests().len(), 2 + 1 + 3, "one POST and three resumes");
 }
 
 #[test]

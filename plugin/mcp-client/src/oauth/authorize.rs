@@ -44,6 +44,9 @@ pub struct OAuthSettings<'a> {
     /// Authorization-server metadata locations to try after the spec's (vendor knowledge; empty for
     /// a generic client).
     pub extra_metadata_urls: Vec<String>,
+    /// The era the unauthenticated probe speaks (the connection's, so that the challenge comes from
+    /// the same kind of request the calls will make).
+    pub protocol: crate::ProtocolChoice,
 }
 
 /// The authorization URL to open, and what the host needs to know about it.
@@ -383,7 +386,8 @@ pub fn store_grant(
     Ok(())
 }
 
-/// Sends `initialize` (and, if that needs no credentials, `tools/list`) without credentials, to get
+/// Opens a session (`server/discover` or `initialize`, by the connection's era; and, if that needs no
+/// credentials, sends `tools/list`) without credentials, to get
 /// the server's 401 challenge. No challenge is not an error: discovery then probes the well-known
 /// locations. Only transport failures stop the authorization.
 fn probe(
@@ -391,13 +395,14 @@ fn probe(
     settings: &OAuthSettings<'_>,
 ) -> Result<Option<StoredChallenge>, McpError> {
     let store = MemorySessionStore::default();
-    let config = ClientConfig::new(
+    let mut config = ClientConfig::new(
         settings.endpoint.clone(),
         settings.client_name.clone(),
         settings.client_version.clone(),
     );
+    config.protocol = settings.protocol;
     let mut client = McpClient::new(config, ctx.http, &NoAuth, &store, ctx.log)?;
-    let outcome = match client.initialize() {
+    let outcome = match client.open() {
         Ok(_) => match client.list_tools() {
             Ok(_) => {
                 let _ = client.terminate_session();

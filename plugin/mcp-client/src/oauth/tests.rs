@@ -29,6 +29,7 @@ fn settings(policy: &dyn ScopePolicy) -> OAuthSettings<'_> {
         configured_scopes: Vec::new(),
         scope_policy: policy,
         extra_metadata_urls: Vec::new(),
+        protocol: crate::ProtocolChoice::Auto,
     }
 }
 
@@ -385,8 +386,8 @@ fn begin_registers_a_public_native_client_and_builds_the_authorization_url() {
     let http = script(standard_begin());
     let start = begin(&ctx(&host, &http), &settings(&SpecScopePolicy), REDIRECT).unwrap();
     let requests = http.requests();
-    // The probe is an unauthenticated initialize.
-    assert_eq!(request_method(&requests[0]), "initialize");
+    // The probe is an unauthenticated server/discover (the default era choice, `Auto`).
+    assert_eq!(request_method(&requests[0]), "server/discover");
     assert_eq!(requests[0].header("authorization"), None);
     // Dynamic registration (RFC 7591) as a public native client.
     assert_eq!(requests[3].url, "https://auth.example.com/register");
