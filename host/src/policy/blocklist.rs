@@ -94,6 +94,28 @@ pub struct Blocklist {
     allowed: Vec<(String, String)>,
 }
 
+impl Blocklist {
+    /// A digest of the rules in force (patterns, switched-off defaults, allowed names): a listing
+    /// filtered under other rules is not reused.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for r in &self.rules {
+            h.update(r.id.as_bytes());
+            h.update([0]);
+            h.update(r.regex.as_str().as_bytes());
+            h.update([1]);
+        }
+        for (a, b) in self.disabled.iter().chain(&self.allowed) {
+            h.update(a.as_bytes());
+            h.update([2]);
+            h.update(b.as_bytes());
+            h.update([3]);
+        }
+        h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 const MODIFIERS: &str = r"(?:bulk_|batch_|mass_|force_)?";
 
 const WRITE_VERBS: &[&str] = &[

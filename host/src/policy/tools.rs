@@ -105,7 +105,7 @@ impl BlockedTool {
 }
 
 /// The result of listing a connection's tools.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ToolListing {
     /// Tools the engine may see and call.
     pub tools: Vec<ToolInfo>,
@@ -114,6 +114,33 @@ pub struct ToolListing {
     /// How long the server said the listing may be reused, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// The server's `cacheScope` (`public` or `private`), when it said. The host keeps listings per
+    /// connection (never shared between credentials), so either scope allows the host's cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_scope: Option<String>,
+    /// The blocklist's [`fingerprint`](crate::policy::blocklist::Blocklist::fingerprint) the listing
+    /// was filtered under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtered_by: Option<String>,
+}
+
+/// How long a listing is reused when its server gave no `ttlMs` (MCP 2025 servers).
+pub const DEFAULT_LISTING_TTL_MS: u64 = 60_000;
+/// The longest a listing is reused, whatever the server says.
+pub const MAX_LISTING_TTL_MS: u64 = 60 * 60 * 1000;
+
+impl ToolListing {
+    /// How long this listing may be reused: the server's `ttlMs` (capped at an hour), or a minute
+    /// when it gave none. Zero: not at all.
+    pub fn reuse_ms(&self) -> u64 {
+        self.ttl_ms.unwrap_or(DEFAULT_LISTING_TTL_MS).min(MAX_LISTING_TTL_MS)
+    }
+
+    /// Whether a listing made `age_secs` ago (whole seconds, rounded down by the clock) may still be
+    /// reused. The age is rounded up, so a listing is never used beyond its TTL.
+    pub fn fresh(&self, age_secs: i64) -> bool {
+        age_secs >= 0 && (age_secs as u64 + 1).saturating_mul(1000) <= self.reuse_ms()
+    }
 }
 
 /// Whether a tool name is one the host serves: 1 to 128 characters of `A-Z a-z 0-9 _ . - /`.
@@ -123,7 +150,7 @@ pub fn valid_tool_name(name: &str) -> bool {
 
 /// Apply the blocklist (names and annotations), name and schema rules, and duplicates to a listing.
 pub fn filter(blocklist: &Blocklist, tools: Vec<ListedTool>) -> ToolListing {
-    let mut listing = ToolListing { tools: vec![], blocked: vec![], ttl_ms: None };
+    let mut listing = ToolListing { tools: vec![], blocked: vec![], ttl_ms: None, cache_scope: None, filtered_by: Some(blocklist.fingerprint()) };
     let mut seen = std::collections::HashSet::new();
     for t in tools {
         let printable = crate::errors::one_line(&t.name);
@@ -169,6 +196,29 @@ pub fn filter(blocklist: &Blocklist, tools: Vec<ListedTool>) -> ToolListing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_is_reused_only_within_the_servers_ttl_and_never_beyond_an_hour() {
+        let with = |ttl_ms| ToolListing { ttl_ms, ..ToolListing::default() };
+        // (ttl_ms, age in whole seconds, fresh?)
+        let table = [
+            (Some(0), 0, false),
+            (Some(999), 0, false),
+            (Some(1000), 0, true),
+            (Some(1000), 1, false),
+            (Some(300_000), 299, true),
+            (Some(300_000), 300, false),
+            (None, 58, true),
+            (None, 59, true),
+            (None, 60, false),
+            (Some(u64::MAX), 3599, true),
+            (Some(u64::MAX), 3600, false),
+            (Some(60_000), -5, false),
+        ];
+        for (ttl, age, fresh) in table {
+            assert_eq!(with(ttl).fresh(age), fresh, "ttl {ttl:?}, age {age}s");
+        }
+    }
 
     fn with(name: &str, f: impl FnOnce(&mut ListedTool)) -> ListedTool {
         let mut t = ListedTool::named(name);

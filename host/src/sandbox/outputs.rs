@@ -104,6 +104,14 @@ impl MaskSecrets for wit::ToolResult {
     }
 }
 
+/// The MCP name of a listing's cache scope.
+pub fn cache_scope_name(scope: wit::CacheScope) -> &'static str {
+    match scope {
+        wit::CacheScope::Public => "public",
+        wit::CacheScope::Private => "private",
+    }
+}
+
 impl MaskSecrets for wit::ToolListing {
     fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
         for t in &mut self.tools {

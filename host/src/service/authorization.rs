@@ -142,7 +142,9 @@ impl HostService {
         }
         if get("error").is_none() {
             match (get("iss"), &pending.issuer) {
-                (Some(iss), Some(issuer)) if !crate::oauth::discovery::issuer_matches(&iss, issuer) => {
+                // RFC 9207 §2.4: simple string comparison, no normalisation (a trailing slash is a
+                // different issuer).
+                (Some(iss), Some(issuer)) if iss != *issuer => {
                     return Err(protocol(format!(
                         "the authorization response names the issuer `{}`, not `{}` (RFC 9207, a mix-up); nothing was stored",
                         crate::errors::one_line(&iss),

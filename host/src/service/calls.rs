@@ -23,7 +23,13 @@ impl HostService {
         self.list_tools_of(&c).await
     }
 
+    /// The connection's listing: the cached one while it is fresh (the server's `ttlMs`, a minute
+    /// when it gave none, never more than an hour, and only if filtered under the blocklist in
+    /// force), else a new one from the connector — filtered by the blocklist and cached.
     pub(crate) async fn list_tools_of(&self, c: &ConnectionRecord) -> Result<ToolListing, HostError> {
+        if let Some(listing) = self.fresh_listing(c)? {
+            return Ok(listing);
+        }
         let started = Instant::now();
         let plugin = self.plugin_for(c).await?;
         let result = self
@@ -33,6 +39,7 @@ impl HostService {
                 let listing = ran.value;
                 let mut filtered = tools::filter(&self.blocklist, outputs::listed_tools(listing.tools));
                 filtered.ttl_ms = listing.ttl_ms;
+                filtered.cache_scope = listing.cache_scope.map(|s| outputs::cache_scope_name(s).to_string());
                 filtered
             });
         self.record_outcome(c, &result);
@@ -45,6 +52,16 @@ impl HostService {
         }
         log_call(&c.name, "tools/list", started, &result.as_ref().map(|l| serde_json::to_vec(l).map(|v| v.len()).unwrap_or(0)));
         result
+    }
+
+    /// The cached listing, if it may still be used.
+    fn fresh_listing(&self, c: &ConnectionRecord) -> Result<Option<ToolListing>, HostError> {
+        let Some((listed_at, json)) = self.store.tool_cache(&c.id).map_err(HostError::Storage)? else {
+            return Ok(None);
+        };
+        let Ok(listing) = serde_json::from_str::<ToolListing>(&json) else { return Ok(None) };
+        let current = listing.filtered_by.as_deref() == Some(self.blocklist_fingerprint.as_str());
+        Ok((current && listing.fresh(Store::now() - listed_at)).then_some(listing))
     }
 
     /// The tools the last listing of a connection withheld (none before a first listing).
@@ -85,16 +102,16 @@ impl HostService {
                 message: format!("connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`", c.name, c.name),
             })
         };
-        // A listing younger than this is trusted to be complete: an engine inventing tool names does
-        // not cost a listing (and the vendor's rate limit) per call.
-        const FRESH_SECS: i64 = 60;
-        // The answer the cached listing gives, if it gives one.
+        // The answer the cached listing gives while it is fresh (see `list_tools_of`): an engine
+        // inventing tool names does not cost a listing (and the vendor's rate limit) per call, and a
+        // listing is never trusted beyond the server's TTL.
         let cached = || -> Result<Option<Result<(), HostError>>, HostError> {
-            Ok(match self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? {
-                Some((true, _)) => Some(Ok(())),
-                Some((false, at)) if Store::now() - at < FRESH_SECS => Some(Err(unknown())),
-                _ => None,
-            })
+            let Some(listed) = self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? else { return Ok(None) };
+            let hints = ToolListing { ttl_ms: listed.ttl_ms, ..ToolListing::default() };
+            if listed.filtered_by.as_deref() != Some(self.blocklist_fingerprint.as_str()) || !hints.fresh(Store::now() - listed.listed_at) {
+                return Ok(None);
+            }
+            Ok(Some(if listed.offered { Ok(()) } else { Err(unknown()) }))
         };
         if let Some(answer) = cached()? {
             return answer;

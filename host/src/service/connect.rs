@@ -338,6 +338,11 @@ impl HostService {
             )));
         }
         let before = c.scopes.clone();
+        // A connection that let the connector choose its scopes keeps what its grant holds, plus the
+        // scopes added now (a step-up asks for the union, never for less).
+        if c.scopes.is_empty() && !extra_scopes.is_empty() {
+            c.scopes = c.granted_scopes.clone();
+        }
         for s in extra_scopes {
             if !c.scopes.contains(s) {
                 c.scopes.push(s.clone());

@@ -83,6 +83,8 @@ pub struct HostService {
     locks: CredentialLocks,
     runtime: Runtime,
     blocklist: Arc<Blocklist>,
+    /// The blocklist's fingerprint: cached listings filtered under other rules are not reused.
+    blocklist_fingerprint: String,
     resolver: Arc<dyn Resolve>,
     /// Held while this service runs, so that `rotate-key` never retires the key it seals with.
     _key_use: crate::vault::locks::KeyUseLock,
@@ -150,6 +152,7 @@ impl HostService {
             keys: Arc::new(keys),
             locks: CredentialLocks::new(Some(dir.join("locks"))),
             runtime,
+            blocklist_fingerprint: blocklist.fingerprint(),
             blocklist: Arc::new(blocklist),
             resolver: config.resolver,
             _key_use: key_use,

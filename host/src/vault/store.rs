@@ -228,6 +228,19 @@ impl SecretRow {
     }
 }
 
+/// What the cached listing of a connection says about one tool ([`Store::listed_tool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTool {
+    /// Whether the listing offered it.
+    pub offered: bool,
+    /// When the listing was made (Unix seconds).
+    pub listed_at: i64,
+    /// The listing's `ttl_ms`.
+    pub ttl_ms: Option<u64>,
+    /// The blocklist fingerprint it was filtered under.
+    pub filtered_by: Option<String>,
+}
+
 /// The database.
 pub struct Store {
     db: Mutex<Connection>,
@@ -583,16 +596,24 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// Whether the last listing of a connection offered `tool`, and when it was made (Unix seconds);
-    /// `None`: no listing yet. Read with SQLite's JSON functions, so a call does not parse the whole
-    /// cached listing.
-    pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<(bool, i64)>> {
+    /// Whether the last listing of a connection offered `tool`, with when it was made and under
+    /// which caching hint and blocklist; `None`: no listing yet. Read with SQLite's JSON functions,
+    /// so a call does not parse the whole cached listing.
+    pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<ListedTool>> {
         self.db()
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2), listed_at
+                "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2), listed_at,
+                        json_extract(listing, '$.ttl_ms'), json_extract(listing, '$.filtered_by')
                  FROM tool_cache WHERE connection_id = ?1",
                 params![connection_id, tool],
-                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?)),
+                |r| {
+                    Ok(ListedTool {
+                        offered: r.get::<_, bool>(0)?,
+                        listed_at: r.get::<_, i64>(1)?,
+                        ttl_ms: r.get::<_, Option<i64>>(2)?.and_then(|t| u64::try_from(t).ok()),
+                        filtered_by: r.get::<_, Option<String>>(3)?,
+                    })
+                },
             )
             .optional()
             .map_err(db_err)

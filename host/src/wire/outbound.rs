@@ -15,7 +15,8 @@
 //! 4. **Second line** — a credential *value* of the connection anywhere in the request, in any
 //!    encoding, refuses it ([`crate::wire::scanner`]); a connector holds only placeholders, so this
 //!    never fires unless something else failed.
-//! 5. **Upstream tool calls** — a JSON body's MCP `tools/call` naming a withheld tool is refused
+//! 5. **Upstream tool calls** — a JSON body's MCP `tools/call`, or an `Mcp-Name` header, naming a
+//!    withheld tool is refused, and so are routing headers that disagree with the body
 //!    ([`crate::wire::upstream_calls`]).
 //! 6. **Credentials attached** — placeholders replaced by their values only where their bindings
 //!    put them; a placeholder anywhere else refuses the request ([`crate::wire::attach`]).
@@ -286,9 +287,12 @@ impl OutboundContext {
         }
         if let Some(gate) = &self.tool_gate {
             let header = |name: http::header::HeaderName| parts.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            let names = crate::wire::upstream_calls::tool_calls_in_request(
+            let all = |name: &str| parts.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+            let routing = crate::wire::upstream_calls::RoutingHeaders { methods: all("mcp-method"), names: all("mcp-name") };
+            let names = crate::wire::upstream_calls::tool_calls_with_routing(
                 header(http::header::CONTENT_TYPE).as_deref(),
                 header(http::header::CONTENT_ENCODING).as_deref(),
+                &routing,
                 &bytes,
             )
             .map_err(|why| self.deny(format!("request to {target} denied: {why}; the host reads every request body for tool calls")))?;

@@ -15,7 +15,11 @@
 //!   refused, and every `name` of a `tools/call`'s `params` is checked (a server may take the first
 //!   or the last);
 //! * escapes are decoded before comparing (`"\u0064elete_lead"` is `delete_lead`);
-//! * batches (arrays of messages) are read message by message.
+//! * batches (arrays of messages) are read message by message;
+//! * the MCP 2026-07-28 routing headers ([`tool_calls_with_routing`]) must agree with the body — one
+//!   `Mcp-Method` equal to the body's method, one `Mcp-Name` equal (Base64 form decoded) to the tool a
+//!   `tools/call` names — and the `Mcp-Name` is checked like a called tool, since a gateway may route
+//!   by the header alone.
 //!
 //! Bodies that are not JSON (an OAuth token request is form-encoded) pass — but only as plain UTF-8
 //! text: [`tool_calls_in_request`] first refuses what a server could decode into JSON the host did not
@@ -141,6 +145,77 @@ pub fn tool_calls(body: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// The MCP 2026-07-28 routing headers of a request (SEP-2243), every value as sent: a gateway in
+/// front of a server may route by them instead of reading the body.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoutingHeaders {
+    /// Every `Mcp-Method` value.
+    pub methods: Vec<String>,
+    /// Every `Mcp-Name` value (possibly `=?base64?…?=`).
+    pub names: Vec<String>,
+}
+
+/// [`tool_calls_in_request`], and the routing headers must agree with the body: at most one
+/// `Mcp-Method` and one `Mcp-Name`; `Mcp-Method` equal to the method of a single JSON-RPC message;
+/// for a `tools/call`, `Mcp-Name` (decoded) equal to the tool the body names. Every `Mcp-Name` is
+/// returned among the called tools, so a name the blocklist withholds is refused whichever of the
+/// header and the body a server reads.
+pub fn tool_calls_with_routing(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    routing: &RoutingHeaders,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    let mut names = tool_calls_in_request(content_type, content_encoding, body)?;
+    if routing.methods.len() > 1 || routing.names.len() > 1 {
+        return Err("it has more than one Mcp-Method or Mcp-Name header".into());
+    }
+    let header_name = match routing.names.first() {
+        Some(v) => Some(decode_routing_value(v).ok_or("its Mcp-Name header is not valid (a Base64 value that does not decode to UTF-8)")?),
+        None => None,
+    };
+    if let Some(method) = routing.methods.first() {
+        let body_method = single_method(body).ok_or("it has an Mcp-Method header but its body is not one JSON-RPC request")?;
+        if body_method != *method {
+            return Err(format!("its Mcp-Method header (`{}`) disagrees with its body (`{}`)", short(method), short(&body_method)));
+        }
+        if method == "tools/call" {
+            if let Some(h) = &header_name {
+                if names.iter().any(|n| n != h) {
+                    return Err(format!("its Mcp-Name header (`{}`) disagrees with the tool its body calls", short(h)));
+                }
+            }
+        }
+    }
+    if let Some(h) = header_name {
+        names.push(h);
+    }
+    Ok(names)
+}
+
+/// A routing header value: plain, or the Base64 sentinel `=?base64?…?=` decoded.
+fn decode_routing_value(value: &str) -> Option<String> {
+    use base64::Engine;
+    match value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) {
+        Some(inner) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(value.to_string()),
+    }
+}
+
+/// The `method` of a body that is one JSON-RPC message with exactly one `method`.
+fn single_method(body: &[u8]) -> Option<String> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let json: Json = serde_json::from_slice(body).ok()?;
+    let Json::Object(fields) = json else { return None };
+    match entries(&fields, "method").as_slice() {
+        [Json::String(m)] => Some(m.clone()),
+        _ => None,
+    }
+}
+
 /// [`tool_calls`] for a request as a server would read it: `content_type` and `content_encoding` are
 /// the request's headers. Anything the host cannot read as plain UTF-8 (see the module docs) is an
 /// error, whatever it holds.
@@ -184,6 +259,35 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn routing(methods: &[&str], names: &[&str]) -> RoutingHeaders {
+        RoutingHeaders { methods: methods.iter().map(|s| s.to_string()).collect(), names: names.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn routing_headers_must_agree_with_the_body_and_their_tool_is_checked_too() {
+        let json = Some("application/json");
+        let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find_leads"}}"#;
+        let ok = |m: &[&str], n: &[&str], b: &[u8]| tool_calls_with_routing(json, None, &routing(m, n), b);
+        assert_eq!(ok(&["tools/call"], &["find_leads"], call).unwrap(), vec!["find_leads", "find_leads"]);
+        assert_eq!(ok(&[], &[], call).unwrap(), vec!["find_leads"]);
+        // A gateway routing by the header would call `delete_lead`.
+        assert!(ok(&["tools/call"], &["delete_lead"], call).unwrap_err().contains("Mcp-Name"));
+        assert!(ok(&["tools/list"], &[], call).unwrap_err().contains("Mcp-Method"));
+        assert!(ok(&["tools/call", "tools/call"], &[], call).is_err());
+        assert!(ok(&[], &["a", "b"], call).is_err());
+        // A name header on a body that is no tools/call still counts as a called tool.
+        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert_eq!(ok(&[], &["delete_lead"], list).unwrap(), vec!["delete_lead"]);
+        // The Base64 form is decoded before comparing.
+        let encoded = "=?base64?ZGVsZXRlX2xlYWQ=?=";
+        assert_eq!(ok(&[], &[encoded], list).unwrap(), vec!["delete_lead"]);
+        assert!(ok(&["tools/call"], &[encoded], call).is_err());
+        assert!(ok(&[], &["=?base64?!!!?="], list).is_err());
+        // A method header on a batch or a non-JSON body is refused.
+        assert!(ok(&["tools/call"], &[], b"grant_type=x").is_err());
+        assert!(ok(&["tools/list"], &[], format!("[{}]", std::str::from_utf8(list).unwrap()).as_bytes()).is_err());
+    }
 
     #[test]
     fn bodies_a_server_could_decode_otherwise_are_refused() {
