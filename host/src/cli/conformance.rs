@@ -9,17 +9,23 @@
 //!    connect with OAuth in headless mode (the suite's authorization server approves at once and
 //!    redirects to our loopback redirect URI);
 //! 2. list the tools;
-//! 3. call `add_numbers {a, b}` (scenario `tools_call`) or `test-tool {}` (the auth scenarios) when
-//!    listed; on `insufficient-scope`, authorize again with the union of scopes and retry, at most three
-//!    authorizations in all.
+//! 3. call what the scenario asks for ([`calls`]) — `add_numbers {a, b}` (`tools_call`), `test-tool {}`
+//!    (the auth scenarios), the `toolCalls` of the scenario's context (`http-custom-headers`), the four
+//!    `test_mrtr_*` tools (`sep-2322-client-request-state`), `json_schema_echo` with the listed schema
+//!    (`json-schema-2020-12-preservation`), … — each only when listed; on `insufficient-scope`,
+//!    authorize again with the union of scopes and retry, at most three authorizations in all.
 //!
-//! The scenario comes from `MCP_CONFORMANCE_SCENARIO`; `MCP_CONFORMANCE_CONTEXT` may carry a
-//! pre-registered `client_id`/`client_secret`. The run uses a throw-away data directory and grants only
-//! loopback origins. Exit code 0 on success, 1 with a one-line error otherwise.
+//! The scenario comes from `MCP_CONFORMANCE_SCENARIO`, the revision it runs at from
+//! `MCP_CONFORMANCE_PROTOCOL_VERSION` (pinned through the connection option `protocol_version`, as
+//! the suite asks clients to; without it the client probes with `server/discover` like in
+//! production); `MCP_CONFORMANCE_CONTEXT` may carry a pre-registered `client_id`/`client_secret` or
+//! tool calls. The run uses a throw-away data directory and grants only loopback origins. Exit code 0
+//! on success, 1 with a one-line error otherwise.
 
 use claribi_host::policy::blocklist::{Blocklist, BlocklistConfig, Override};
 use claribi_host::errors::{ConnectorError, HostError};
 use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
+use claribi_host::policy::tools::ToolListing;
 use serde_json::{json, Value};
 
 /// The client id URL the suite expects for Client ID Metadata Documents (scenario `auth/basic-cimd`).
@@ -27,8 +33,9 @@ pub const CIMD_URL: &str = "https://conformance-test.local/client-metadata.json"
 
 const NAME: &str = "conformance";
 
-/// Run one conformance scenario against `server_url`.
-pub async fn run(server_url: &str) -> Result<(), HostError> {
+/// Run one conformance scenario against `server_url`. `protocol` is `suite` (the revision the suite
+/// names), `auto`, or a revision.
+pub async fn run(server_url: &str, protocol: &str) -> Result<(), HostError> {
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
     let context: Value = std::env::var("MCP_CONFORMANCE_CONTEXT")
         .ok()
@@ -52,6 +59,13 @@ pub async fn run(server_url: &str) -> Result<(), HostError> {
     let host = HostService::open(config)?;
 
     let mut options = vec![("client_metadata_url".to_string(), CIMD_URL.to_string())];
+    let version = match protocol {
+        "suite" => std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION").ok(),
+        other => Some(other.to_string()),
+    };
+    if let Some(version) = version {
+        options.push(("protocol_version".to_string(), version));
+    }
     for key in ["client_id", "client_secret"] {
         if let Some(v) = context.get(key).and_then(Value::as_str) {
             options.push((key.to_string(), v.to_string()));
@@ -87,19 +101,51 @@ pub async fn run(server_url: &str) -> Result<(), HostError> {
             Err(e) => runner.escalate(e, &request).await?,
         }
     };
-    let (tool, args) = if scenario == "tools_call" || listing.tools.iter().any(|t| t.name == "add_numbers") {
-        ("add_numbers", json!({"a": 5, "b": 3}))
-    } else {
-        ("test-tool", json!({}))
-    };
-    if !listing.tools.iter().any(|t| t.name == tool) {
-        return Ok(());
-    }
-    loop {
-        match host.call_tool(NAME, tool, &args.to_string()).await {
-            Ok(_) => return Ok(()),
-            Err(e) => runner.escalate(e, &request).await?,
+    for (tool, args) in calls(&scenario, &context, &listing) {
+        if !listing.tools.iter().any(|t| t.name == tool) {
+            continue;
         }
+        loop {
+            match host.call_tool(NAME, &tool, &args.to_string()).await {
+                Ok(_) => break,
+                Err(e) => runner.escalate(e, &request).await?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tool calls a scenario wants, in order (each made only if the tool is listed).
+pub fn calls(scenario: &str, context: &Value, listing: &ToolListing) -> Vec<(String, Value)> {
+    let call = |name: &str, args: Value| (name.to_string(), args);
+    match scenario {
+        "tools_call" => vec![call("add_numbers", json!({"a": 5, "b": 3}))],
+        "http-custom-headers" => context
+            .get("toolCalls")
+            .and_then(Value::as_array)
+            .map(|calls| {
+                calls
+                    .iter()
+                    .filter_map(|c| Some(call(c.get("name")?.as_str()?, c.get("arguments").cloned().unwrap_or(json!({})))))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "http-invalid-tool-headers" => vec![call("valid_tool", json!({"region": "us-west1"}))],
+        "http-standard-headers" => vec![call("test_headers", json!({}))],
+        "sep-2322-client-request-state" => ["test_mrtr_echo_state", "test_mrtr_no_state", "test_mrtr_unrelated", "test_mrtr_no_result_type"]
+            .into_iter()
+            .map(|n| call(n, json!({})))
+            .collect(),
+        "json-schema-2020-12-preservation" => listing
+            .tools
+            .iter()
+            .find(|t| t.name == "json_schema_2020_12_tool")
+            .map(|t| vec![call("json_schema_echo", json!({"schema": t.input_schema}))])
+            .unwrap_or_default(),
+        "sse-retry" => vec![call("test_reconnection", json!({}))],
+        "elicitation-sep1034-client-defaults" => vec![call("test_client_elicitation_defaults", json!({}))],
+        _ if listing.tools.iter().any(|t| t.name == "add_numbers") => vec![call("add_numbers", json!({"a": 5, "b": 3}))],
+        _ => vec![call("test-tool", json!({}))],
     }
 }
 

@@ -219,6 +219,11 @@ enum Command {
     #[cfg(feature = "demo")]
     #[command(hide = true)]
     ConformanceClient {
+        /// The MCP revision to speak: `suite` (default: the one the suite names in
+        /// MCP_CONFORMANCE_PROTOCOL_VERSION), `auto` (probe with server/discover, as connections do),
+        /// or a revision.
+        #[arg(long, default_value = "suite")]
+        protocol: String,
         /// The test server's MCP URL.
         server_url: String,
     },
@@ -336,7 +341,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         #[cfg(feature = "demo")]
         Command::Bench { iterations } => return bench::run(iterations).await,
         #[cfg(feature = "demo")]
-        Command::ConformanceClient { server_url } => return conformance::run(&server_url).await,
+        Command::ConformanceClient { protocol, server_url } => return conformance::run(&server_url, &protocol).await,
         Command::RotateKey { json } => {
             let (id, n) = HostService::rotate_key(&data_dir)?;
             if json {
