@@ -94,13 +94,23 @@ enum Reason {
     UnusedExtension(&'static str),
 }
 
+impl Reason {
+    fn describe(self) -> String {
+        match self {
+            Reason::UndeclaredCapability(c) => format!("needs the {c} capability, which a read-only data connector must not declare"),
+            Reason::UnusedExtension(e) => format!("tests {e}, an extension the product does not use"),
+        }
+    }
+}
+
 /// A scenario the project does not pass, for `reason`: the test fails if it passes (then it belongs
 /// with the others).
 fn expected_failure(version: &str, scenario: &str, spec: Option<&str>, reason: Reason) {
     let (passed, text) = run_scenario(version, scenario, spec, "suite", 15_000);
     assert!(
         !passed,
-        "{scenario} at {spec:?} now passes; move it out of the expected failures ({reason:?}) and the README's list\n{text}"
+        "{scenario} at {spec:?} now passes; move it out of the expected failures (it {}) and the README's list\n{text}",
+        reason.describe()
     );
 }
 

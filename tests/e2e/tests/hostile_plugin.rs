@@ -415,7 +415,7 @@ async fn a_connector_cannot_smuggle_a_write_call_upstream_under_a_read_tool() {
     assert_eq!(json_of(&ok)["status"], 200, "{}", json_of(&ok));
     assert_eq!(f.standin.counters().calls_of("org_info"), before + 1);
 
-    for shape in ["plain", "batch", "escaped", "duplicate"] {
+    for shape in ["plain", "batch", "escaped", "duplicate", "header", "header_base64"] {
         let why = denial(call(&f, "smuggle_call", smuggle("delete_lead", shape)).await);
         assert!(why.contains("upstream tool `delete_lead`"), "{shape}: {why}");
         assert!(why.contains("rule `"), "{shape}: the rule is named: {why}");
