@@ -490,7 +490,7 @@ impl CloseMcp {
         if pending.states.len() >= PENDING_INPUT_LIMIT {
             pending.states.clear();
         }
-        pending.next += 1;
+        pending.next = pending.next.wrapping_add(1);
         let state = format!("close-standin-mrtr-{}", pending.next);
         pending.states.insert(state.clone());
         let requests: Option<InputRequests> = confirmation_request(&request.name)
