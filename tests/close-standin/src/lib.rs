@@ -38,6 +38,23 @@
 //! # standin.shutdown().await; Ok(()) }
 //! ```
 //!
+//! Two protocol eras (see [`era`]): by default the stand-in speaks the 2025 initialize/session era, as
+//! Close does today, and the stateless 2026-07-28 era (`server/discover`, per-request `_meta`, the
+//! `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` headers, `ttlMs` / `cacheScope`, `resultType`) on
+//! the same URL; a switch makes it speak only one of them:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use close_standin::{ProtocolMode, StandIn, StandInConfig};
+//! let standin = StandIn::start(StandInConfig::default()).await?;
+//! standin.set_protocol(ProtocolMode::Only2026); // initialize → HTTP 400, -32022
+//! standin.set_list_ttl_ms(5_000); // tools/list: "ttlMs": 5000, "cacheScope": "private"
+//! standin.set_input_required_tool(Some("org_info".into())); // resultType "input_required"
+//! // … run the client …
+//! let listings = standin.counters().tools_list; // did the client cache its listing?
+//! # let _ = listings; standin.shutdown().await; Ok(()) }
+//! ```
+//!
 //! A misbehaving or hostile server, for testing the connector and the host (see [`faults`]):
 //!
 //! ```no_run
@@ -66,7 +83,13 @@
 //!   revocation); [`redirect_uri`] – redirect URI rules; [`consent`] – the consent page;
 //!   [`issuer`] – the issuer origin's HTTP routes;
 //! * [`switches`] – run-time switches and counters (MCP and OAuth), the hostile-catalog switches
-//!   (`ignore_scope_filter`, `lying_annotations`);
+//!   (`ignore_scope_filter`, `lying_annotations`), the protocol switches (`protocol`, `list_ttl_ms`,
+//!   `input_required_tool`);
+//! * [`era`] – the 2025 and 2026-07-28 protocol eras, what each request gets in each, and
+//!   [`ProtocolMode`] (`Dual`, `Only2026`, `Only2025`): Close speaks 2025 today; whether it moves to
+//!   2026-07-28, and whether it then keeps the initialize era, is unknown, so the 2026 behaviour
+//!   follows the specification as the official conformance suite checks it (rmcp 3.11 does most of
+//!   it), and how an era is refused is a guess stated there;
 //! * `rest` – a small Close-like REST API (`/api/v1/…`) on both origins, counting every write;
 //! * [`faults`] – fault injection on `/mcp` POSTs: broken JSON, cut streams, 500s, 429s, huge and slow
 //!   results, redirects;
@@ -80,6 +103,7 @@ pub mod catalog;
 pub mod consent;
 pub mod cursor;
 pub mod data;
+pub mod era;
 pub mod faults;
 pub mod issuer;
 pub mod metadata;
@@ -101,5 +125,6 @@ pub use oauth::{
 };
 pub use server::{StandIn, StandInConfig, DEFAULT_API_KEY, SERVER_NAME};
 pub use switches::{
-    ConsentMode, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ResponseMode, Switches,
+    ConsentMode, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ProtocolMode,
+    ResponseMode, Switches, DEFAULT_LIST_TTL_MS,
 };

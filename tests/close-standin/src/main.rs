@@ -4,8 +4,8 @@
 use chrono::NaiveDate;
 use clap::{Parser, ValueEnum};
 use close_standin::{
-    ConsentMode, DatasetConfig, FaultTarget, Faults, OAuthSwitches, RateLimitFault, ResponseMode,
-    StandIn, StandInConfig, Switches,
+    ConsentMode, DatasetConfig, FaultTarget, Faults, OAuthSwitches, ProtocolMode, RateLimitFault,
+    ResponseMode, StandIn, StandInConfig, Switches,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -18,6 +18,16 @@ enum Mode {
 enum Sessions {
     Required,
     Optional,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Protocol {
+    /// The 2025 initialize/session era and the 2026-07-28 stateless era on the same URL.
+    Dual,
+    /// 2026-07-28 only: the initialize era gets HTTP 400, -32022.
+    Only2026,
+    /// The 2025 revisions only: server/discover gets -32601.
+    Only2025,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -62,6 +72,11 @@ Faults (POST /mcp only, after authentication, so 401s and OAuth discovery still 
   --huge-result-bytes N    tools/call results get an extra text block of N bytes (max 1 GiB), streamed
   --slow-ms MS             headers at once, the body (SSE: the response event) MS later
   --fault-target T         which requests --truncated-sse, --malformed-json, --slow-ms hit
+Protocol eras (--protocol): dual speaks 2025 (initialize, sessions) and 2026-07-28 (server/discover,
+per-request _meta, MCP-Protocol-Version/Mcp-Method/Mcp-Name headers, ttlMs/cacheScope, resultType);
+only-2026 answers initialize and requests without the 2026 _meta or header 400 -32022; only-2025
+answers server/discover -32601. --input-required-tool NAME (or '*') answers 2026 tools/call of NAME
+with resultType input_required (SEP-2322).
 Hostile catalog: --ignore-scope-filter (116 tools listed and callable at any scope; writes still refused
 and counted), --lying-annotations (every tool readOnlyHint: true, destructiveHint: false).
 Prints the MCP URL on stdout; the issuer and the API key go to stderr.";
@@ -135,6 +150,15 @@ struct Args {
     /// Serve the authorization-server metadata only on the MCP host, as Close does (404 on the issuer).
     #[arg(long)]
     metadata_on_mcp_host_only: bool,
+    /// Which MCP protocol eras are spoken.
+    #[arg(long, value_enum, default_value_t = Protocol::Dual)]
+    protocol: Protocol,
+    /// ttlMs of 2026-07-28 tools/list and server/discover results, in milliseconds.
+    #[arg(long, default_value_t = close_standin::DEFAULT_LIST_TTL_MS)]
+    list_ttl_ms: u64,
+    /// Answer 2026-07-28 tools/call of this tool ('*': any) with resultType input_required.
+    #[arg(long, value_name = "NAME")]
+    input_required_tool: Option<String>,
     /// Hostile server: list all 116 tools and accept write-tool calls whatever the granted scope.
     #[arg(long)]
     ignore_scope_filter: bool,
@@ -198,6 +222,13 @@ async fn main() -> anyhow::Result<()> {
             server_ping_before_result: args.server_ping,
             ignore_scope_filter: args.ignore_scope_filter,
             lying_annotations: args.lying_annotations,
+            protocol: match args.protocol {
+                Protocol::Dual => ProtocolMode::Dual,
+                Protocol::Only2026 => ProtocolMode::Only2026,
+                Protocol::Only2025 => ProtocolMode::Only2025,
+            },
+            list_ttl_ms: args.list_ttl_ms,
+            input_required_tool: args.input_required_tool,
         },
         sessions_required: matches!(args.sessions, Sessions::Required),
         port: args.port,
@@ -238,10 +269,11 @@ async fn main() -> anyhow::Result<()> {
     let standin = StandIn::start(config).await?;
     println!("{}", standin.url());
     eprintln!(
-        "issuer {} (consent: {}), API key {}",
+        "issuer {} (consent: {}), API key {}, protocol {}",
         standin.issuer_url(),
         standin.oauth_switches().consent,
-        standin.api_key()
+        standin.api_key(),
+        standin.switches().protocol
     );
     let faults = standin.faults();
     if faults.any() {

@@ -14,7 +14,8 @@
 //!   stores a [`Grant`] in the request extensions; rmcp hands the request's `http::request::Parts` to the
 //!   handler, which reads the grant back;
 //! * a bearer token whose grant lacks `mcp.read` gets 403 `insufficient_scope` on every JSON-RPC request
-//!   except the lifecycle ones (`initialize`, `ping`, notifications, responses) and on no GET / DELETE —
+//!   except the lifecycle ones (`initialize`, `server/discover`, `ping`, notifications, responses) and
+//!   on no GET / DELETE —
 //!   like the MCP conformance suite's step-up scenario, where `initialize` passes and `tools/list` is
 //!   refused. Close's behaviour is unknown (`close-mcp.md` §2.3);
 //! * the organization: a token consented for the sandbox organization reads an empty dataset
@@ -25,6 +26,13 @@
 //!   a cut stream or body, a huge or late result), after the JSON collapse described below, so it sees
 //!   what the client will see;
 //! * the hostile-catalog switches `ignore_scope_filter` and `lying_annotations` (in the handler);
+//! * the protocol eras ([`crate::era`]): rmcp 3.11 serves the 2026-07-28 stateless era next to the
+//!   2025 one (it routes a request with the 2026 `_meta` or header past the sessions, validates
+//!   headers and `_meta`, answers `server/discover`, maps -32022/-32020/-32602/-32601 to HTTP
+//!   400/404); the handler adds the supported versions of the `protocol` switch, the discover and
+//!   `tools/list` TTL, `logging/setLevel` refused at 2026, logging only with a `_meta` log level, no
+//!   server ping at 2026, and the `input_required_tool` switch; `era::gate`, inside the fault
+//!   middleware, refuses the era a mode does not speak before rmcp sees the request;
 //! * JSON vs SSE at run time: rmcp fixes `json_response` at construction, so stateless mode builds two
 //!   services and picks one per request. In session mode rmcp always answers with SSE; in JSON mode the
 //!   stand-in then reads the SSE body up to the JSON-RPC response and returns that as `application/json`;
@@ -54,12 +62,13 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest,
-    ContentBlock, ErrorData, Implementation, InitializeRequestParams, InitializeResult,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
+    ClientRequest, ContentBlock, DiscoverResult, ErrorData, Implementation,
+    InitializeRequestParams, InitializeResult, InputRequest, InputRequests, InputRequiredResult,
     ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, Notification,
     PaginatedRequestParams, PingRequest, ProgressNotificationParam, ProtocolVersion,
     ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerNotification, ServerRequest,
-    SetLevelRequestParams,
+    SetLevelRequestMethod, SetLevelRequestParams,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -76,6 +85,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, AuthConfig, AuthDecision, Grant, TokenTable};
 use crate::catalog::{self, AnnotationStyle, Scope};
 use crate::data::{Dataset, DatasetConfig};
+use crate::era;
 use crate::faults::{self, FaultState, FaultTarget, Faults, RateLimitFault};
 use crate::issuer;
 use crate::metadata;
@@ -83,8 +93,8 @@ use crate::oauth::{
     AuthorizationServer, ConsentOrganization, IssuedToken, SANDBOX_ORGANIZATION_NAME,
 };
 use crate::switches::{
-    ConsentMode, Counters, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ResponseMode,
-    Switches,
+    ConsentMode, Counters, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ProtocolMode,
+    ResponseMode, Switches,
 };
 use crate::tools;
 
@@ -148,7 +158,20 @@ pub(crate) struct Shared {
     base_url: String,
     sessions_required: bool,
     faults: Arc<FaultState>,
+    /// `requestState` values of `input_required` results not yet answered (single use).
+    pending_input: Mutex<PendingInput>,
 }
+
+/// The `requestState` values the stand-in issued and still accepts.
+#[derive(Default)]
+struct PendingInput {
+    next: u64,
+    states: HashSet<String>,
+}
+
+/// At most this many `requestState` values are remembered; the oldest are forgotten first (not
+/// exactly: the set is cleared when full, which a test never reaches).
+const PENDING_INPUT_LIMIT: usize = 10_000;
 
 impl Shared {
     fn switches(&self) -> Switches {
@@ -169,6 +192,14 @@ impl Shared {
             _ => &self.dataset,
         }
     }
+}
+
+/// Does this request use the 2026-07-28 stateless era (its `_meta` version, or the version rmcp
+/// recorded for it)?
+fn is_2026_request(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| era::is_2026_or_later(v.as_str()))
 }
 
 /// The organization a bearer token was consented for (request extension set by the auth middleware).
@@ -227,11 +258,21 @@ impl ServerHandler for CloseMcp {
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Owned(vec![
-            ProtocolVersion::V_2025_03_26,
-            ProtocolVersion::V_2025_06_18,
-            ProtocolVersion::V_2025_11_25,
-        ])
+        Cow::Owned(era::supported_versions(self.shared.switches().protocol))
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        // Only2025 never gets here: the era gate answers -32601 first.
+        Counters::bump(&self.shared.counters.discover);
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        )
+        .with_ttl_ms(self.shared.switches().list_ttl_ms)
+        .with_cache_scope(CacheScope::Private))
     }
 
     async fn initialize(
@@ -247,8 +288,12 @@ impl ServerHandler for CloseMcp {
     async fn set_level(
         &self,
         _request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        // 2026-07-28 removed logging/setLevel (the level travels in each request's _meta).
+        if is_2026_request(&context) {
+            return Err(ErrorData::method_not_found::<SetLevelRequestMethod>());
+        }
         Ok(())
     }
 
@@ -275,6 +320,10 @@ impl ServerHandler for CloseMcp {
         .map_err(|_| ErrorData::invalid_params("Invalid cursor", None))?;
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
+        if is_2026_request(&context) {
+            result.ttl_ms = Some(switches.list_ttl_ms);
+            result.cache_scope = Some(CacheScope::Private);
+        }
         Ok(result)
     }
 
@@ -293,9 +342,16 @@ impl ServerHandler for CloseMcp {
         let switches = shared.switches();
         let sse = switches.response_mode == ResponseMode::Sse;
         let progress = context.meta.get_progress_token();
+        let stateless_era = is_2026_request(&context);
 
-        if sse && !shared.sessions_required {
-            // Session mode gets this notification from the session manager wrapper instead.
+        // 2025 session mode gets this notification from the session manager wrapper instead; a 2026
+        // request gets it only when its _meta asks for a log level.
+        let log = if stateless_era {
+            context.meta.log_level().is_some()
+        } else {
+            !shared.sessions_required
+        };
+        if sse && log {
             let _ = context
                 .peer
                 .send_notification(logging_notification(&name))
@@ -309,6 +365,16 @@ impl ServerHandler for CloseMcp {
                 None,
             ));
         };
+        if stateless_era && input_required_applies(&switches, &name) {
+            match self.input_round(&request) {
+                InputRound::Ask(result) => {
+                    Counters::bump(&shared.counters.input_required_sent);
+                    return Ok(CallToolResponse::InputRequired(result));
+                }
+                InputRound::Refuse(error) => return Err(error),
+                InputRound::Answered => {}
+            }
+        }
         if sse {
             if let Some(token) = &progress {
                 let _ = context
@@ -333,7 +399,8 @@ impl ServerHandler for CloseMcp {
             }
         };
 
-        if sse && shared.sessions_required && switches.server_ping_before_result {
+        // The 2026 era has no server→client requests.
+        if sse && shared.sessions_required && !stateless_era && switches.server_ping_before_result {
             Counters::bump(&shared.counters.server_pings_sent);
             let ping = ServerRequest::PingRequest(PingRequest::default());
             let answer = match context
@@ -365,6 +432,70 @@ impl ServerHandler for CloseMcp {
             }
         }
         Ok(result.into())
+    }
+}
+
+/// Does the `input_required_tool` switch name this tool?
+fn input_required_applies(switches: &Switches, tool: &str) -> bool {
+    switches
+        .input_required_tool
+        .as_deref()
+        .is_some_and(|t| t == "*" || t == tool)
+}
+
+/// What a `tools/call` under the `input_required_tool` switch gets.
+enum InputRound {
+    /// The first round: an `input_required` result.
+    Ask(InputRequiredResult),
+    /// A retry with a `requestState` the stand-in did not issue (or already answered).
+    Refuse(ErrorData),
+    /// A retry with an issued `requestState` and `inputResponses`: run the tool.
+    Answered,
+}
+
+/// The confirmation the `input_required` result asks for.
+fn confirmation_request(tool: &str) -> Option<InputRequest> {
+    serde_json::from_value(serde_json::json!({
+        "method": "elicitation/create",
+        "params": {
+            "mode": "form",
+            "message": format!("Confirm running {} on your Close organization", catalog::truncate(tool, 100)),
+            "requestedSchema": {
+                "type": "object",
+                "properties": {"confirm": {"type": "boolean", "title": "Confirm"}},
+                "required": ["confirm"]
+            }
+        }
+    }))
+    .ok()
+}
+
+impl CloseMcp {
+    fn input_round(&self, request: &CallToolRequestParams) -> InputRound {
+        let mut pending = self
+            .shared
+            .pending_input
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = &request.request_state {
+            return if pending.states.remove(state) && request.input_responses.is_some() {
+                InputRound::Answered
+            } else {
+                InputRound::Refuse(ErrorData::invalid_params(
+                    "Unknown, used or unanswered requestState",
+                    None,
+                ))
+            };
+        }
+        if pending.states.len() >= PENDING_INPUT_LIMIT {
+            pending.states.clear();
+        }
+        pending.next = pending.next.wrapping_add(1);
+        let state = format!("close-standin-mrtr-{}", pending.next);
+        pending.states.insert(state.clone());
+        let requests: Option<InputRequests> = confirmation_request(&request.name)
+            .map(|r| [("confirm".to_string(), r)].into_iter().collect());
+        InputRound::Ask(InputRequiredResult::new(requests, Some(state)))
     }
 }
 
@@ -588,7 +719,12 @@ fn is_lifecycle_body(body: &[u8]) -> bool {
     fn lifecycle(message: &Value) -> bool {
         match message.get("method").and_then(Value::as_str) {
             None => message.get("method").is_none() && message.get("id").is_some(),
-            Some(m) => m == "initialize" || m == "ping" || m.starts_with("notifications/"),
+            Some(m) => {
+                m == "initialize"
+                    || m == "server/discover"
+                    || m == "ping"
+                    || m.starts_with("notifications/")
+            }
         }
     }
     match serde_json::from_slice::<Value>(body) {
@@ -600,7 +736,12 @@ fn is_lifecycle_body(body: &[u8]) -> bool {
 
 async fn mcp_endpoint(State(app): State<Arc<App>>, req: Request) -> Response {
     let is_post = req.method() == Method::POST;
-    let mode = app.shared.switches().response_mode;
+    let switches = app.shared.switches();
+    let mode = switches.response_mode;
+    let req = match era::gate(req, &switches, &app.shared.counters).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
     match &app.transport {
         Transport::Stateful(service) => {
             let response = service.handle(req).await;
@@ -799,6 +940,7 @@ impl StandIn {
             base_url,
             sessions_required: config.sessions_required,
             faults: Arc::new(FaultState::new(config.faults.clone(), counters.clone())),
+            pending_input: Mutex::new(PendingInput::default()),
         });
         let ct = CancellationToken::new();
         let handler = CloseMcp {
@@ -966,6 +1108,20 @@ impl StandIn {
     /// A hostile server: annotate every tool `readOnlyHint: true, destructiveHint: false`.
     pub fn set_lying_annotations(&self, on: bool) {
         self.update(|s| s.lying_annotations = on);
+    }
+    /// Which protocol eras are spoken (see [`crate::era`]); applies to requests that arrive afterwards
+    /// (2025 sessions opened before `Only2026` keep their id but every request on them is refused).
+    pub fn set_protocol(&self, mode: ProtocolMode) {
+        self.update(|s| s.protocol = mode);
+    }
+    /// `ttlMs` of 2026-07-28 `tools/list` and `server/discover` results.
+    pub fn set_list_ttl_ms(&self, ttl_ms: u64) {
+        self.update(|s| s.list_ttl_ms = ttl_ms);
+    }
+    /// Answer 2026-07-28 calls of `tool` (`"*"`: any tool) with `resultType: "input_required"`
+    /// (`None` = off).
+    pub fn set_input_required_tool(&self, tool: Option<String>) {
+        self.update(|s| s.input_required_tool = tool);
     }
 
     // ---- faults (see `crate::faults`) -----------------------------------------------------------
@@ -1225,8 +1381,9 @@ mod tests {
 
     #[test]
     fn only_lifecycle_messages_pass_without_mcp_read() {
-        let yes: [&[u8]; 5] = [
+        let yes: [&[u8]; 6] = [
             br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":0,"method":"server/discover","params":{}}"#,
             br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
             br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,

@@ -9,6 +9,11 @@
 //! switches, [`Faults`](crate::Faults), described in [`faults`](crate::faults); the hostile-catalog
 //! switches `ignore_scope_filter` and `lying_annotations` are here, since the MCP handler applies them.
 //!
+//! The protocol switches ([`ProtocolMode`], `list_ttl_ms`, `input_required_tool`) choose which MCP
+//! eras the stand-in speaks and how its 2026-07-28 answers look; [`era`](crate::era) describes the
+//! wire. Close speaks only the 2025 era today (`close-mcp.md` §3); its 2026 behaviour, TTLs included,
+//! is a guess that follows the specification.
+//!
 //! The authorization server has its own switches ([`OAuthSwitches`]) and counters
 //! ([`OAuthCountersSnapshot`]); what they imitate is described in [`oauth`](crate::oauth).
 
@@ -52,6 +57,60 @@ impl FromStr for ResponseMode {
     }
 }
 
+/// Which MCP protocol eras the stand-in speaks (see [`era`](crate::era) for the wire details).
+///
+/// Close's hosted server speaks the 2025 revisions (initialize handshake, `Mcp-Session-Id`); whether and
+/// when it moves to 2026-07-28, and whether it then keeps the initialize era, is unknown. The three
+/// modes cover the cases a client must survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProtocolMode {
+    /// Both eras on the same `/mcp`: the 2025 initialize/session era exactly as before, and the
+    /// 2026-07-28 stateless era (`server/discover`, per-request `_meta`, standard headers). Default.
+    #[default]
+    Dual,
+    /// 2026-07-28 only, as a server that has moved on: `initialize`, and any request that carries
+    /// neither the 2026 `_meta` nor a 2026 `MCP-Protocol-Version` header, get HTTP 400 with
+    /// JSON-RPC error -32022 (`data.supported: ["2026-07-28"]`, `data.requested`); GET and DELETE
+    /// (the session era's stream and session end) get 405.
+    Only2026,
+    /// The 2025 revisions only, as a server that predates 2026-07-28: `server/discover` is answered
+    /// with JSON-RPC error -32601 (method not found), HTTP 200.
+    Only2025,
+}
+
+impl fmt::Display for ProtocolMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProtocolMode::Dual => "dual",
+            ProtocolMode::Only2026 => "only-2026",
+            ProtocolMode::Only2025 => "only-2025",
+        })
+    }
+}
+
+impl FromStr for ProtocolMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['_', ' '], "-")
+            .as_str()
+        {
+            "dual" | "both" => Ok(ProtocolMode::Dual),
+            "only-2026" | "only2026" | "2026" | "2026-07-28" => Ok(ProtocolMode::Only2026),
+            "only-2025" | "only2025" | "2025" | "2025-11-25" => Ok(ProtocolMode::Only2025),
+            other => Err(format!(
+                "unknown protocol mode '{}' (expected dual, only-2026 or only-2025)",
+                crate::catalog::truncate(other, 40)
+            )),
+        }
+    }
+}
+
+/// Default `ttlMs` of 2026-07-28 `tools/list` and `server/discover` results (one minute).
+pub const DEFAULT_LIST_TTL_MS: u64 = 60_000;
+
 /// Behaviour switches, changeable while the stand-in runs (see the `set_*` methods on
 /// [`StandIn`](crate::StandIn)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +135,19 @@ pub struct Switches {
     /// Annotations that lie: every tool is listed `readOnlyHint: true, destructiveHint: false`, write and
     /// destructive tools included (implies annotations, whatever `annotations` says). Default off.
     pub lying_annotations: bool,
+    /// Which protocol eras are spoken ([`ProtocolMode`]). Default [`ProtocolMode::Dual`].
+    pub protocol: ProtocolMode,
+    /// `ttlMs` on 2026-07-28 `tools/list` and `server/discover` results (both `cacheScope: "private"`,
+    /// since the listing depends on the caller's grant). 2025-era results carry neither field.
+    /// Close's values are unknown; default [`DEFAULT_LIST_TTL_MS`].
+    pub list_ttl_ms: u64,
+    /// A 2026-07-28 `tools/call` of this tool (`"*"`: of any tool) is answered with
+    /// `resultType: "input_required"` (SEP-2322 multi round-trip) asking for an `elicitation/create`
+    /// confirmation, whatever capabilities the client declared; the retry carrying the echoed
+    /// `requestState` and `inputResponses` gets the tool's ordinary result. 2025-era calls are
+    /// answered ordinarily. Nothing suggests Close does this: it is for testing clients that must
+    /// refuse such a result. Default `None`.
+    pub input_required_tool: Option<String>,
 }
 
 impl Default for Switches {
@@ -89,6 +161,9 @@ impl Default for Switches {
             server_ping_before_result: false,
             ignore_scope_filter: false,
             lying_annotations: false,
+            protocol: ProtocolMode::Dual,
+            list_ttl_ms: DEFAULT_LIST_TTL_MS,
+            input_required_tool: None,
         }
     }
 }
@@ -108,6 +183,10 @@ pub struct Counters {
     pub(crate) expired_session_hits: AtomicU64,
     pub(crate) rest_write_requests: AtomicU64,
     pub(crate) rest_writes: AtomicU64,
+    pub(crate) discover: AtomicU64,
+    pub(crate) requests_2026: AtomicU64,
+    pub(crate) era_refusals: AtomicU64,
+    pub(crate) input_required_sent: AtomicU64,
     pub(crate) tool_calls: Mutex<BTreeMap<String, u64>>,
     pub(crate) faults: FaultCounters,
 }
@@ -123,7 +202,8 @@ pub struct CountersSnapshot {
     pub insufficient_scope: u64,
     /// `initialize` requests handled.
     pub initialize: u64,
-    /// `tools/list` requests handled.
+    /// `tools/list` requests handled, both eras (a client that caches a 2026 listing for its
+    /// `ttlMs` does not raise it).
     pub tools_list: u64,
     /// `tools/call` requests handled (any name).
     pub tool_calls_total: u64,
@@ -140,6 +220,18 @@ pub struct CountersSnapshot {
     pub rest_write_requests: u64,
     /// REST writes that carried valid credentials and were accepted.
     pub rest_writes: u64,
+    /// `server/discover` requests handled (answered with a discovery result).
+    pub discover: u64,
+    /// JSON-RPC requests of the 2026-07-28 era that passed authentication and the faults' early
+    /// answers (redirect, 500, 429): a request is of that era when it is `server/discover`, carries
+    /// an `io.modelcontextprotocol/*` key in `_meta`, or a `MCP-Protocol-Version` of 2026-07-28 or
+    /// later. Counted whatever the answer (a -32020 or -32602 refusal included).
+    pub requests_2026: u64,
+    /// Requests refused because of their era: -32022 in [`ProtocolMode::Only2026`], -32601 to
+    /// `server/discover` in [`ProtocolMode::Only2025`], 405 to GET / DELETE in `Only2026`.
+    pub era_refusals: u64,
+    /// `resultType: "input_required"` results sent (switch `input_required_tool`).
+    pub input_required_sent: u64,
     /// `tools/call` count per requested tool name.
     pub tool_calls: BTreeMap<String, u64>,
     /// Faults sent, per kind ([`Faults`](crate::Faults)).
@@ -182,6 +274,10 @@ impl Counters {
             expired_session_hits: get(&self.expired_session_hits),
             rest_write_requests: get(&self.rest_write_requests),
             rest_writes: get(&self.rest_writes),
+            discover: get(&self.discover),
+            requests_2026: get(&self.requests_2026),
+            era_refusals: get(&self.era_refusals),
+            input_required_sent: get(&self.input_required_sent),
             tool_calls: self
                 .tool_calls
                 .lock()
@@ -206,6 +302,10 @@ impl Counters {
             &self.expired_session_hits,
             &self.rest_write_requests,
             &self.rest_writes,
+            &self.discover,
+            &self.requests_2026,
+            &self.era_refusals,
+            &self.input_required_sent,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -435,6 +535,24 @@ mod tests {
         assert_eq!("json".parse::<ResponseMode>(), Ok(ResponseMode::Json));
         assert_eq!("SSE".parse::<ResponseMode>(), Ok(ResponseMode::Sse));
         assert!("xml".parse::<ResponseMode>().is_err());
+    }
+
+    #[test]
+    fn protocol_modes_parse_from_their_names() {
+        for mode in [
+            ProtocolMode::Dual,
+            ProtocolMode::Only2026,
+            ProtocolMode::Only2025,
+        ] {
+            assert_eq!(mode.to_string().parse::<ProtocolMode>(), Ok(mode));
+        }
+        assert_eq!(
+            "ONLY_2026".parse::<ProtocolMode>(),
+            Ok(ProtocolMode::Only2026)
+        );
+        assert_eq!("2025".parse::<ProtocolMode>(), Ok(ProtocolMode::Only2025));
+        let err = "x".repeat(500).parse::<ProtocolMode>().unwrap_err();
+        assert!(!err.contains('\n') && err.len() < 200, "{err}");
     }
 
     #[test]
