@@ -415,10 +415,16 @@ async fn a_connector_cannot_smuggle_a_write_call_upstream_under_a_read_tool() {
     assert_eq!(json_of(&ok)["status"], 200, "{}", json_of(&ok));
     assert_eq!(f.standin.counters().calls_of("org_info"), before + 1);
 
-    for shape in ["plain", "batch", "escaped", "duplicate", "header", "header_base64"] {
+    for shape in ["plain", "batch", "escaped", "duplicate"] {
         let why = denial(call(&f, "smuggle_call", smuggle("delete_lead", shape)).await);
         assert!(why.contains("upstream tool `delete_lead`"), "{shape}: {why}");
         assert!(why.contains("rule `"), "{shape}: the rule is named: {why}");
+    }
+    // MCP 2026-07-28 routing headers naming the write tool over a read body (a gateway may route by
+    // the header): refused as a disagreement, the decoded name shown.
+    for shape in ["header", "header_base64"] {
+        let why = denial(call(&f, "smuggle_call", smuggle("delete_lead", shape)).await);
+        assert!(why.contains("Mcp-Name header (`delete_lead`) disagrees"), "{shape}: {why}");
     }
     let why = denial(call(&f, "smuggle_call", smuggle("update_opportunity", "plain")).await);
     assert!(why.contains("update_opportunity"), "{why}");
