@@ -198,6 +198,67 @@ async fn serve_over_stdio_answers_initialize_tools_list_and_tools_call() {
     assert_eq!(s.counters().write_tool_calls, 0);
 }
 
+/// The `_meta` a 2026-07-28 (stateless) engine puts on every request, plus `extra`.
+fn stateless_meta(extra: Value) -> Value {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "engine-test", "version": "1"}
+    });
+    meta.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    meta
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_over_stdio_answers_a_stateless_engine_with_cache_hints_and_progress() {
+    let s = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (url, org, key) = (s.url(), s.dataset().organization.id.clone(), s.api_key().to_string());
+    let o = origin(&s);
+    tokio::task::spawn_blocking(move || {
+        connect_with_key(&d, "close", &url, &o, &key);
+        let mut serve = StdioServe::start(&d, &[]);
+        // No initialize: a 2026-07-28 engine discovers, then sends self-contained requests.
+        let discover = serve.request(1, "server/discover", json!({"_meta": stateless_meta(json!({}))}));
+        let versions = discover["result"]["supportedVersions"].as_array().expect("supportedVersions").clone();
+        assert!(versions.contains(&json!("2026-07-28")) && versions.contains(&json!("2025-11-25")), "both eras: {discover}");
+        assert!(discover["result"]["capabilities"]["tools"].is_object(), "{discover}");
+
+        let list = serve.request(2, "tools/list", json!({"_meta": stateless_meta(json!({}))}));
+        assert_eq!(list["result"]["tools"].as_array().map(Vec::len), Some(67), "{list}");
+        assert_eq!(list["result"]["cacheScope"], "private", "a listing depends on this host's connections: {list}");
+        let ttl = list["result"]["ttlMs"].as_u64().expect("ttlMs");
+        assert!(ttl > 0 && ttl <= 60_000, "as long as serve keeps its listing, a minute at most: {ttl}");
+
+        let meta = stateless_meta(json!({"progressToken": "p-1"}));
+        serve.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "close__org_info", "arguments": {}, "_meta": meta}}));
+        let mut progress = vec![];
+        let answer = loop {
+            let line = serve.out.recv_timeout(WAIT).expect("an answer to tools/call");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == 3 {
+                break v;
+            }
+            assert_eq!(v["method"], "notifications/progress", "only progress before the answer: {v}");
+            assert_eq!(v["params"]["progressToken"], "p-1", "{v}");
+            progress.push(v["params"]["progress"].as_f64().unwrap());
+        };
+        assert_eq!(answer["result"]["structuredContent"]["organization"]["id"], org, "{answer}");
+        assert_eq!(progress, [0.0, 1.0, 2.0], "sent, answered, ready");
+
+        // Without a progress token, the answer comes alone.
+        serve.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "close__org_info", "arguments": {}, "_meta": stateless_meta(json!({}))}}));
+        let line = serve.out.recv_timeout(WAIT).expect("an answer to tools/call");
+        let r: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((r["id"].clone(), r["result"]["isError"].clone()), (json!(4), json!(false)), "{r}");
+        let (ok, err) = serve.finish();
+        assert!(ok, "{err:?}");
+    })
+    .await
+    .unwrap();
+}
+
 /// A minimal Streamable HTTP exchange: POST a JSON-RPC message, read a JSON or SSE answer.
 fn http_post(url: &str, session: Option<&str>, msg: &Value) -> (u16, Option<String>, Option<Value>) {
     let mut req = ureq::post(url)

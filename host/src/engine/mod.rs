@@ -5,18 +5,44 @@
 //!   (connection names never contain `__`), with a title and a description that say which data source
 //!   and account they read, the vendor's input schema unchanged (JSON Schema 2020-12 `$schema` kept),
 //!   and `readOnlyHint: true`. A connection that cannot list its tools (needs a reconnect, server down)
-//!   contributes none, and says why in the log. Listings are cached for a minute.
+//!   contributes none, and says why in the log. Listings are cached for a minute, or for less when a
+//!   data source said its listing goes stale sooner (its `ttlMs`).
 //! * **Calls** go through [`HostService::call_tool`] — the same path as the CLI: blocklist, policy,
-//!   limits, credentials, refresh.
+//!   limits, credentials, refresh. A call that carries a progress token gets three progress
+//!   notifications before its answer: the call went out, the data source answered, the result is ready.
 //! * **Results** are engine-ready ([`crate::engine::results`]): the vendor's JSON as `structuredContent` and as
 //!   text, a table view of list-like results in a second text block and in `_meta["claribi/table"]`,
 //!   and a summary with a `claribi__next_rows` cursor when a result is larger than
 //!   `--max-result-bytes`.
 //! * **Errors**: an unknown or blocked tool is a JSON-RPC `invalid params` error; a tool that ran and
 //!   failed is a result with `isError: true`, whose text is the host's one-line error and whose
-//!   `structuredContent` is `{"error": {"kind", "message"}}` so an engine can act on the kind.
+//!   `structuredContent` is `{"error": {"kind", "message"}}` so an engine can act on the kind. A tool
+//!   whose data source needs a client capability (sampling, elicitation, roots) is
+//!   `MissingRequiredClientCapability` (-32021) naming those the engine did not declare: connectors
+//!   are read-only and pass none of them on, so the engine should use another tool.
 //! * Over HTTP the server listens on loopback only and accepts only loopback `Host` headers and, when a
 //!   request carries one, its own `Origin` (DNS-rebinding protection).
+//!
+//! ## Both eras of MCP
+//!
+//! An engine may speak the initialize era (2025-11-25 and before: `initialize`, then a session with
+//! `Mcp-Session-Id`) or the stateless 2026-07-28 revision (no handshake; every request carries its
+//! protocol version, client capabilities and client info in `_meta`, plus the `Mcp-Method` and
+//! `Mcp-Name` headers). rmcp serves both on the same `/mcp` and on stdio, request by request:
+//! `server/discover`, the `_meta` and header checks (400 with -32602, -32022 or -32020), 404 with
+//! -32601 for the methods 2026-07-28 removed and for unknown ones, and `Mcp-Param-*` headers checked
+//! against the served tool's `x-mcp-header` arguments ([`ServerHandler::get_tool`]). What depends on
+//! the era here:
+//!
+//! * **Listing cache hints.** A 2026-07-28 `tools/list` carries `ttlMs` — how long until `serve`
+//!   lists its connections again, so an engine never holds a listing longer than the host does — and
+//!   `cacheScope: "private"`, because what a listing holds depends on the connections and blocklist
+//!   of this host.
+//! * **Capabilities** come from each request's `_meta` at 2026-07-28 and from `initialize` before.
+//!
+//! Whatever the era, `serve` sends no log notifications and never sends the engine a request
+//! (sampling, elicitation, roots), neither on a response stream nor as an `input_required` result.
+//! It offers tools only: no prompts, resources or completion.
 
 pub mod results;
 
@@ -24,10 +50,11 @@ use crate::errors::{ConnectorError, HostError};
 use crate::engine::results::Continuations;
 use crate::service::{log_call, Content, HostService, ToolInfo, ToolOutput};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock, ErrorCode,
+    ErrorData, Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{Peer, RequestContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 use std::sync::{Arc, Mutex};
@@ -37,7 +64,11 @@ use std::time::{Duration, Instant};
 pub const SEPARATOR: &str = "__";
 /// The host's own tool that continues a summarized result.
 pub const NEXT_ROWS: &str = "claribi__next_rows";
+/// How long a listing is kept at most (less when a data source says so).
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// The client capabilities a data source's tool may ask a client for. Connectors are read-only and
+/// declare none of them upstream, so `serve` can give none of them to a data source.
+const CLIENT_CAPABILITIES: [&str; 3] = ["sampling", "elicitation", "roots"];
 
 /// How `serve` presents tools.
 #[derive(Debug, Clone)]
@@ -63,13 +94,19 @@ struct Listed {
     info: ToolInfo,
 }
 
+/// A catalogue and until when it may be served.
+struct Cached {
+    until: Instant,
+    list: Arc<Vec<Listed>>,
+}
+
 /// The MCP server handler.
 #[derive(Clone)]
 pub struct EngineServer {
     host: Arc<HostService>,
     options: EngineOptions,
     results: Arc<Continuations>,
-    cache: Arc<Mutex<Option<(Instant, Arc<Vec<Listed>>)>>>,
+    cache: Arc<Mutex<Option<Cached>>>,
 }
 
 impl EngineServer {
@@ -78,11 +115,12 @@ impl EngineServer {
         EngineServer { host, options, results: Arc::new(Continuations::default()), cache: Arc::default() }
     }
 
-    /// The tools of every usable connection (cached for a minute).
-    async fn catalogue(&self) -> Result<Arc<Vec<Listed>>, HostError> {
-        if let Some((at, list)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(list.clone());
+    /// The tools of every usable connection, and until when they may be served: for a minute, or
+    /// until the soonest `ttlMs` a data source gave its listing.
+    async fn catalogue(&self) -> Result<(Arc<Vec<Listed>>, Instant), HostError> {
+        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if Instant::now() < c.until {
+                return Ok((c.list.clone(), c.until));
             }
         }
         let connections = self.host.connections()?;
@@ -93,13 +131,18 @@ impl EngineServer {
                 usable.len()
             )));
         }
+        let started = Instant::now();
         // Every connection is listed at once: one slow or stuck connector costs the listing its own
         // deadline, not the sum of everyone's.
         let listings = futures::future::join_all(usable.iter().map(|c| self.host.list_tools(&c.name))).await;
         let mut out = Vec::new();
+        let mut ttl = CACHE_TTL;
         for (c, listing) in usable.into_iter().zip(listings) {
             match listing {
                 Ok(listing) => {
+                    if let Some(ms) = listing.ttl_ms {
+                        ttl = ttl.min(Duration::from_millis(ms));
+                    }
                     let source: Arc<str> = format!(
                         "Data source `{}`: {}{}. Read-only.",
                         c.name,
@@ -117,8 +160,15 @@ impl EngineServer {
             }
         }
         let list = Arc::new(out);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), list.clone()));
-        Ok(list)
+        // A data source's TTL counts from when it was asked, not from when the slowest one answered.
+        let until = started + ttl;
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached { until, list: list.clone() });
+        Ok((list, until))
+    }
+
+    /// The last catalogue, however old (for checks that must not wait for a listing).
+    fn last_catalogue(&self) -> Option<Arc<Vec<Listed>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.list.clone())
     }
 
     fn describe(&self, l: &Listed) -> Tool {
@@ -166,7 +216,7 @@ impl EngineServer {
     async fn resolve(&self, served: &str) -> Result<(String, String), ErrorData> {
         let unknown = || ErrorData::invalid_params(format!("Unknown tool: {}", crate::errors::one_line(served)), None);
         if self.options.bare_names {
-            let list = self.catalogue().await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            let (list, _) = self.catalogue().await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
             let l = list.iter().find(|l| l.served_name == served).ok_or_else(unknown)?;
             return Ok((l.connection.clone(), l.info.name.clone()));
         }
@@ -187,6 +237,77 @@ fn error_result(e: &HostError) -> CallToolResult {
     }
     r.structured_content = Some(json!({ "error": err }));
     r
+}
+
+/// Whether a request speaks the stateless revision (2026-07-28 or later) rather than the initialize era.
+fn stateless_era(context: &RequestContext<RoleServer>) -> bool {
+    // ISO dates compare as strings.
+    context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
+}
+
+/// Progress notifications for one call, when the engine asked for them with a progress token.
+struct Progress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+}
+
+impl Progress {
+    /// The steps every call reports: sent, answered, ready.
+    const STEPS: f64 = 2.0;
+
+    fn of(context: &RequestContext<RoleServer>) -> Option<Progress> {
+        Some(Progress { peer: context.peer.clone(), token: context.meta.get_progress_token()? })
+    }
+
+    /// Report `step` of [`Progress::STEPS`]. An engine that went away misses it; the call goes on.
+    async fn report(&self, step: f64, message: String) {
+        let param = ProgressNotificationParam::new(self.token.clone(), step).with_total(Self::STEPS).with_message(message);
+        if let Err(e) = self.peer.notify_progress(param).await {
+            tracing::debug!("a progress notification was not delivered: {e}");
+        }
+    }
+}
+
+/// When a data source refused a call because it needs a client capability (its MCP server answered
+/// `MissingRequiredClientCapability`, -32021): the capabilities to name to the engine, those of
+/// sampling, elicitation and roots that the data source named — or, as the connector contract
+/// carries only its message, all three when it named none — and that the engine did not declare
+/// (`declared`). `None` when the failure is another one, or when the engine declared them all (then
+/// it gets the failure as it is: no declaration of its own could help).
+fn missing_capabilities(e: &HostError, declared: Option<&ClientCapabilities>) -> Option<ClientCapabilities> {
+    let HostError::Connector(ConnectorError::ToolFailed { message }) = e else { return None };
+    // The connector SDK words an upstream JSON-RPC error as "… (JSON-RPC error <code>)".
+    let code = format!("JSON-RPC error {}", ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY.0);
+    if !message.contains(&code) {
+        return None;
+    }
+    // "<server> could not run `<tool>`: <the server's message> (JSON-RPC error <code>)": only the
+    // server's own words may name a capability (a tool called `list_roots` does not).
+    let said = message.split_once("`: ").map_or(message.as_str(), |(_, rest)| rest).to_lowercase();
+    let named: Vec<&str> = CLIENT_CAPABILITIES.into_iter().filter(|c| said.contains(c)).collect();
+    let candidates = if named.is_empty() { CLIENT_CAPABILITIES.to_vec() } else { named };
+    let declared = declared.and_then(|d| serde_json::to_value(d).ok()).unwrap_or_else(|| json!({}));
+    let missing: Map<String, Value> =
+        candidates.into_iter().filter(|c| declared.get(*c).is_none_or(Value::is_null)).map(|c| (c.to_string(), json!({}))).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    serde_json::from_value(Value::Object(missing)).ok()
+}
+
+/// The -32021 error for a tool whose data source needs `required`.
+fn capability_error(served: &str, required: &ClientCapabilities) -> ErrorData {
+    let required_json = serde_json::to_value(required).unwrap_or_default();
+    let names: Vec<&str> = CLIENT_CAPABILITIES.into_iter().filter(|c| required_json.get(*c).is_some_and(|v| !v.is_null())).collect();
+    let names = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    };
+    let message = format!(
+        "`{}` needs the client capability {names} that this request did not declare, and clariBI passes no client capability on to data sources; use another tool",
+        crate::errors::one_line(served),
+    );
+    ErrorData::new(ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY, message, Some(json!({ "requiredCapabilities": required })))
 }
 
 fn vendor_json(out: &ToolOutput) -> Option<Value> {
@@ -257,18 +378,32 @@ impl ServerHandler for EngineServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let list = self.catalogue().await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let (list, until) = self.catalogue().await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         let mut tools: Vec<Tool> = list.iter().map(|l| self.describe(l)).collect();
         tools.push(self.next_rows_tool());
-        Ok(ListToolsResult::with_all_items(tools))
+        let mut result = ListToolsResult::with_all_items(tools);
+        if stateless_era(&context) {
+            result.ttl_ms = Some(until.saturating_duration_since(Instant::now()).as_millis() as u64);
+            result.cache_scope = Some(CacheScope::Private);
+        }
+        Ok(result)
+    }
+
+    /// The served tool named `name`, as last listed (rmcp checks a call's `Mcp-Param-*` headers
+    /// against its `x-mcp-header` arguments). A tool not listed yet has no headers to check.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        if name == NEXT_ROWS {
+            return Some(self.next_rows_tool());
+        }
+        self.last_catalogue()?.iter().find(|l| l.served_name == name).map(|l| self.describe(l))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let served = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
@@ -299,7 +434,15 @@ impl ServerHandler for EngineServer {
                 return Err(e);
             }
         };
-        let result = match self.host.call_tool(&connection, &tool, &args.to_string()).await {
+        let progress = Progress::of(&context);
+        if let Some(p) = &progress {
+            p.report(0.0, format!("Calling `{tool}` of `{connection}`")).await;
+        }
+        let outcome = self.host.call_tool(&connection, &tool, &args.to_string()).await;
+        if let Some(p) = &progress {
+            p.report(1.0, format!("`{connection}` answered")).await;
+        }
+        let result = match outcome {
             Ok(out) => engine_result(&self.results, &out, self.options.max_result_bytes),
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {
                 return Err(ErrorData::invalid_params(format!("Unknown tool: {}", crate::errors::one_line(&served)), None));
@@ -307,8 +450,14 @@ impl ServerHandler for EngineServer {
             Err(e @ HostError::Connector(ConnectorError::UnknownTool { .. })) => {
                 return Err(ErrorData::invalid_params(e.to_string(), None));
             }
-            Err(e) => error_result(&e),
+            Err(e) => match missing_capabilities(&e, context.client_capabilities().as_ref()) {
+                Some(required) => return Err(capability_error(&served, &required)),
+                None => error_result(&e),
+            },
         };
+        if let Some(p) = &progress {
+            p.report(Progress::STEPS, "Result ready".into()).await;
+        }
         Ok(CallToolResponse::Complete(result))
     }
 }
@@ -411,6 +560,47 @@ mod tests {
         assert_eq!(v[0]["text"], "plain words");
         assert_eq!(v[1]["type"], "image");
         assert_eq!(v[1]["mimeType"], "image/png");
+    }
+
+    fn tool_failed(message: &str) -> HostError {
+        HostError::Connector(ConnectorError::ToolFailed { message: message.into() })
+    }
+
+    fn capabilities(v: Value) -> ClientCapabilities {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_data_source_needing_a_named_capability_is_answered_with_that_capability() {
+        let e = tool_failed("fixture could not run `draft`: needs sampling (JSON-RPC error -32021)");
+        let required = missing_capabilities(&e, Some(&capabilities(json!({})))).expect("-32021");
+        assert_eq!(serde_json::to_value(&required).unwrap(), json!({"sampling": {}}));
+        let err = capability_error("fixture__draft", &required);
+        assert_eq!(err.code, ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY);
+        assert_eq!(err.data.unwrap(), json!({"requiredCapabilities": {"sampling": {}}}));
+        assert!(!err.message.contains('\n') && err.message.contains("use another tool"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_unnamed_capability_is_answered_with_every_one_the_engine_lacks() {
+        let e = tool_failed("fixture could not run `list_roots`: Missing required client capability (JSON-RPC error -32021)");
+        let required = missing_capabilities(&e, Some(&capabilities(json!({"elicitation": {}})))).unwrap();
+        assert_eq!(serde_json::to_value(&required).unwrap(), json!({"sampling": {}, "roots": {}}), "the tool's name names nothing");
+        assert!(capability_error("fixture__list_roots", &required).message.contains("capability sampling or roots that"));
+    }
+
+    #[test]
+    fn an_engine_that_declared_everything_gets_the_failure_as_it_is() {
+        let e = tool_failed("fixture could not run `x`: Missing required client capability (JSON-RPC error -32021)");
+        let all = capabilities(json!({"sampling": {}, "elicitation": {}, "roots": {}}));
+        assert!(missing_capabilities(&e, Some(&all)).is_none());
+    }
+
+    #[test]
+    fn other_failures_are_not_capability_errors() {
+        assert!(missing_capabilities(&tool_failed("could not run `x`: boom (JSON-RPC error -32603)"), None).is_none());
+        let limited = HostError::Connector(ConnectorError::RateLimited { retry_after_ms: None, message: "sampling -32021".into() });
+        assert!(missing_capabilities(&limited, None).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! against `claribi-host serve` in host/tests/engine_conformance.rs). Kept out of `src/lib.rs`, which
 //! that test compiles in.
 
-use mcp_fixture::{call, tools, Fixture, ERROR_TEXT, JSON_SCHEMA_2020_12, SIMPLE_TEXT, TOOL_NAMES};
+use mcp_fixture::{call, json_schema_2020_12, tools, Fixture, ERROR_TEXT, JSON_SCHEMA_2020_12, REGION_HEADER, SIMPLE_TEXT, TOOL_NAMES};
 use serde_json::{json, Map, Value};
 
 #[test]
@@ -34,13 +34,26 @@ fn results_have_the_shapes_the_suite_checks() {
 }
 
 #[test]
-fn the_2020_12_tool_keeps_its_keywords() {
+fn the_2020_12_tool_lists_every_keyword_the_suite_looks_for() {
     let t = tools().into_iter().find(|t| t.name == "json_schema_2020_12_tool").unwrap();
     let schema = serde_json::to_value(&t.input_schema).unwrap();
+    assert_eq!(schema, json_schema_2020_12());
     assert_eq!(schema["$schema"], JSON_SCHEMA_2020_12);
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema["properties"]["address"]["$ref"], "#/$defs/address");
-    assert!(schema["$defs"]["address"].is_object());
+    assert_eq!(schema["$defs"]["address"]["$anchor"], "addressDef");
+    assert!(schema["allOf"][0]["anyOf"].is_array(), "composition: allOf holding anyOf");
+    assert!(schema["if"].is_object() && schema["then"].is_object() && schema["else"].is_object(), "conditionals");
+}
+
+#[test]
+fn the_header_tool_marks_a_string_argument_for_an_mcp_param_header() {
+    let t = tools().into_iter().find(|t| t.name == "test_header_tool").unwrap();
+    let region = &t.input_schema["properties"]["region"];
+    assert_eq!(region["type"], "string");
+    assert_eq!(region["x-mcp-header"], REGION_HEADER);
+    let args: Map<String, Value> = serde_json::from_value(json!({"region": "us-west1"})).unwrap();
+    assert_eq!(serde_json::to_value(call("test_header_tool", &args).unwrap()).unwrap()["content"][0]["text"], "Region: us-west1");
 }
 
 #[tokio::test]
