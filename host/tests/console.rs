@@ -63,6 +63,8 @@ impl World {
     }
 
     fn shot(&self, name: &str) {
+        // Without the passing toast.
+        self.b.script("var t = document.getElementById('toast'); if (t) t.hidden = true;", vec![]);
         self.b.screenshot(&target_dir().join("console-screenshots").join(format!("{name}.png")));
     }
 
@@ -91,7 +93,9 @@ impl World {
 
     /// Data Sources → Add data source → MCP Servers → the Close card pointed at the stand-in.
     fn open_close_card(&self) {
-        self.b.goto(&format!("{}/#/sources/add", self.console.origin));
+        self.b.goto(&format!("{}/#/sources", self.console.origin));
+        self.b.click("#nav-sources");
+        self.b.click("#add-source");
         self.b.find("#tab-mcp");
         self.b.find("[data-connector=close]");
         self.b.click("[data-connector=close] details summary");
@@ -229,8 +233,7 @@ fn denied_consent_wrong_state_unreachable_server_and_a_taken_name_are_one_senten
     assert_eq!(w.standin().oauth_counters().token_exchanges, 0, "the forged code was never exchanged");
 
     // An unreachable server.
-    b.goto(&format!("{}/#/sources/add", w.console.origin));
-    b.click("[data-connector=close] details summary");
+    w.open_close_card();
     b.fill("#endpoint-close", "http://127.0.0.1:9/mcp");
     b.click("#use-key-close");
     b.fill("#api-key-close", "api_some_key_value");
@@ -298,15 +301,14 @@ fn insufficient_scope_is_shown_with_its_fix_and_reconnect_repairs_it() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     b.goto(&format!("{}/#/explore", w.console.origin));
     b.click("#tab-tools");
-    b.select("#tool", "org_info");
-    b.click("#run-tool");
-    let e = b.text_of("#call-error-text");
-    assert_eq!(e, INSUFFICIENT);
+    // Listing the tools refreshes the token; the new grant lacks mcp.read.
+    assert_eq!(b.text_of("#tools-error"), INSUFFICIENT);
+    w.shot("13-explore-insufficient-scope");
     b.goto(&format!("{}/#/sources", w.console.origin));
     let row = b.text_of("tr[data-source=close]");
     assert!(row.contains("Insufficient scope") && row.contains("Reconnect"), "{row}");
     assert_eq!(b.text_of("tr[data-fix=close]"), INSUFFICIENT);
-    w.shot("13-insufficient-scope-with-reconnect");
+    w.shot("14-insufficient-scope-with-reconnect");
 
     // Reconnect: the popup again, the read scope granted this time.
     w.standin().set_oauth_switches(OAuthSwitches { consent: ConsentMode::Page, ..OAuthSwitches::default() });
@@ -320,7 +322,7 @@ fn insufficient_scope_is_shown_with_its_fix_and_reconnect_repairs_it() {
     assert!(row.contains("Ready") && row.contains("mcp.read"), "{row}");
     assert_eq!(w.connections()[0].status, Status::Ready);
     w.assert_no_secret_on_the_page();
-    w.shot("14-reconnected");
+    w.shot("15-reconnected");
 }
 
 fn quota(i: usize) -> i64 {
@@ -349,7 +351,8 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     assert!(bars >= 2, "{bars} bars");
     assert_eq!(b.property(&b.find("#chart-mark"), "value"), "bar");
     w.assert_no_secret_on_the_page();
-    w.shot("15-explore-read-tool-table-and-chart");
+    b.scroll_to("#result");
+    w.shot("16-explore-read-tool-table-and-chart");
     b.fill("#pin-title", "Open deals by stage");
     b.click("#pin");
     b.wait_text("#pin-state", "Pinned");
@@ -367,7 +370,8 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     assert!(summary.starts_with(&format!("{want_sales} of ")) && summary.contains("(the Sales pipeline)"), "{summary} (want {want_sales})");
     assert!(b.text_of("#result-meta").contains("Answers for the Sales pipeline"));
     assert_eq!(b.find_all("#result table.result-table tbody tr").len(), want_sales);
-    w.shot("16-question-proposal-14-days-sales");
+    b.scroll_to("#question-form");
+    w.shot("17-question-proposal-14-days-sales");
     b.click("#pin");
     b.wait_text("#pin-state", "Pinned");
     // The same label in every pipeline is another answer.
@@ -399,7 +403,8 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
         .unwrap();
     let summary = b.wait_text("#answer-summary", "highest coverage");
     assert!(summary.starts_with(&top), "{summary} (want {top})");
-    w.shot("17-question-rep-coverage");
+    b.scroll_to("#result");
+    w.shot("18-question-rep-coverage");
     b.click("#pin");
     b.wait_text("#pin-state", "Pinned");
 
@@ -427,7 +432,7 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     let first = b.text_of("[data-pin]");
     assert!(first.contains("Open deals by stage") && first.contains("Data source close") && first.contains("Ran "), "{first}");
     w.assert_no_secret_on_the_page();
-    w.shot("18-dashboard");
+    w.shot("19-dashboard");
 
     // Pins keep calls, never results.
     let (store, _) = w.store();

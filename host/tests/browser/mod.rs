@@ -261,6 +261,12 @@ impl Browser {
         self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": args}))).unwrap_or_else(|e| panic!("script: {e}"))
     }
 
+    /// Scroll the first element matching `css` to the top of the window.
+    pub fn scroll_to(&self, css: &str) {
+        let el = self.find(css);
+        self.script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -12);", vec![self.el_ref(&el)]);
+    }
+
     /// The window handles.
     pub fn windows(&self) -> Vec<String> {
         self.cmd("GET", "/window/handles", None)

@@ -390,7 +390,7 @@
           h('dt', {}, 'Scopes granted'), h('dd', {}, (c.granted_scopes || []).join(' ') || '—'),
           h('dt', {}, 'Scopes requested'), h('dd', {}, (s.scopes_requested || []).join(' ') || '—'),
           c.last_error ? [h('dt', {}, 'Last error'), h('dd', {}, c.last_error)] : null)),
-        h('div', { className: 'grid2' },
+        h('div', {},
           h('div', { className: 'panel' }, h('h2', {}, 'Grant (read-only)'),
             h('p', { className: 'muted small' }, 'Every URL this connection may reach; anything else is refused before it leaves the machine.'),
             h('ul', { className: 'lines mono', id: 'grant' }, s.grant.map(function (g) { return h('li', {}, g); }))),
@@ -399,8 +399,8 @@
             h('div', { className: 'table-wrap' }, h('table', { id: 'bindings' },
               h('thead', {}, h('tr', {}, h('th', {}, 'Secret'), h('th', {}, 'Kind'), h('th', {}, 'Goes only to'))),
               h('tbody', {}, s.secrets.map(function (b) {
-                return h('tr', {}, h('td', { className: 'mono' }, b.name), h('td', {}, b.kind),
-                  h('td', { className: 'mono small' }, b.goes_to.length ? b.goes_to.join('\n') : 'nowhere (the connector\'s own value)'));
+                return h('tr', {}, h('td', { className: 'mono nowrap' }, b.name), h('td', { className: 'nowrap' }, b.kind),
+                  h('td', { className: 'mono small' }, b.goes_to.length ? b.goes_to.map(function (g) { return h('div', {}, g); }) : 'nowhere (the connector\'s own value)'));
               })))))),
         h('div', { className: 'panel' }, h('h2', {}, 'Policy (read-only)'),
           h('p', { className: 'muted small' }, 'Change it with claribi-host policy ' + c.name + ' --set FILE.'),
@@ -492,7 +492,7 @@
       area.appendChild(form);
       area.appendChild(err);
       area.appendChild(result);
-    });
+    }).catch(function (e) { clear(area).appendChild(alertBox('error', e.message, 'tools-error')); });
   }
 
   // A result: meta line, chart (with a picker), table, JSON, and Pin to dashboard.
@@ -577,7 +577,7 @@
       area.appendChild(cards);
       area.appendChild(formArea);
       area.appendChild(result);
-    });
+    }).catch(function (e) { clear(area).appendChild(alertBox('error', e.message, 'questions-error')); });
   }
 
   function questionForm(c, x, opts, formArea, result) {
@@ -647,7 +647,7 @@
         var pname = pipelineSel ? pipelineSel.options[pipelineSel.selectedIndex].text : '';
         showResult(result, res, { connection: c.name, kind: 'exploration', target: x.id, arguments: inputsNow, title: x.question + (pname ? ' — ' + pname : '') });
       }).catch(function (e) { run.disabled = false; clear(result); err.appendChild(alertBox('error', e.message, 'question-error-text')); });
-    } }, h('h2', {}, x.question), h('div', { className: 'row' }, inputs.filter(function (d) { return d.className !== 'wide'; })),
+    } }, h('h2', {}, x.question), h('div', { className: 'row top' }, inputs.filter(function (d) { return d.className !== 'wide'; })),
       inputs.filter(function (d) { return d.className === 'wide'; }), h('div', { className: 'actions pin-bar' }, run)));
     formArea.appendChild(err);
   }
@@ -688,7 +688,7 @@
         clear(status).appendChild(badge(res.status === 'ok' ? 'ok' : 'error'));
         when.textContent = 'Ran ' + fmtTime(res.ran_at) + ' · ' + res.duration_ms + ' ms' + (res.pipeline ? ' · answers for ' + res.pipeline : '');
         if (res.status !== 'ok') { body.appendChild(alertBox('error', res.error)); return; }
-        if (res.summary) body.appendChild(h('p', { className: 'summary small' }, res.summary));
+        if (res.summary) chart.parentNode.insertBefore(h('p', { className: 'summary' }, res.summary), chart);
         var t = res.table || { columns: res.columns, rows: res.rows };
         if (res.chart) window.ClariChart.render(res.chart, t, chart, 520);
         var details = h('details', {}, h('summary', {}, 'Table (' + (t.rows || []).length + ' rows)'));
