@@ -381,6 +381,18 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     assert!(summary.starts_with(&format!("{} of ", want_sales + want_renewals)), "{summary}");
     assert!(want_renewals > 0);
 
+    // Conversion by source last quarter, for Sales.
+    b.click("[data-question=conversion-by-source]");
+    b.fill("#q-as_of", TODAY);
+    b.click("#run-question");
+    let (start, end) = reference::previous_quarter(TODAY.parse().unwrap());
+    let sales_pipe = ds.pipeline_by_name("Sales").unwrap();
+    let conv = reference::lead_source_conversion_in(ds, start, end, Some(&sales_pipe.id));
+    let (leads, won) = conv.values().fold((0, 0), |a, c| (a.0 + c.leads, a.1 + c.won_leads));
+    let summary = b.wait_text("#answer-summary", "reached a won deal");
+    assert!(summary.starts_with(&format!("{won} of {leads} leads")) && summary.contains("the Sales pipeline"), "{summary} (want {won} of {leads})");
+    assert_eq!(b.find_all("#result table.result-table tbody tr").len(), conv.len());
+
     // Rep coverage with the user's quotas.
     b.click("[data-question=pipeline-coverage]");
     b.select("#q-pipeline", "all");
@@ -412,7 +424,6 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     b.click("[data-question=weighted-pipeline-change]");
     b.fill("#q-as_of", TODAY);
     b.click("#run-question");
-    let sales_pipe = ds.pipeline_by_name("Sales").unwrap();
     let monday = reference::week_start(TODAY.parse().unwrap());
     let want_now = reference::weighted_pipeline_at_in(ds, ds.as_of(), Some(&sales_pipe.id));
     let want_monday = reference::weighted_pipeline_at_in(ds, monday, Some(&sales_pipe.id));

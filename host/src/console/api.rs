@@ -27,7 +27,7 @@
 //! ([`super::security`]). Every JSON answer is scrubbed of placeholders; errors are one sentence.
 
 use super::explorations::{self, HostCaller};
-use super::security::{self, Gate, SESSION_COOKIE, SETUP_COOKIE};
+use super::security::{self, Gate, SETUP_COOKIE};
 use super::{assets, charts, ConsoleOptions};
 use crate::engine::results::table_view;
 use crate::errors::{ConnectorError, HostError};
@@ -271,7 +271,8 @@ async fn edge_guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -
 /// `/api`: a session, and for a `POST` its CSRF token and the console's own origin.
 async fn api_guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let sid = header_str(headers, "cookie").and_then(|c| security::cookie(c, SESSION_COOKIE)).map(str::to_string);
+    let name = security::session_cookie(st.addr.port());
+    let sid = header_str(headers, "cookie").and_then(|c| security::cookie(c, &name)).map(str::to_string);
     let Some((sid, session)) = sid.and_then(|id| st.gate.session(&id).map(|s| (id, s))) else {
         return fail(StatusCode::UNAUTHORIZED, "your console session has ended; open the console with the link `claribi-host console` printed");
     };
@@ -295,15 +296,16 @@ async fn api_guard(State(st): State<Arc<AppState>>, mut req: Request, next: Next
 // ---------------------------------------------------------------------------------------------------
 
 async fn index(State(st): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let cookie_name = security::session_cookie(st.addr.port());
     let has_session = header_str(&headers, "cookie")
-        .and_then(|c| security::cookie(c, SESSION_COOKIE))
+        .and_then(|c| security::cookie(c, &cookie_name))
         .is_some_and(|id| st.gate.session(id).is_some());
     if let Some(t) = q.get("token") {
         if has_session {
             return redirect_home(None);
         }
         return match st.gate.open_session(t) {
-            Some(sid) => redirect_home(Some(format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict"))),
+            Some(sid) => redirect_home(Some(format!("{cookie_name}={sid}; Path=/; HttpOnly; SameSite=Strict"))),
             None => html(
                 StatusCode::UNAUTHORIZED,
                 assets::message_page(

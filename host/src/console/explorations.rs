@@ -419,19 +419,21 @@ async fn conversion_by_source(c: &mut impl Caller, inputs: &Value) -> Result<Ans
             json!({"include_types": ["lead"], "aggregations": [{"aggregation_type": "count"}], "group_by": ["source"], "time_buckets": window("date_created")}),
         )
         .await?;
-    // Won leads: distinct leads with a deal in one of the pipeline's won statuses.
+    // Won leads: distinct leads with a deal in one of the pipeline's won statuses (for every pipeline,
+    // by status type, so that a lead won in two pipelines counts once).
+    let every = chosen.len() == all.len();
     let won = c
         .call(
             "aggregation",
             json!({
                 "include_types": ["opportunity"],
                 "aggregations": [{"aggregation_type": "cardinality", "field": "lead_id"}],
-                "group_by": ["lead.source", "status_id"],
+                "group_by": ["lead.source", if every { "status_type" } else { "status_id" }],
                 "time_buckets": window("lead.date_created"),
             }),
         )
         .await?;
-    let won_ids: BTreeSet<String> = chosen.iter().flat_map(|p| p.ids_of("won")).collect();
+    let won_ids: BTreeSet<String> = if every { BTreeSet::new() } else { chosen.iter().flat_map(|p| p.ids_of("won")).collect() };
     let per_source = conversion(&leads, &won, &won_ids);
     let columns = ["source", "leads", "won_leads", "conversion_pct"].map(String::from).to_vec();
     let rows: Vec<Vec<Value>> = per_source

@@ -21,8 +21,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "claribi_console";
+/// The session cookie's name (with the console's port: cookies do not tell ports apart, and two
+/// consoles on one machine must not overwrite each other's session).
+pub fn session_cookie(port: u16) -> String {
+    format!("claribi_console_{port}")
+}
 /// The cookie naming the setup an OAuth popup belongs to (`SameSite=Lax`: it must come back with the
 /// authorization server's redirect, a top-level navigation from another site; it names a setup, the
 /// redirect's `state` is what proves it).
@@ -210,7 +213,7 @@ mod tests {
 
     #[test]
     fn cookies_are_read_by_name() {
-        assert_eq!(cookie("a=1; claribi_console=xyz; b=2", SESSION_COOKIE), Some("xyz"));
-        assert_eq!(cookie("a=1", SESSION_COOKIE), None);
+        assert_eq!(cookie("a=1; claribi_console_8790=xyz; b=2", &session_cookie(8790)), Some("xyz"));
+        assert_eq!(cookie("a=1; claribi_console_8791=xyz", &session_cookie(8790)), None);
     }
 }
