@@ -353,7 +353,7 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     w.assert_no_secret_on_the_page();
     b.scroll_to("#result");
     w.shot("16-explore-read-tool-table-and-chart");
-    b.fill("#pin-title", "Open deals by stage");
+    b.fill("#pin-title", "Open deals by pipeline");
     b.click("#pin");
     b.wait_text("#pin-state", "Pinned");
 
@@ -428,7 +428,7 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     let want_now = reference::weighted_pipeline_at_in(ds, ds.as_of(), Some(&sales_pipe.id));
     let want_monday = reference::weighted_pipeline_at_in(ds, monday, Some(&sales_pipe.id));
     let summary = b.wait_text("#answer-summary", "weighted pipeline");
-    let dollars = |c: i64| format!("${:.2}", c as f64 / 100.0);
+    let dollars = claribi_host::console::explorations::money;
     assert!(summary.contains(&dollars(want_monday)) && summary.contains(&dollars(want_now)), "{summary} (want {} → {})", dollars(want_monday), dollars(want_now));
     b.click("#pin");
     b.wait_text("#pin-state", "Pinned");
@@ -441,7 +441,7 @@ fn explore_a_tool_and_the_products_questions_pin_them_and_see_the_dashboard() {
     assert_eq!(b.find_all("[data-pin] .badge[data-status=ok]").len(), 4, "every pin ran: {}", b.text_of("#dashboard"));
     assert_eq!(b.find_all("[data-pin] .chart svg").len(), 4, "every pin has its chart");
     let first = b.text_of("[data-pin]");
-    assert!(first.contains("Open deals by stage") && first.contains("Data source close") && first.contains("Ran "), "{first}");
+    assert!(first.contains("Open deals by pipeline") && first.contains("Data source close") && first.contains("Ran "), "{first}");
     w.assert_no_secret_on_the_page();
     w.shot("19-dashboard");
 

@@ -146,6 +146,21 @@ fn dollars(cents: i64) -> Value {
     json!((cents as f64) / 100.0)
 }
 
+/// `$1,234.56`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    let whole = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}${grouped}.{:02}", c % 100)
+}
+
 /// `value × confidence / 100`, rounded half up (cents).
 pub fn weighted(value: i64, confidence: i64) -> i64 {
     (value * confidence + 50).div_euclid(100)
@@ -537,10 +552,10 @@ async fn pipeline_coverage(c: &mut impl Caller, inputs: &Value) -> Result<Answer
         .collect();
     let summary = match ranked.first() {
         Some(top) => format!(
-            "{} has the highest coverage in {pipeline}: ${:.2} open against a ${:.2} quota ({:.2}×).",
+            "{} has the highest coverage in {pipeline}: {} open against a {} quota ({:.2}×).",
             top.name,
-            top.open as f64 / 100.0,
-            top.quota as f64 / 100.0,
+            money(top.open),
+            money(top.quota),
             top.open as f64 / top.quota as f64
         ),
         None => format!("None of the reps with a quota has open deals in {pipeline}."),
@@ -618,12 +633,12 @@ async fn weighted_pipeline_change(c: &mut impl Caller, inputs: &Value) -> Result
     ];
     let change = w.now - w.at_start;
     let summary = format!(
-        "The weighted pipeline of {pipeline} went from ${:.2} on Monday {} to ${:.2} now: {}${:.2}.",
-        w.at_start as f64 / 100.0,
+        "The weighted pipeline of {pipeline} went from {} on Monday {} to {} now: {}{}.",
+        money(w.at_start),
         start.format("%Y-%m-%d"),
-        w.now as f64 / 100.0,
+        money(w.now),
         if change < 0 { "-" } else { "+" },
-        change.abs() as f64 / 100.0
+        money(change.abs())
     );
     let chart = super::charts::choose("bar", "moment", "weighted_pipeline_usd", false, false, "Weighted pipeline ($)");
     Ok(Answer { columns, rows, chart, summary, pipeline, calls: vec![] })
@@ -731,6 +746,13 @@ mod tests {
         let created = vec![json!({"id": "o3", "date_created": "2026-11-17T00:00:00+00:00"})];
         let w = week_change(&open_now, &changes, &created, &active, monday);
         assert_eq!(w, WeekChange { at_start: 500 + 600 + 400, now: 2700 });
+    }
+
+    #[test]
+    fn money_reads_as_dollars() {
+        assert_eq!(money(38_240_000), "$382,400.00");
+        assert_eq!(money(-4_679_550), "-$46,795.50");
+        assert_eq!(money(5), "$0.05");
     }
 
     #[test]

@@ -93,7 +93,8 @@
       h('tbody', {}, rows.slice(0, limit).map(function (r) {
         return h('tr', {}, r.map(function (v, i) {
           var numeric = typeof v === 'number' || types[i] === 'integer' || types[i] === 'number';
-          return h('td', { className: numeric ? 'num' : null }, fmtCell(v));
+          var text = fmtCell(v);
+          return h('td', { className: numeric ? 'num' : null, title: text.length > 30 ? text : null }, text);
         }));
       })));
     var wrap = h('div', { className: 'table-wrap' }, t);
