@@ -245,7 +245,7 @@
         h('button', { role: 'tab', disabled: true, title: 'This host connects MCP servers only', id: 'tab-files' }, 'Files & databases'));
       render(h('div', { className: 'page-head' }, h('div', {}, h('h1', {}, 'Add data source'),
         h('p', { className: 'muted' }, 'clariBI connects read-only: write tools are withheld by the host whatever the server offers.'))),
-        steps(0), tabs, area);
+        h('div', { id: 'choose' }, steps(0), tabs), area);
       showCards(area, r.connectors);
     });
   }
@@ -299,7 +299,9 @@
       steps(1), spinner(method === 'oauth' ? 'Waiting for the authorization window: sign in to ' + c.name + ' and grant the read scope there.' : 'Checking the credentials with ' + c.name + '…'),
       h('button', { id: 'cancel-authorize', onclick: function () { if (popup && !popup.closed) popup.close(); if (S.setup) api('POST', '/setups/' + S.setup + '/cancel').catch(function () {}); addPage(); } }, 'Cancel'));
     var cards = area.querySelector('.cards');
+    var choose = document.getElementById('choose');
     if (cards) cards.hidden = true;
+    if (choose) choose.hidden = true;
     area.appendChild(waiting);
     api('POST', '/setups', body).then(function (s) {
       S.setup = s.setup;
@@ -316,6 +318,7 @@
       if (popup && !popup.closed) popup.close();
       waiting.remove();
       if (cards) cards.hidden = false;
+      if (choose) choose.hidden = false;
       err.appendChild(alertBox('error', e.message, 'setup-error'));
     });
   }
