@@ -22,6 +22,7 @@
 //! | the database | [`store`] |
 //! | errors as data | [`errors`] |
 //! | what the engine sees: MCP server, catalogue, results | [`engine`], [`results`] |
+//! | the web console (Data Sources, Settings, Explore, Dashboard) | [`console`] |
 //!
 //! # Worked example
 //!
@@ -47,6 +48,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod console;
 pub mod engine;
 pub mod errors;
 pub mod oauth;

@@ -29,6 +29,41 @@ pub async fn run(sse: bool) -> Result<(), HostError> {
         .map_err(|e| HostError::Storage(format!("cannot create a temporary data directory: {e}")))?;
     let result = demo(&standin, dir.path(), mode).await;
     standin.shutdown().await;
+    if result.is_ok() {
+        println!();
+        step("console", "the same flow in a browser (Data Sources, Authorize with Close, Explore, Dashboard):");
+        println!("{:<11}claribi-host console --demo", "");
+    }
+    result
+}
+
+/// `claribi-host console --demo`: the console against a local Close stand-in whose authorization
+/// server shows its consent page, on a temporary data directory.
+pub async fn console(listen: &str, no_browser: bool) -> Result<(), HostError> {
+    let standin = StandIn::start(StandInConfig {
+        switches: Switches { response_mode: ResponseMode::Json, ..Switches::default() },
+        oauth: close_standin::OAuthSwitches { consent: close_standin::ConsentMode::Page, ..Default::default() },
+        ..StandInConfig::default()
+    })
+    .await
+    .map_err(|e| HostError::Usage(format!("cannot start the Close stand-in: {e}")))?;
+    let dir = tempfile::Builder::new()
+        .prefix("claribi-console-demo-")
+        .tempdir()
+        .map_err(|e| HostError::Storage(format!("cannot create a temporary data directory: {e}")))?;
+    println!("Close stand-in: {} (seeded CRM data; its OAuth consent page approves or denies)", standin.url());
+    println!("API key for the API-key path: {}", standin.api_key());
+    println!("Data directory: {} (temporary, deleted when the console stops)", dir.path().display());
+    let host = std::sync::Arc::new(HostService::open(HostConfig::new(dir.path()))?);
+    let options = claribi_host::console::ConsoleOptions {
+        close_endpoint: Some(standin.url()),
+        banner: Some(format!(
+            "Demo: the Close CRM card points at a local Close stand-in ({}), with seeded data; the data directory is temporary.",
+            standin.url()
+        )),
+    };
+    let result = crate::console(host, listen, no_browser, options).await;
+    standin.shutdown().await;
     result
 }
 

@@ -208,6 +208,22 @@ enum Command {
         #[arg(long)]
         bare_names: bool,
     },
+    /// Serve the web console on loopback: Data Sources (add, authorize, name, reconnect), Settings and
+    /// Disconnect, Explore (read tools, charts, the product's questions) and a Dashboard of pinned calls.
+    /// Prints a URL with a one-time access token.
+    Console {
+        /// Listen on this loopback address [default: 127.0.0.1:0, a free port].
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Print the URL but do not open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Try it without a Close account: a local Close stand-in (with its consent page) and a
+        /// temporary data directory; the Close card points at the stand-in.
+        #[cfg(feature = "demo")]
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run the whole path against a local Close stand-in: build-in connector, connect, list, call.
     #[cfg(feature = "demo")]
     Demo {
@@ -342,6 +358,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         Command::Bench { iterations } => return bench::run(iterations).await,
         #[cfg(feature = "demo")]
         Command::ConformanceClient { protocol, server_url } => return conformance::run(&server_url, &protocol).await,
+        #[cfg(feature = "demo")]
+        Command::Console { listen, no_browser, demo: true } => return demo::console(&listen, no_browser).await,
         Command::RotateKey { json } => {
             let (id, n) = HostService::rotate_key(&data_dir)?;
             if json {
@@ -476,6 +494,9 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                 }
             }
         }
+        Command::Console { listen, no_browser, .. } => {
+            console(std::sync::Arc::new(host), &listen, no_browser, claribi_host::console::ConsoleOptions::default()).await?;
+        }
         Command::Blocklist => {
             for (id, re) in host.blocklist().rules() {
                 println!("{id:<22} {re}");
@@ -489,6 +510,49 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         Command::RotateKey { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// `claribi-host console`: bind, print the access link (and open it), serve until Ctrl-C.
+pub(crate) async fn console(
+    host: std::sync::Arc<HostService>,
+    listen: &str,
+    no_browser: bool,
+    options: claribi_host::console::ConsoleOptions,
+) -> Result<(), HostError> {
+    let addr: std::net::SocketAddr =
+        listen.parse().map_err(|_| HostError::Usage(format!("--listen `{listen}` is not an address like 127.0.0.1:8790")))?;
+    let console = claribi_host::console::Console::bind(host, addr, options).await?;
+    let url = console.access_url();
+    println!("clariBI console on http://{} (Ctrl-C stops it)", console.addr());
+    println!("Open this link (it works once; it carries the access token):");
+    println!("    {url}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if !no_browser {
+        redirect::open_browser(&url);
+    }
+    // Ctrl-C or SIGTERM: setups still open are removed with their secrets before the console exits.
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    console.serve(shutdown).await
 }
 
 fn main() -> ExitCode {
@@ -523,7 +587,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.verbose, cli.log_json, matches!(cli.command, Command::Serve { .. }));
+    init_logging(cli.verbose, cli.log_json, matches!(cli.command, Command::Serve { .. } | Command::Console { .. }));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -110,10 +110,10 @@ pub struct DisconnectOutcome {
 }
 
 /// What an authorization or a check established.
-struct Established {
-    account: Option<String>,
-    granted_scopes: Vec<String>,
-    warnings: Vec<String>,
+pub(crate) struct Established {
+    pub(crate) account: Option<String>,
+    pub(crate) granted_scopes: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl HostService {
@@ -228,7 +228,7 @@ impl HostService {
     }
 
     /// Seal an API key for `record`: bound to its endpoint URL and API-key header.
-    fn seal_api_key(&self, record: &ConnectionRecord, key: &str) -> Result<(), HostError> {
+    pub(crate) fn seal_api_key(&self, record: &ConnectionRecord, key: &str) -> Result<(), HostError> {
         let endpoint = Target::parse(&record.endpoint).map_err(HostError::Usage)?;
         let c = Credential::new(Kind::ApiKey, Zeroizing::new(key.trim().to_string()), Binding::api_key(&endpoint, record.api_key_header.as_deref()));
         self.store
@@ -236,7 +236,7 @@ impl HostService {
             .map_err(HostError::Storage)
     }
 
-    async fn check_account(&self, record: &ConnectionRecord, plugin: &LoadedPlugin) -> Result<Established, HostError> {
+    pub(crate) async fn check_account(&self, record: &ConnectionRecord, plugin: &LoadedPlugin) -> Result<Established, HostError> {
         let ran = self
             .run(record, plugin, Default::default(), |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_check_connection(s).await })
@@ -255,7 +255,7 @@ impl HostService {
         })
     }
 
-    fn finish_connect(&self, record: &ConnectionRecord, plugin: &LoadedPlugin, e: Established) -> Result<ConnectOutcome, HostError> {
+    pub(crate) fn finish_connect(&self, record: &ConnectionRecord, plugin: &LoadedPlugin, e: Established) -> Result<ConnectOutcome, HostError> {
         self.store.mark_connected(&record.id, e.account.as_deref(), &e.granted_scopes, &e.warnings).map_err(HostError::Storage)?;
         let current = self.connection_by_id(&record.id)?;
         Ok(ConnectOutcome {

@@ -6,11 +6,13 @@
 //! | [`connect`] | making, checking, re-authorizing, upgrading and removing connections |
 //! | [`authorization`] | OAuth in two steps: begin (the URL, checked) and complete (the redirect, the grant judged) |
 //! | [`calls`] | listing tools and calling one: the checks before a connector is instantiated |
+//! | [`console_flow`] | the console's setup order: authorize a pending connection first, name it last |
 //! | [`run`] | running one export for a connection: the call's sandbox, network and credentials |
 
 pub mod authorization;
 pub mod calls;
 pub mod connect;
+pub mod console_flow;
 pub(crate) mod run;
 
 pub use crate::policy::tools::{Annotations, BlockedTool, ToolInfo, ToolListing};

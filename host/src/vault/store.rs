@@ -327,11 +327,50 @@ ALTER TABLE connections ADD COLUMN api_key_header TEXT;
 ALTER TABLE connections ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
 ";
 
+/// Migration 3: the console's dashboard. A pin is a *call* to make again — connection, tool (or one of
+/// the console's ready-made explorations), arguments, chart choice — never a result. Pins go with their
+/// connection.
+const MIGRATION_V3: &str = "
+CREATE TABLE IF NOT EXISTS pins (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    chart TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pins_by_connection ON pins (connection_id);
+";
+
 /// The versioned migrations, applied in order at open; the version reached is kept in `meta`.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "connections, state, sealed secrets, tool cache, shared state", SCHEMA_V1),
     (2, "credentials kept out of connectors: kinds, placeholders, bindings; learned OAuth URLs", MIGRATION_V2),
+    (3, "dashboard pins (calls, never results)", MIGRATION_V3),
 ];
+
+/// A call pinned to the console's dashboard (never its result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinRecord {
+    /// `pin_…`.
+    pub id: String,
+    /// The connection it calls (the pin is deleted with it).
+    pub connection_id: String,
+    /// What the dashboard shows as its title.
+    pub title: String,
+    /// `tool` (one read tool) or `exploration` (one of the console's ready-made explorations).
+    pub kind: String,
+    /// The tool's or the exploration's name.
+    pub target: String,
+    /// The arguments, a JSON object.
+    pub arguments: String,
+    /// The chart choice, JSON.
+    pub chart: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
 
 type Res<T> = Result<T, String>;
 
@@ -552,6 +591,63 @@ impl Store {
         Ok(())
     }
 
+    /// Give a connection another name (a pending connection named at the end of the console's setup).
+    /// Fails, changing nothing, when the name is taken.
+    pub fn rename_connection(&self, id: &str, name: &str) -> Res<()> {
+        let n = self
+            .db()
+            .execute("UPDATE connections SET name = ?2, updated_at = ?3 WHERE id = ?1", params![id, name, now()])
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    format!("a connection named `{name}` already exists; choose another name")
+                }
+                other => db_err(other),
+            })?;
+        if n == 0 {
+            return Err(format!("the connection to name ({id}) no longer exists"));
+        }
+        Ok(())
+    }
+
+    /// Pin a call to the dashboard.
+    pub fn insert_pin(&self, p: &PinRecord) -> Res<()> {
+        self.db()
+            .execute(
+                "INSERT INTO pins (id, connection_id, title, kind, target, arguments, chart, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![p.id, p.connection_id, p.title, p.kind, p.target, p.arguments, p.chart, if p.created_at == 0 { now() } else { p.created_at }],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Every pin, oldest first.
+    pub fn pins(&self) -> Res<Vec<PinRecord>> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT id, connection_id, title, kind, target, arguments, chart, created_at FROM pins ORDER BY created_at, rowid")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PinRecord {
+                    id: r.get(0)?,
+                    connection_id: r.get(1)?,
+                    title: r.get(2)?,
+                    kind: r.get(3)?,
+                    target: r.get(4)?,
+                    arguments: r.get(5)?,
+                    chart: r.get(6)?,
+                    created_at: r.get(7)?,
+                })
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    /// Unpin. Returns whether the pin existed.
+    pub fn delete_pin(&self, id: &str) -> Res<bool> {
+        Ok(self.db().execute("DELETE FROM pins WHERE id = ?1", params![id]).map_err(db_err)? > 0)
+    }
+
     /// Delete a connection with its secrets and state. Returns whether it existed.
     pub fn delete_connection(&self, id: &str) -> Res<bool> {
         let mut db = self.db();
@@ -559,6 +655,7 @@ impl Store {
         tx.execute("DELETE FROM secrets WHERE connection_id = ?1", params![id]).map_err(db_err)?;
         tx.execute("DELETE FROM state WHERE connection_id = ?1", params![id]).map_err(db_err)?;
         tx.execute("DELETE FROM tool_cache WHERE connection_id = ?1", params![id]).map_err(db_err)?;
+        tx.execute("DELETE FROM pins WHERE connection_id = ?1", params![id]).map_err(db_err)?;
         let n = tx.execute("DELETE FROM connections WHERE id = ?1", params![id]).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(n > 0)
@@ -1056,6 +1153,47 @@ mod tests {
         assert!(s.secret_summaries("conn_a").unwrap()[0].legacy);
         assert!(s.credentials(&keys, "conn_a").unwrap().is_empty(), "a legacy value is no credential a placeholder resolves to");
         drop(s);
-        assert_eq!(Store::open(dir.path()).unwrap().schema_version().unwrap(), 2, "opening again migrates nothing");
+        assert_eq!(Store::open(dir.path()).unwrap().schema_version().unwrap(), MIGRATIONS.last().unwrap().0, "opening again migrates nothing");
+    }
+
+    #[test]
+    fn a_connection_is_renamed_unless_the_name_is_taken() {
+        let s = Store::in_memory().unwrap();
+        s.insert_connection(&record("setup-1")).unwrap();
+        s.insert_connection(&record("close")).unwrap();
+        let e = s.rename_connection("conn_setup-1", "close").unwrap_err();
+        assert!(e.contains("already exists"), "{e}");
+        assert!(s.connection("setup-1").unwrap().is_some(), "a refused rename changes nothing");
+        s.rename_connection("conn_setup-1", "close-eu").unwrap();
+        assert_eq!(s.connection("close-eu").unwrap().unwrap().id, "conn_setup-1");
+        assert!(s.rename_connection("conn_gone", "x").is_err());
+    }
+
+    #[test]
+    fn pins_keep_calls_and_go_with_their_connection() {
+        let s = Store::in_memory().unwrap();
+        s.insert_connection(&record("a")).unwrap();
+        let pin = PinRecord {
+            id: "pin_1".into(),
+            connection_id: "conn_a".into(),
+            title: "Open deals".into(),
+            kind: "tool".into(),
+            target: "find_opportunities".into(),
+            arguments: r#"{"status_type":"active"}"#.into(),
+            chart: r#"{"mark":"bar"}"#.into(),
+            created_at: 0,
+        };
+        s.insert_pin(&pin).unwrap();
+        let got = s.pins().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].target.as_str(), got[0].arguments.as_str()), ("find_opportunities", r#"{"status_type":"active"}"#));
+        assert!(got[0].created_at > 0);
+        assert!(s.insert_pin(&PinRecord { id: "pin_2".into(), connection_id: "conn_none".into(), ..pin.clone() }).is_err(), "a pin needs its connection");
+        assert!(s.delete_connection("conn_a").unwrap());
+        assert!(s.pins().unwrap().is_empty(), "a pin goes with its connection");
+        s.insert_connection(&record("a")).unwrap();
+        s.insert_pin(&pin).unwrap();
+        assert!(s.delete_pin("pin_1").unwrap());
+        assert!(!s.delete_pin("pin_1").unwrap());
     }
 }

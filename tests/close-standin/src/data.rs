@@ -1783,7 +1783,9 @@ const SOURCES: &[(&str, u64, u64)] = &[
 pub const SALES_PIPELINE: &str = "Sales";
 pub const RENEWALS_PIPELINE: &str = "Renewals";
 const SALES_STAGES: &[&str] = &["Lead", "Qualified", "Demo", "Proposal", "Negotiation"];
-const RENEWAL_STAGES: &[&str] = &["Upcoming", "In Discussion"];
+/// Renewals share the "Proposal" label with Sales, as pipelines of a real Close organization often
+/// repeat labels: a question about "deals in Proposal" must say which pipeline it means.
+const RENEWAL_STAGES: &[&str] = &["Upcoming", "Proposal"];
 
 const LEAD_POTENTIAL: usize = 0;
 const LEAD_QUALIFIED: usize = 1;
@@ -3154,7 +3156,7 @@ fn walk_sales(
 }
 
 fn walk_renewal(rng: &mut Rng, created: DateTime<Utc>, as_of: DateTime<Utc>) -> Walk {
-    // statuses: 0 Upcoming, 1 In Discussion, 2 Renewed, 3 Churned
+    // statuses: 0 Upcoming, 1 Proposal, 2 Renewed, 3 Churned
     let mut stage = 0usize;
     let mut t = created;
     let mut steps = vec![(t, stage)];

@@ -42,11 +42,16 @@ pub fn opportunity_count_by_status(ds: &Dataset) -> BTreeMap<String, usize> {
 /// Open pipeline per owner: sum of `value` (cents) of active opportunities, keyed by `user_…` id. Users
 /// without open opportunities are absent.
 pub fn open_pipeline_value_per_user(ds: &Dataset) -> BTreeMap<String, i64> {
+    open_pipeline_value_per_user_in(ds, None)
+}
+
+/// [`open_pipeline_value_per_user`] for one pipeline (`None`: every pipeline).
+pub fn open_pipeline_value_per_user_in(ds: &Dataset, pipeline_id: Option<&str>) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for o in ds
         .opportunities
         .iter()
-        .filter(|o| o.status_type == StatusType::Active)
+        .filter(|o| o.status_type == StatusType::Active && pipeline_id.is_none_or(|p| o.pipeline_id == p))
     {
         *m.entry(o.user_id.clone()).or_insert(0) += o.value;
     }
@@ -138,6 +143,16 @@ pub fn lead_source_conversion(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> BTreeMap<String, SourceConversion> {
+    lead_source_conversion_in(ds, start, end, None)
+}
+
+/// [`lead_source_conversion`] counting only deals won in one pipeline (`None`: any pipeline).
+pub fn lead_source_conversion_in(
+    ds: &Dataset,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    pipeline_id: Option<&str>,
+) -> BTreeMap<String, SourceConversion> {
     let mut m: BTreeMap<String, SourceConversion> = BTreeMap::new();
     for l in ds
         .leads
@@ -149,7 +164,11 @@ pub fn lead_source_conversion(
         if ds
             .opportunities
             .iter()
-            .any(|o| o.lead_id == l.id && o.status_type == StatusType::Won)
+            .any(|o| {
+                o.lead_id == l.id
+                    && o.status_type == StatusType::Won
+                    && pipeline_id.is_none_or(|p| o.pipeline_id == p)
+            })
         {
             e.won_leads += 1;
         }
@@ -180,9 +199,19 @@ pub fn status_at<'a>(
 /// Weighted open pipeline at instant `at`: Σ `value × confidence / 100` (cents) over opportunities that
 /// existed and were active at `at`.
 pub fn weighted_pipeline_at(ds: &Dataset, at: DateTime<Utc>) -> i64 {
+    weighted_pipeline_at_in(ds, at, None)
+}
+
+/// [`weighted_pipeline_at`] for one pipeline (`None`: every pipeline).
+pub fn weighted_pipeline_at_in(ds: &Dataset, at: DateTime<Utc>, pipeline_id: Option<&str>) -> i64 {
     ds.opportunities
         .iter()
-        .filter(|o| status_at(ds, o, at).is_some_and(|s| s.status_type == StatusType::Active))
+        .filter(|o| {
+            status_at(ds, o, at).is_some_and(|s| {
+                s.status_type == StatusType::Active
+                    && pipeline_id.is_none_or(|p| s.pipeline_id == p)
+            })
+        })
         .map(|o| expected(o.value, o.confidence))
         .sum()
 }
@@ -288,6 +317,43 @@ mod tests {
                 .filter(|o| o.status_type != StatusType::Active && o.date_updated >= week_ago)
                 .count();
             assert!(closed_last_week >= 1, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn renewals_share_the_proposal_label_so_the_pipeline_matters() {
+        for (seed, anchor) in [(42, (2026, 11, 18)), (42, (2026, 3, 12)), (7, (2026, 7, 1))] {
+            let d = ds(seed, anchor);
+            let sales = d.opportunity_status_by_label("Sales", "Proposal").unwrap();
+            let renewals = d
+                .opportunity_status_by_label(crate::data::RENEWALS_PIPELINE, "Proposal")
+                .expect("the Renewals pipeline has a Proposal stage too");
+            assert_ne!(sales.id, renewals.id);
+            assert_eq!(renewals.status_type, StatusType::Active);
+            let long_sales = in_status_longer_than(&d, &sales.id, 14).len();
+            let long_renewals = in_status_longer_than(&d, &renewals.id, 14).len();
+            assert!(
+                long_sales >= 1 && long_renewals >= 1,
+                "seed {seed} {anchor:?}: {long_sales} Sales and {long_renewals} Renewals deals in Proposal > 14 days"
+            );
+            let renewals_pipe = d.pipeline_by_name(crate::data::RENEWALS_PIPELINE).unwrap();
+            let sales_pipe = d.pipeline_by_name("Sales").unwrap();
+            let all = open_pipeline_value_per_user(&d);
+            let only_sales = open_pipeline_value_per_user_in(&d, Some(&sales_pipe.id));
+            let only_renewals = open_pipeline_value_per_user_in(&d, Some(&renewals_pipe.id));
+            for (user, v) in &all {
+                assert_eq!(
+                    *v,
+                    only_sales.get(user).copied().unwrap_or(0) + only_renewals.get(user).copied().unwrap_or(0)
+                );
+            }
+            assert_ne!(all, only_sales, "seed {seed}: renewals add open pipeline");
+            let now = d.as_of();
+            assert_eq!(
+                weighted_pipeline_at(&d, now),
+                weighted_pipeline_at_in(&d, now, Some(&sales_pipe.id))
+                    + weighted_pipeline_at_in(&d, now, Some(&renewals_pipe.id))
+            );
         }
     }
 

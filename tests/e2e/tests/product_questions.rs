@@ -272,14 +272,23 @@ fn weighted(value: i64, confidence: i64) -> i64 {
 // ---------------------------------------------------------------------------------------------------
 
 /// "Show me deals that have been in Proposal stage longer than 14 days": `(opportunity id, entered
-/// Proposal at)`, longest first.
-fn ask_deals_stuck_in_stage(e: &mut Engine, conn: &str, stage: &str, days: i64, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
-    // 1. Which status is "Proposal"?
+/// Proposal at)`, longest first. Labels repeat across pipelines (the Renewals pipeline has a Proposal
+/// stage too), so the question names its pipeline; `None` matches the label in every pipeline.
+fn ask_deals_stuck_in_stage(
+    e: &mut Engine,
+    conn: &str,
+    pipeline: Option<&str>,
+    stage: &str,
+    days: i64,
+    now: DateTime<Utc>,
+) -> Vec<(String, DateTime<Utc>)> {
+    // 1. Which status is "Proposal" (in which pipeline)?
     let pipelines = e.call(&e.tool(conn, "find_pipelines_and_opportunity_statuses"), json!({}));
     let stage_ids: BTreeSet<String> = pipelines.structured["data"]
         .as_array()
         .expect("pipelines")
         .iter()
+        .filter(|p| pipeline.is_none_or(|name| p["name"] == name))
         .flat_map(|p| p["statuses"].as_array().cloned().unwrap_or_default())
         .filter(|s| s["label"] == stage && s["type"] == "active")
         .map(|s| s["id"].as_str().unwrap().to_string())
@@ -587,8 +596,8 @@ fn today() -> NaiveDate {
 fn deals_in_proposal_longer_than_14_days_are_those_the_reference_finds() {
     with_served(one_close(), EngineOptions::default(), |s| {
         let mut e = Engine::connect(&s.url);
-        let got = ask_deals_stuck_in_stage(&mut e, "close", "Proposal", 14, midnight(today()));
-        e.print_transcript("Show me deals that have been in Proposal stage longer than 14 days");
+        let got = ask_deals_stuck_in_stage(&mut e, "close", Some("Sales"), "Proposal", 14, midnight(today()));
+        e.print_transcript("Show me deals that have been in Proposal stage longer than 14 days (Sales pipeline)");
         let ds = s.standin("close").dataset();
         let proposal = ds.opportunity_status_by_label("Sales", "Proposal").unwrap();
         let want: Vec<(String, DateTime<Utc>)> = reference::in_status_longer_than(ds, &proposal.id, 14)
@@ -604,6 +613,34 @@ fn deals_in_proposal_longer_than_14_days_are_those_the_reference_finds() {
         for ((id, got), (_, want)) in got.iter().zip(&want) {
             assert!((*got - *want).num_milliseconds().abs() < 1, "{id}: {got} vs {want}");
         }
+    });
+}
+
+/// The Renewals pipeline has a Proposal stage too: matching the label in every pipeline answers another
+/// question (more deals) than the one for the Sales pipeline — each pipeline's answer is its own.
+#[test]
+fn proposal_in_every_pipeline_is_another_answer_than_proposal_in_sales() {
+    with_served(one_close(), EngineOptions::default(), |s| {
+        let ds = s.standin("close").dataset();
+        let mut e = Engine::connect(&s.url);
+        let now = midnight(today());
+        let everywhere = ask_deals_stuck_in_stage(&mut e, "close", None, "Proposal", 14, now);
+        let sales = ask_deals_stuck_in_stage(&mut e, "close", Some("Sales"), "Proposal", 14, now);
+        let renewals = ask_deals_stuck_in_stage(&mut e, "close", Some("Renewals"), "Proposal", 14, now);
+        e.print_transcript("Proposal longer than 14 days: every pipeline, Sales, Renewals");
+        let want = |pipeline: &str| -> Vec<String> {
+            let status = ds.opportunity_status_by_label(pipeline, "Proposal").unwrap();
+            reference::in_status_longer_than(ds, &status.id, 14).iter().map(|d| d.opportunity.id.clone()).collect()
+        };
+        let ids = |v: &[(String, DateTime<Utc>)]| v.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&sales), want("Sales"));
+        assert_eq!(ids(&renewals), want("Renewals"));
+        assert!(!renewals.is_empty(), "renewal deals sit in Proposal too");
+        assert_eq!(everywhere.len(), sales.len() + renewals.len(), "every pipeline = Sales + Renewals");
+        let mut union: Vec<(String, DateTime<Utc>)> = sales.iter().chain(renewals.iter()).cloned().collect();
+        union.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        assert_eq!(everywhere, union);
+        assert_ne!(ids(&everywhere), want("Sales"), "the pipeline matters");
     });
 }
 
