@@ -22,8 +22,7 @@ pub mod api;
 pub mod assets;
 // The chart proposals live with the engine's result shaping (`serve` will add them to `_meta`); the
 // console compiles them from there until the engine declares the module itself.
-#[path = "../engine/charts.rs"]
-pub mod charts;
+pub use crate::engine::charts;
 pub mod explorations;
 pub mod security;
 

@@ -12,7 +12,8 @@
 //!   notifications before its answer: the call went out, the data source answered, the result is ready.
 //! * **Results** are engine-ready ([`crate::engine::results`]): the vendor's JSON as `structuredContent` and as
 //!   text, a table view of list-like results in a second text block and in `_meta["claribi/table"]`,
-//!   and a summary with a `claribi__next_rows` cursor when a result is larger than
+//!   the chart the host proposes for it in `_meta["claribi/chart"]` (a Vega-Lite spec over the table's
+//!   rows, [`crate::engine::charts`]; the console draws the same one), and a summary with a `claribi__next_rows` cursor when a result is larger than
 //!   `--max-result-bytes`.
 //! * **Errors**: an unknown or blocked tool is a JSON-RPC `invalid params` error; a tool that ran and
 //!   failed is a result with `isError: true`, whose text is the host's one-line error and whose
@@ -44,6 +45,7 @@
 //! (sampling, elicitation, roots), neither on a response stream nor as an `input_required` result.
 //! It offers tools only: no prompts, resources or completion.
 
+pub mod charts;
 pub mod results;
 
 use crate::errors::{ConnectorError, HostError};
@@ -357,6 +359,10 @@ pub fn engine_result(results: &Continuations, out: &ToolOutput, max_bytes: usize
         content.push(ContentBlock::text(format!("clariBI table view (columns with types, rows, pagination): {t}")));
         meta.insert("claribi/table".into(), t);
     }
+    if let Some(chart) = shaped.chart {
+        // The same proposal the console draws: a Vega-Lite spec over the table view's rows.
+        meta.insert("claribi/chart".into(), chart);
+    }
     meta.insert("claribi/summarized".into(), Value::Bool(shaped.summarized));
     let mut r = CallToolResult::success(content);
     r.structured_content = Some(shaped.structured);
@@ -528,6 +534,23 @@ mod tests {
         assert_eq!(r.is_error, Some(false));
         let meta = serde_json::to_value(&r.meta).unwrap();
         assert_eq!(meta["claribi/table"]["columns"][1]["type"], "integer");
+    }
+
+    #[test]
+    fn a_list_with_a_category_and_a_number_comes_with_the_proposed_bar_chart() {
+        let text = r#"{"data":[{"source":"Web","count":12},{"source":"Referral","count":5},{"source":"Event","count":9}]}"#;
+        let out = ToolOutput { structured_content: None, content: vec![Content::Text { text: text.into() }] };
+        let r = engine_result(&Continuations::default(), &out, 10_000);
+        let meta = serde_json::to_value(&r.meta).unwrap();
+        let chart = &meta["claribi/chart"];
+        let vendor: Value = serde_json::from_str(text).unwrap();
+        let table = crate::engine::results::table_view(&vendor).unwrap();
+        assert_eq!(*chart, crate::engine::charts::propose(&table, &table.source).unwrap(), "the console's proposal");
+        assert_eq!(chart["mark"]["type"].as_str().or(chart["mark"].as_str()), Some("bar"), "{chart}");
+        // A single record proposes nothing.
+        let one = ToolOutput { structured_content: None, content: vec![Content::Text { text: r#"{"id":"a","name":"x"}"#.into() }] };
+        let meta = serde_json::to_value(&engine_result(&Continuations::default(), &one, 10_000).meta).unwrap();
+        assert!(meta.get("claribi/chart").is_none(), "{meta}");
     }
 
     #[test]

@@ -235,6 +235,9 @@ pub struct EngineResult {
     pub text: String,
     /// The table view, for list-like results (within the size budget).
     pub table: Option<Value>,
+    /// The chart the host proposes for the table view (a Vega-Lite spec, see
+    /// [`crate::engine::charts`]), when it proposes one.
+    pub chart: Option<Value>,
     /// Whether `structured` is shortened rather than the whole result.
     pub summarized: bool,
 }
@@ -393,7 +396,7 @@ impl Continuations {
         }
         head.insert("claribi".into(), Value::Object(note));
         let structured = Value::Object(head);
-        EngineResult { text: structured.to_string(), structured, table: None, summarized: true }
+        EngineResult { text: structured.to_string(), structured, table: None, chart: None, summarized: true }
     }
 
     /// Shape a vendor result for the engine (see the module docs). `max_bytes` bounds the text the
@@ -410,13 +413,17 @@ impl Continuations {
         };
         let text = structured.to_string();
         if text.len() <= max_bytes {
-            let table = table_view(&structured).map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
+            let view = table_view(&structured);
+            let chart = view.as_ref().and_then(|t| crate::engine::charts::propose(t, &t.source));
+            let table = view.map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
             let with_table = table.as_ref().map(size).unwrap_or(0) + text.len();
+            // The table roughly doubles the size; drop it (and its chart) rather than overflow the budget.
+            let fits = with_table <= max_bytes * 2;
             return EngineResult {
                 text,
                 structured,
-                // The table roughly doubles the size; drop it rather than overflow the budget.
-                table: table.filter(|_| with_table <= max_bytes * 2),
+                table: table.filter(|_| fits),
+                chart: chart.filter(|_| fits),
                 summarized: false,
             };
         }
@@ -462,7 +469,7 @@ impl Continuations {
                     json!({"summarized": true, "note": format!("The result ({} bytes) was too large to return whole; long values were shortened.", text.len())}),
                 );
                 let structured = Value::Object(o);
-                EngineResult { text: structured.to_string(), structured, table: None, summarized: true }
+                EngineResult { text: structured.to_string(), structured, table: None, chart: None, summarized: true }
             }
         }
     }
