@@ -180,6 +180,10 @@ async fn serve_over_stdio_answers_initialize_tools_list_and_tools_call() {
         assert_eq!(r["result"]["structuredContent"]["organization"]["id"], org.id);
         let text: Value = serde_json::from_str(r["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
         assert_eq!(text, r["result"]["structuredContent"], "the text is the same JSON");
+        // Marked as third-party content: vendor data of connection `close`, tool `org_info`.
+        let source = &r["result"]["_meta"]["claribi/provenance"];
+        assert_eq!(source["kind"], "third-party-data", "{r}");
+        assert_eq!((source["connection"].as_str(), source["tool"].as_str()), (Some("close"), Some("org_info")), "{r}");
 
         let r = serve.request(4, "tools/call", call_params("close__fetch_lead", json!({"id": lead.id})));
         assert_eq!(r["result"]["structuredContent"]["name"], lead.name);

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use claribi_host::errors::HostError;
 use claribi_host::policy::Policy;
 use claribi_host::oauth::redirect;
-use claribi_host::service::{builtin, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
+use claribi_host::service::{builtin, Approve, ConnectRequest, Credentials, HostConfig, HostService, OAuthFlow};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -137,6 +137,15 @@ enum Command {
         /// Also list the withheld tools and why.
         #[arg(long)]
         show_blocked: bool,
+        /// List the tools whose definitions wait for a review (changed or new upstream), with diffs.
+        #[arg(long)]
+        review: bool,
+        /// Approve these tools as they are offered now (see --review).
+        #[arg(long, num_args = 1.., value_name = "TOOL")]
+        approve: Vec<String>,
+        /// Approve every tool waiting for a review.
+        #[arg(long)]
+        approve_all: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -417,10 +426,24 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             };
             output::outcome("reconnected", &outcome, json);
         }
-        Command::Connections { json } => output::connections(&host.connections()?, json),
-        Command::Tools { name, show_blocked, json } => {
-            let listing = host.list_tools(&name).await?;
-            output::tools(&listing, show_blocked, json);
+        Command::Connections { json } => {
+            let list = host.connections()?;
+            let pending = list.iter().map(|c| host.pending_review_count(c)).collect::<Result<Vec<_>, _>>()?;
+            output::connections(&list, &pending, json)
+        }
+        Command::Tools { name, show_blocked, review, approve, approve_all, json } => {
+            if approve_all || !approve.is_empty() {
+                let which = if approve_all { Approve::All } else { Approve::Tools(approve) };
+                let approved = host.approve_tools(&name, &which, &claribi_host::service::reviews::operator())?;
+                output::approved(&name, &approved, json);
+            } else if review {
+                // A listing first, so the reviews are those of what the server offers now.
+                host.list_tools(&name).await?;
+                output::reviews(&name, &host.pending_reviews(&name)?, json);
+            } else {
+                let listing = host.list_tools(&name).await?;
+                output::tools(&listing, show_blocked, json);
+            }
         }
         Command::Call { name, tool, args_json, json } => {
             let out = host.call_tool(&name, &tool, &args_json).await?;
@@ -461,7 +484,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             let mut rows = Vec::new();
             for c in host.connections()? {
                 let secrets = host.secret_bindings(&c)?;
-                rows.push((c, secrets));
+                let pending = host.pending_review_count(&c)?;
+                rows.push((c, secrets, pending));
             }
             output::status(&rows, json);
         }

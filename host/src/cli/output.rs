@@ -1,7 +1,7 @@
 //! Human tables and `--json` output for the CLI.
 
 use claribi_host::service::{ConnectOutcome, Content, SecretBinding, ToolListing, ToolOutput};
-use claribi_host::vault::store::ConnectionRecord;
+use claribi_host::vault::store::{ConnectionRecord, PendingReview};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -52,16 +52,17 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `claribi-host connections`.
-pub fn connections(list: &[ConnectionRecord], json: bool) {
+pub fn connections(list: &[ConnectionRecord], pending: &[usize], json: bool) {
     if json {
         let v: Vec<Value> = list
             .iter()
-            .map(|c| {
+            .zip(pending)
+            .map(|(c, pending)| {
                 json!({
                     "name": c.name, "connector": c.connector_id, "endpoint": c.endpoint,
                     "auth": c.auth_method.as_str(), "status": c.status.as_str(), "account": c.account,
                     "granted_scopes": c.granted_scopes, "operator_origins": c.policy.grant.to_strings(),
-                    "last_error": c.last_error,
+                    "last_error": c.last_error, "tools_awaiting_review": pending,
                 })
             })
             .collect();
@@ -74,30 +75,32 @@ pub fn connections(list: &[ConnectionRecord], json: bool) {
     }
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|c| {
+        .zip(pending)
+        .map(|(c, pending)| {
             vec![
                 c.name.clone(),
                 c.connector_id.clone(),
                 c.auth_method.as_str().to_string(),
                 c.status.as_str().to_string(),
+                pending.to_string(),
                 c.account.clone().unwrap_or_else(|| "-".into()),
                 c.endpoint.clone(),
             ]
         })
         .collect();
-    print!("{}", table(&["NAME", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "ENDPOINT"], &rows));
+    print!("{}", table(&["NAME", "CONNECTOR", "AUTH", "STATUS", "REVIEWS", "ACCOUNT", "ENDPOINT"], &rows));
 }
 
 /// `claribi-host status`: each connection's state, and what each of its secrets is bound to.
-pub fn status(list: &[(ConnectionRecord, Vec<SecretBinding>)], json: bool) {
+pub fn status(list: &[(ConnectionRecord, Vec<SecretBinding>, usize)], json: bool) {
     if json {
         let v: Vec<Value> = list
             .iter()
-            .map(|(c, secrets)| {
+            .map(|(c, secrets, pending)| {
                 json!({
                     "name": c.name, "connector": c.connector_id, "status": c.status.as_str(), "account": c.account,
                     "granted_scopes": c.granted_scopes, "warnings": c.warnings, "secrets": secrets,
-                    "last_error": c.last_error, "updated_at": c.updated_at,
+                    "last_error": c.last_error, "updated_at": c.updated_at, "tools_awaiting_review": pending,
                 })
             })
             .collect();
@@ -110,20 +113,24 @@ pub fn status(list: &[(ConnectionRecord, Vec<SecretBinding>)], json: bool) {
     }
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|(c, _)| {
+        .map(|(c, _, pending)| {
             vec![
                 c.name.clone(),
                 c.status.as_str().to_string(),
                 c.granted_scopes.join(" "),
+                pending.to_string(),
                 c.account.clone().unwrap_or_else(|| "-".into()),
                 c.last_error.as_deref().map(|e| clip(e, 90)).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    print!("{}", table(&["NAME", "STATUS", "SCOPES", "ACCOUNT", "LAST ERROR"], &rows));
-    for (c, secrets) in list {
+    print!("{}", table(&["NAME", "STATUS", "SCOPES", "REVIEWS", "ACCOUNT", "LAST ERROR"], &rows));
+    for (c, secrets, pending) in list {
         for w in &c.warnings {
             println!("warning: `{}`: {w}", c.name);
+        }
+        if *pending > 0 {
+            println!("`{}`: {pending} tool(s) changed or new upstream wait for a review: claribi-host tools {} --review", c.name, c.name);
         }
         for s in secrets {
             println!("`{}` secret {} ({}): {}", c.name, s.name, s.kind, goes_to(s));
@@ -189,7 +196,40 @@ pub fn policy_comments(grant: &[String], secrets: &[SecretBinding]) {
     }
 }
 
-/// `claribi-host tools NAME`.
+
+/// `claribi-host tools NAME --review`: each tool waiting for a review, with its diff.
+pub fn reviews(name: &str, pending: &[PendingReview], json: bool) {
+    if json {
+        print_json(&pending);
+        return;
+    }
+    if pending.is_empty() {
+        println!("no tool of `{name}` waits for a review");
+        return;
+    }
+    for p in pending {
+        println!("== {} ({}) — withheld from the engine until approved", p.tool, p.kind);
+        if p.kind == "changed" {
+            println!("{}", p.detail);
+        } else {
+            println!("{}\n{}", p.detail, p.definition);
+        }
+        println!();
+    }
+    let names: Vec<&str> = pending.iter().map(|p| p.tool.as_str()).collect();
+    println!("approve with `claribi-host tools {name} --approve {}` (or --approve-all)", names.join(" "));
+}
+
+/// `claribi-host tools NAME --approve …`.
+pub fn approved(name: &str, tools: &[String], json: bool) {
+    if json {
+        print_json(&json!({ "connection": name, "approved": tools }));
+        return;
+    }
+    println!("approved {} tool definition(s) of `{name}`: {}; the engine sees them from the next listing", tools.len(), tools.join(", "));
+}
+
+/// `claribi-host tools NAME`: the tools the engine sees (and, with --show-blocked, what is withheld).
 pub fn tools(listing: &ToolListing, show_blocked: bool, json: bool) {
     if json {
         if show_blocked {
@@ -205,7 +245,15 @@ pub fn tools(listing: &ToolListing, show_blocked: bool, json: bool) {
         .map(|t| vec![t.name.clone(), clip(t.title.as_deref().unwrap_or("-"), 32), clip(t.description.as_deref().unwrap_or(""), 70)])
         .collect();
     print!("{}", table(&["TOOL", "TITLE", "DESCRIPTION"], &rows));
-    println!("{} read-only tool(s); {} write tool(s) withheld by the blocklist", listing.tools.len(), listing.blocked.len());
+    let reviews = listing.blocked.iter().filter(|b| b.rule.starts_with("review-")).count();
+    println!(
+        "{} read-only tool(s); {} write tool(s) withheld by the blocklist",
+        listing.tools.len(),
+        listing.blocked.len() - reviews
+    );
+    if reviews > 0 {
+        println!("{reviews} tool(s) changed or new upstream wait for a review: add --review to see them");
+    }
     if show_blocked && !listing.blocked.is_empty() {
         let rows: Vec<Vec<String>> =
             listing.blocked.iter().map(|b| vec![b.name.clone(), b.rule.clone(), clip(&b.reason, 80)]).collect();

@@ -48,6 +48,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
+mod reviews;
+
 /// What a setup is for.
 #[derive(Debug, Clone)]
 enum SetupKind {
@@ -215,6 +217,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/connections/{name}/reconnect", post(reconnect))
         .route("/connections/{name}/disconnect", post(disconnect))
         .route("/connections/{name}/tools", get(tools))
+        .route("/connections/{name}/reviews", get(reviews::list))
+        .route("/connections/{name}/reviews/approve", post(reviews::approve))
         .route("/connections/{name}/call", post(call))
         .route("/connections/{name}/exploration-options", get(exploration_options))
         .route("/explorations", get(list_explorations))
@@ -386,7 +390,11 @@ fn connection_view(c: &ConnectionRecord) -> Value {
 
 async fn connections(State(st): State<Arc<AppState>>) -> Response {
     match st.host.connections() {
-        Ok(list) => ok(json!({"connections": list.iter().filter(|c| !is_unnamed(c) && c.status != Status::Pending).map(connection_view).collect::<Vec<_>>()})),
+        Ok(list) => ok(json!({"connections": list.iter().filter(|c| !is_unnamed(c) && c.status != Status::Pending).map(|c| {
+            let mut v = connection_view(c);
+            v["reviews"] = json!(st.host.pending_review_count(c).unwrap_or(0));
+            v
+        }).collect::<Vec<_>>()})),
         Err(e) => host_fail(&e),
     }
 }

@@ -252,6 +252,8 @@ struct Pending {
     offset: usize,
     /// The list's typed columns and the vendor's pagination, repeated on every page.
     table: Option<Value>,
+    /// Where the rows came from (the engine's provenance marker), repeated on every page.
+    source: Value,
 }
 
 /// Rows kept for `claribi__next_rows`, in memory, for a while.
@@ -303,7 +305,8 @@ fn shrink(v: &Value, max: usize) -> Value {
 }
 
 impl Continuations {
-    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>) -> String {
+    #[allow(clippy::too_many_arguments)]
+    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>, source: Value) -> String {
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         e.retain(|_, p| now.duration_since(p.at) < self.ttl);
@@ -313,7 +316,7 @@ impl Continuations {
             }
         }
         let t = token();
-        e.insert(t.clone(), Pending { at: now, field, rows, total, offset, table });
+        e.insert(t.clone(), Pending { at: now, field, rows, total, offset, table, source });
         t
     }
 
@@ -328,7 +331,13 @@ impl Continuations {
             }
             p
         };
-        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes))
+        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes, p.source))
+    }
+
+    /// Where the rows behind `cursor` came from (as [`Continuations::shape_from`] was told).
+    pub fn source_of(&self, cursor: &str) -> Option<Value> {
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.get(cursor).map(|p| p.source.clone())
     }
 
     /// `head` plus as many of `rows` (under `field`) as fit in `max_bytes`, and a `claribi` note with
@@ -345,6 +354,7 @@ impl Continuations {
         offset: usize,
         table: Option<Value>,
         max_bytes: usize,
+        source: Value,
     ) -> EngineResult {
         // The columns are worth their room only while they leave most of the budget to rows.
         let table = table.filter(|t| size(t) <= max_bytes / 4);
@@ -384,7 +394,7 @@ impl Continuations {
             note.insert("note".into(), Value::String(format!("The last {returned} of {total} elements of `{field}`.")));
         } else {
             let remaining = rest.len();
-            let cursor = self.put(field.clone(), rest, total, offset + returned, table);
+            let cursor = self.put(field.clone(), rest, total, offset + returned, table, source);
             note.insert(
                 "note".into(),
                 Value::String(format!(
@@ -407,6 +417,12 @@ impl Continuations {
     /// as fit, plus a `claribi` note (counts and a `claribi__next_rows` cursor for the rest) — so a
     /// single record keeps its own fields, and a list keeps its pagination state.
     pub fn shape(&self, vendor: Value, max_bytes: usize) -> EngineResult {
+        self.shape_from(vendor, max_bytes, Value::Null)
+    }
+
+    /// [`Continuations::shape`], remembering `source` (where the result came from) with the rows
+    /// kept for `claribi__next_rows`.
+    pub fn shape_from(&self, vendor: Value, max_bytes: usize, source: Value) -> EngineResult {
         let structured = match vendor {
             Value::Object(_) => vendor,
             other => json!({ "items": other }),
@@ -456,7 +472,7 @@ impl Continuations {
                     };
                 }
                 let total = rows.len();
-                self.fill(obj, field, rows, total, 0, table, max_bytes)
+                self.fill(obj, field, rows, total, 0, table, max_bytes, source)
             }
             None => {
                 let shrunk = shrink(&Value::Object(obj), max_bytes * 3 / 4);

@@ -16,11 +16,13 @@ pub struct Policy {
     pub grant: Grant,
     /// Resource limits per call.
     pub limits: Limits,
+    /// How changed and new tool definitions are reviewed (table `[tools]`).
+    pub tools: super::pinning::Rules,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { connection_urls: true, grant: Grant::default(), limits: Limits::default() }
+        Policy { connection_urls: true, grant: Grant::default(), limits: Limits::default(), tools: Default::default() }
     }
 }
 
@@ -53,6 +55,16 @@ struct PolicyFile {
     max_response_bytes: Option<u64>,
     max_requests_per_call: Option<u32>,
     host_memory_mib: Option<u64>,
+    tools: Option<ToolsTable>,
+}
+
+/// The `[tools]` table: reviews of tool definitions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolsTable {
+    auto_approve_new: Option<bool>,
+    max_description_chars: Option<u64>,
+    review_narrowing: Option<bool>,
 }
 
 /// One `[[allow]]` table: an origin, the path prefixes under it, the methods.
@@ -66,7 +78,7 @@ struct AllowEntry {
 
 /// The known keys, for the error that names an unknown one.
 const KNOWN_KEYS: &str =
-    "connection_urls, allow_origins, [[allow]] (origin, paths, methods), memory_mib, host_memory_mib, call_timeout_ms, max_response_bytes, max_requests_per_call";
+    "connection_urls, allow_origins, [[allow]] (origin, paths, methods), memory_mib, host_memory_mib, call_timeout_ms, max_response_bytes, max_requests_per_call, [tools] (auto_approve_new, max_description_chars, review_narrowing)";
 
 impl Policy {
     /// A policy that grants nothing at all, not even the connection's own URLs.
@@ -150,6 +162,17 @@ impl Policy {
             policy.limits.max_requests_per_call =
                 bounded("max_requests_per_call", r as u64, 1, 10_000)? as u32;
         }
+        if let Some(t) = &file.tools {
+            if let Some(a) = t.auto_approve_new {
+                policy.tools.auto_approve_new = a;
+            }
+            if let Some(m) = t.max_description_chars {
+                policy.tools.max_description_chars = bounded("max_description_chars", m, 0, 1_000_000)? as usize;
+            }
+            if let Some(n) = t.review_narrowing {
+                policy.tools.review_narrowing = n;
+            }
+        }
         Ok(policy)
     }
 
@@ -176,6 +199,11 @@ impl Policy {
             self.limits.max_response_bytes,
             self.limits.max_requests_per_call,
         ));
+        out.push_str("\n# Reviews of tool definitions: a changed or new tool waits for `claribi-host tools NAME --approve`.\n");
+        out.push_str(&format!(
+            "[tools]\nauto_approve_new = {}\nmax_description_chars = {}\nreview_narrowing = {}\n",
+            self.tools.auto_approve_new, self.tools.max_description_chars, self.tools.review_narrowing
+        ));
         for r in paths {
             let Paths::Prefixes(p) = &r.paths else { continue };
             out.push_str(&format!("\n[[allow]]\norigin = {:?}\npaths = [{}]\n", r.origin.as_str(), quoted(p)));
@@ -191,6 +219,19 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tools_table_sets_the_review_rules_and_survives_a_round_trip() {
+        let p = Policy::parse("[tools]\nauto_approve_new = true\nmax_description_chars = 100\nreview_narrowing = false\n").unwrap();
+        assert!(p.tools.auto_approve_new && !p.tools.review_narrowing);
+        assert_eq!(p.tools.max_description_chars, 100);
+        assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
+        assert_eq!(Policy::parse("").unwrap().tools, crate::policy::pinning::Rules::default());
+        let err = Policy::parse("[tools]\nauto_approve = true\n").unwrap_err();
+        assert!(err.to_string().contains("auto_approve_new"), "{err}");
+        let with_allow = Policy::parse("[tools]\nauto_approve_new = true\n\n[[allow]]\norigin = \"https://api.close.com\"\npaths = [\"/api/v1/\"]\n").unwrap();
+        assert_eq!(Policy::parse(&with_allow.to_toml()).unwrap(), with_allow);
+    }
 
     #[test]
     fn policy_files_parse_with_defaults() {

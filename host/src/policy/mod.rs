@@ -39,10 +39,16 @@
 //! call_timeout_ms = 30000
 //! max_response_bytes = 16777216
 //! max_requests_per_call = 32
+//!
+//! [tools]                     # reviews of tool definitions (see pinning)
+//! auto_approve_new = false    # new read tools wait for `claribi-host tools NAME --approve`
+//! max_description_chars = 4000
+//! review_narrowing = true     # annotations that only narrow a tool still need a review
 //! ```
 
 pub mod blocklist;
 mod file;
+pub mod pinning;
 pub mod tools;
 mod grant;
 mod limits;

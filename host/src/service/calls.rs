@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! call_tool(connection, tool, args)
-//!   ├─ blocklist: tool name, and the tools the last listing withheld   (crate::policy::blocklist)
+//!   ├─ blocklist: tool name, and the tools the last listing withheld   (crate::policy::blocklist;
+//!   │  a definition waiting for a review is withheld too:                crate::service::reviews)
 //!   ├─ arguments: must be a JSON object
 //!   ├─ the tool must be in the connection's filtered listing (listed again once if not)
 //!   └─ run: fresh instance, the wire's checks on every request          (crate::service::run)
@@ -35,12 +36,14 @@ impl HostService {
         let result = self
             .run(c, &plugin, Default::default(), |b, s| Box::pin(async move { b.claribi_data_source_connector().call_list_tools(s).await }))
             .await
-            .map(|ran| {
+            .and_then(|ran| {
                 let listing = ran.value;
                 let mut filtered = tools::filter(&self.blocklist, outputs::listed_tools(listing.tools));
                 filtered.ttl_ms = listing.ttl_ms;
                 filtered.cache_scope = listing.cache_scope.map(|s| outputs::cache_scope_name(s).to_string());
-                filtered
+                // Changed and new definitions wait for the operator (crate::service::reviews).
+                self.review_listing(c, &mut filtered)?;
+                Ok(filtered)
             });
         self.record_outcome(c, &result);
         if let Ok(listing) = &result {

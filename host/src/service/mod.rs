@@ -7,18 +7,21 @@
 //! | [`authorization`] | OAuth in two steps: begin (the URL, checked) and complete (the redirect, the grant judged) |
 //! | [`calls`] | listing tools and calling one: the checks before a connector is instantiated |
 //! | [`console_flow`] | the console's setup order: authorize a pending connection first, name it last |
+//! | [`reviews`] | tool definitions pinned at approval: changed and new tools wait for the operator |
 //! | [`run`] | running one export for a connection: the call's sandbox, network and credentials |
 
 pub mod authorization;
 pub mod calls;
 pub mod connect;
 pub mod console_flow;
+pub mod reviews;
 pub(crate) mod run;
 
 pub use crate::policy::tools::{Annotations, BlockedTool, ToolInfo, ToolListing};
 pub use crate::sandbox::outputs::{Content, ToolOutput};
 pub use authorization::{Authorized, PendingAuthorization};
 pub use connect::{ConnectOutcome, ConnectRequest, Credentials, DisconnectOutcome, OAuthFlow, SecretBinding};
+pub use reviews::Approve;
 pub(crate) use run::RunOptions;
 
 use crate::errors::{ConnectorError, HostError};

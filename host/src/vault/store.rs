@@ -17,6 +17,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
+mod pins;
+pub use pins::{Approval, PendingReview};
+
 /// How a connection authenticates (mirrors the WIT `auth-method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -349,6 +352,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "connections, state, sealed secrets, tool cache, shared state", SCHEMA_V1),
     (2, "credentials kept out of connectors: kinds, placeholders, bindings; learned OAuth URLs", MIGRATION_V2),
     (3, "dashboard pins (calls, never results)", MIGRATION_V3),
+    (4, "tool definitions pinned at approval, pending reviews, approvals", pins::MIGRATION_V4),
 ];
 
 /// A call pinned to the console's dashboard (never its result).
@@ -656,6 +660,9 @@ impl Store {
         tx.execute("DELETE FROM state WHERE connection_id = ?1", params![id]).map_err(db_err)?;
         tx.execute("DELETE FROM tool_cache WHERE connection_id = ?1", params![id]).map_err(db_err)?;
         tx.execute("DELETE FROM pins WHERE connection_id = ?1", params![id]).map_err(db_err)?;
+        for table in ["tool_pins", "tool_reviews", "tool_approvals"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE connection_id = ?1"), params![id]).map_err(db_err)?;
+        }
         let n = tx.execute("DELETE FROM connections WHERE id = ?1", params![id]).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(n > 0)

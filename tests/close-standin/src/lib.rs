@@ -126,5 +126,5 @@ pub use oauth::{
 pub use server::{StandIn, StandInConfig, DEFAULT_API_KEY, SERVER_NAME};
 pub use switches::{
     ConsentMode, CountersSnapshot, OAuthCountersSnapshot, OAuthSwitches, ProtocolMode,
-    ResponseMode, Switches, DEFAULT_LIST_TTL_MS,
+    ResponseMode, Switches, ToolChange, DEFAULT_LIST_TTL_MS,
 };

@@ -68,7 +68,7 @@ use rmcp::model::{
     ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, Notification,
     PaginatedRequestParams, PingRequest, ProgressNotificationParam, ProtocolVersion,
     ServerCapabilities, ServerConfig, ServerJsonRpcMessage, ServerNotification, ServerRequest,
-    SetLevelRequestMethod, SetLevelRequestParams,
+    SetLevelRequestMethod, SetLevelRequestParams, Tool, ToolAnnotations,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -318,6 +318,10 @@ impl ServerHandler for CloseMcp {
             cursor.as_deref(),
         )
         .map_err(|_| ErrorData::invalid_params("Invalid cursor", None))?;
+        let mut tools: Vec<Tool> = tools.into_iter().map(|t| changed_tool(t, &switches)).collect();
+        if next.is_none() {
+            tools.extend(switches.extra_tools.iter().map(|name| extra_tool(name)));
+        }
         let mut result = ListToolsResult::with_all_items(tools);
         result.next_cursor = next;
         if is_2026_request(&context) {
@@ -356,6 +360,9 @@ impl ServerHandler for CloseMcp {
                 .peer
                 .send_notification(logging_notification(&name))
                 .await;
+        }
+        if switches.extra_tools.contains(&name) {
+            return Ok(text_result(&serde_json::json!({ "extra_tool": name }), switches.structured_content).into());
         }
         let Some(spec) =
             spec.filter(|s| switches.ignore_scope_filter || grant.scope.includes(s.scope()))
@@ -861,6 +868,38 @@ fn rmcp_config(ct: &CancellationToken, stateful: bool, json: bool) -> Streamable
         .with_cancellation_token(ct.clone())
 }
 
+/// A listed tool with the change [`Switches::tool_changes`] names for it, if any.
+fn changed_tool(mut tool: Tool, switches: &Switches) -> Tool {
+    let Some(change) = switches.tool_changes.get(tool.name.as_ref()) else { return tool };
+    if let Some(d) = &change.description {
+        tool.description = Some(d.clone().into());
+    }
+    if let Some(p) = &change.add_property {
+        let mut schema = (*tool.input_schema).clone();
+        if let Some(serde_json::Value::Object(props)) = schema.get_mut("properties") {
+            props.insert(p.clone(), serde_json::json!({ "type": "string", "description": "Free text." }));
+        } else {
+            schema.insert("properties".into(), serde_json::json!({ p.clone(): { "type": "string" } }));
+        }
+        tool.input_schema = std::sync::Arc::new(schema);
+    }
+    if let Some(r) = change.read_only_hint {
+        let mut a = tool.annotations.clone().unwrap_or_default();
+        a.read_only_hint = Some(r);
+        tool.annotations = Some(a);
+    }
+    tool
+}
+
+/// An extra read tool ([`Switches::extra_tools`]).
+fn extra_tool(name: &str) -> Tool {
+    let schema = serde_json::json!({ "type": "object", "properties": {} });
+    let serde_json::Value::Object(schema) = schema else { unreachable!() };
+    let mut tool = Tool::new(name.to_string(), format!("A read tool the vendor added: {name}."), std::sync::Arc::new(schema));
+    tool.annotations = Some(ToolAnnotations::new().read_only(true));
+    tool
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The handle
 // ---------------------------------------------------------------------------------------------------
@@ -1122,6 +1161,21 @@ impl StandIn {
     /// (`None` = off).
     pub fn set_input_required_tool(&self, tool: Option<String>) {
         self.update(|s| s.input_required_tool = tool);
+    }
+    /// List `tool` with a changed definition from now on (`None`: as the catalog has it).
+    pub fn set_tool_change(&self, tool: &str, change: Option<crate::switches::ToolChange>) {
+        self.update(|s| match change {
+            Some(c) => {
+                s.tool_changes.insert(tool.to_string(), c);
+            }
+            None => {
+                s.tool_changes.remove(tool);
+            }
+        });
+    }
+    /// Add a read tool to the listing (after the catalog's).
+    pub fn add_extra_tool(&self, tool: &str) {
+        self.update(|s| s.extra_tools.push(tool.to_string()));
     }
 
     // ---- faults (see `crate::faults`) -----------------------------------------------------------

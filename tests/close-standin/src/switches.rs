@@ -148,6 +148,23 @@ pub struct Switches {
     /// answered ordinarily. Nothing suggests Close does this: it is for testing clients that must
     /// refuse such a result. Default `None`.
     pub input_required_tool: Option<String>,
+    /// Changes made to read tools' definitions in `tools/list`, by tool name (a vendor rewriting a
+    /// tool after the operator approved it: "rug pull" and "tool poisoning" tests). Default none.
+    pub tool_changes: std::collections::BTreeMap<String, ToolChange>,
+    /// Read tools added to the listing (after the catalog's; each answers `{"extra_tool": NAME}`),
+    /// as a vendor adds tools month by month. Default none.
+    pub extra_tools: Vec<String>,
+}
+
+/// How a tool's definition differs from the catalog's ([`Switches::tool_changes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolChange {
+    /// A new description.
+    pub description: Option<String>,
+    /// A free-text string property added to the input schema.
+    pub add_property: Option<String>,
+    /// `readOnlyHint` set to this value (the tool is listed with annotations).
+    pub read_only_hint: Option<bool>,
 }
 
 impl Default for Switches {
@@ -164,6 +181,8 @@ impl Default for Switches {
             protocol: ProtocolMode::Dual,
             list_ttl_ms: DEFAULT_LIST_TTL_MS,
             input_required_tool: None,
+            tool_changes: Default::default(),
+            extra_tools: Vec::new(),
         }
     }
 }

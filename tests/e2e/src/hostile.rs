@@ -79,7 +79,7 @@ pub fn hostile_request(name: &str, endpoint: &str, grant: &[String], limits: Lim
         credentials: Credentials::ApiKey(Zeroizing::new(HOSTILE_KEY.into())),
         scopes: vec![],
         allow_origins: None,
-        policy: Some(Policy { connection_urls: true, grant: Grant::parse_list(grant).expect("a valid grant"), limits }),
+        policy: Some(Policy { connection_urls: true, grant: Grant::parse_list(grant).expect("a valid grant"), limits, tools: Default::default() }),
         options: vec![],
     }
 }

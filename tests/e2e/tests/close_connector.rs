@@ -11,6 +11,15 @@ use std::collections::BTreeSet;
 
 const MODES: [ResponseMode; 2] = [ResponseMode::Json, ResponseMode::Sse];
 
+/// A stand-in that speaks only the 2025 (initialize) era.
+async fn legacy(mode: ResponseMode) -> Fixture {
+    Fixture::with_config(StandInConfig {
+        switches: Switches { response_mode: mode, protocol: close_standin::ProtocolMode::Only2025, ..Switches::default() },
+        ..StandInConfig::default()
+    })
+    .await
+}
+
 fn names(v: &Value) -> BTreeSet<String> {
     v["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()).collect()
 }
@@ -177,7 +186,8 @@ async fn find_opportunities_pages_through_every_match() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_is_reused_across_calls_and_renewed_once_after_expiry() {
-    let f = Fixture::start(ResponseMode::Sse).await;
+    // Sessions are the 2025 era's (a 2026-07-28 exchange has none): a server speaking only that.
+    let f = legacy(ResponseMode::Sse).await;
     f.connect("close").await.unwrap();
     let init0 = f.standin.counters().initialize;
     for _ in 0..3 {
@@ -193,7 +203,8 @@ async fn a_session_is_reused_across_calls_and_renewed_once_after_expiry() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_requests_on_the_sse_stream_are_answered() {
-    let f = Fixture::start(ResponseMode::Sse).await;
+    // Server-to-client requests exist only in the 2025 era.
+    let f = legacy(ResponseMode::Sse).await;
     f.standin.set_server_ping_before_result(true);
     f.connect("close").await.unwrap();
     let org = f.call_json("close", "org_info", json!({})).await.unwrap();

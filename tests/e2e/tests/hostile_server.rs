@@ -23,6 +23,7 @@ async fn connected(mode: ResponseMode) -> Fixture {
             max_response_bytes: 4 * 1024 * 1024,
             ..Limits::default()
         },
+        tools: Default::default(),
     };
     f.host.set_policy("close", &policy).unwrap();
     f

@@ -184,7 +184,7 @@
           h('td', {}, c.connector),
           h('td', { className: 'account' }, c.account || '—'),
           h('td', {}, (c.granted_scopes || []).map(function (s) { return h('span', { className: 'pill' }, s); })),
-          h('td', {}, badge(c.status)),
+          h('td', {}, badge(c.status), c.reviews ? h('a', { className: 'pill warn', href: '#/settings/' + encodeURIComponent(c.name), 'data-reviews': c.name }, c.reviews + ' to review') : null),
           actions));
         if (c.fix) rows.push(h('tr', { className: 'fix', 'data-fix': c.name }, h('td', { colspan: '6' }, c.fix)));
       });
@@ -406,12 +406,47 @@
                 return h('tr', {}, h('td', { className: 'mono nowrap' }, b.name), h('td', { className: 'nowrap' }, b.kind),
                   h('td', { className: 'mono small' }, b.goes_to.length ? b.goes_to.map(function (g) { return h('div', {}, g); }) : 'nowhere (the connector\'s own value)'));
               })))))),
+        reviewsPanel(c.name),
         h('div', { className: 'panel' }, h('h2', {}, 'Policy (read-only)'),
           h('p', { className: 'muted small' }, 'Change it with claribi-host policy ' + c.name + ' --set FILE.'),
           h('pre', { className: 'block', id: 'policy' }, s.policy_toml)),
         h('div', { className: 'panel' }, h('h2', {}, 'Disconnect'),
           h('p', { className: 'muted' }, 'Revokes the tokens and deletes the credentials and state of this data source.'), disconnect));
     });
+  }
+
+  // Tool definitions that changed or appeared upstream wait here until someone approves them.
+  function reviewsPanel(name) {
+    var panel = h('div', { className: 'panel', id: 'reviews' }, h('h2', {}, 'Tool reviews'), spinner('Checking the tools…'));
+    var path = '/connections/' + encodeURIComponent(name) + '/reviews';
+    var load = function () {
+      return api('GET', path).then(function (r) {
+        clear(panel).appendChild(h('h2', {}, 'Tool reviews'));
+        if (!r.reviews.length) {
+          panel.appendChild(h('p', { className: 'muted', id: 'no-reviews' }, 'Every tool the engine sees is the definition that was approved.'));
+          return;
+        }
+        panel.appendChild(h('p', { className: 'muted small' }, 'These tools changed or appeared upstream since the data source was approved. The engine does not see them until you approve them.'));
+        var err = h('div', {});
+        panel.appendChild(err);
+        var approve = function (body, button) {
+          button.disabled = true;
+          api('POST', path + '/approve', body).then(function (a) { toast('Approved ' + a.approved.join(', ')); load(); })
+            .catch(function (e) { button.disabled = false; clear(err).appendChild(alertBox('error', e.message)); });
+        };
+        r.reviews.forEach(function (v) {
+          var button = h('button', { className: 'primary', 'data-approve': v.tool, onclick: function () { approve({ tools: [v.tool] }, button); } }, 'Approve');
+          panel.appendChild(h('div', { className: 'review', 'data-review': v.tool },
+            h('h3', {}, v.tool, ' ', h('span', { className: 'pill' }, v.kind === 'new' ? 'new' : 'changed')),
+            h('pre', { className: 'block diff' }, v.kind === 'new' ? v.detail + '\n' + v.definition : v.detail),
+            button));
+        });
+        var all = h('button', { id: 'approve-all', onclick: function () { approve({ all: true }, all); } }, 'Approve all');
+        panel.appendChild(h('div', { className: 'actions' }, all));
+      }).catch(function (e) { clear(panel).appendChild(h('h2', {}, 'Tool reviews')); panel.appendChild(alertBox('error', e.message)); });
+    };
+    load();
+    return panel;
   }
 
   // ---------------------------------------------------------------- Explore

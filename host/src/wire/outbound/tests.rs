@@ -17,7 +17,7 @@ fn world(grant: &[&str], connection_urls: bool) -> World {
     let endpoint = target("https://mcp.close.com/mcp");
     let key = Credential::new(Kind::ApiKey, Zeroizing::new("sk_live_0123456789".into()), Binding::api_key(&endpoint, Some("close-api-key")));
     let creds = Arc::new(CallCredentials::new("conn_1", None, vec![key.clone()]));
-    let policy = Policy { connection_urls, grant: Grant::parse_list(grant).unwrap(), limits: Limits::default() };
+    let policy = Policy { connection_urls, grant: Grant::parse_list(grant).unwrap(), limits: Limits::default(), tools: Default::default() };
     let net = CallNetwork {
         connection: "test".into(),
         endpoint: Some(endpoint),
