@@ -46,6 +46,10 @@ pub struct Attached {
     pub kinds: Vec<Kind>,
     /// The new body, when the body was rewritten.
     pub body: Option<Vec<u8>>,
+    /// Whether a grant credential went in: a refresh token, an authorization code, a client secret,
+    /// or any credential in a form field or a Basic password. The answer to such a request is a token
+    /// answer, whatever its URL ([`crate::wire::inbound::Treatment`]).
+    pub grant_credential: bool,
 }
 
 /// Replace placeholders by their values where their bindings allow, or refuse the request.
@@ -74,6 +78,8 @@ pub fn attach(
             ));
         }
         out.kinds.push(c.kind);
+        out.grant_credential |= matches!(c.kind, Kind::RefreshToken | Kind::AuthorizationCode | Kind::ClientSecret)
+            || matches!(place, Place::Form(_) | Place::BasicPassword);
         Ok(c.value)
     };
 
@@ -338,5 +344,32 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("user:pass");
         let (h, _, _) = run(&w, Method::Post, TOKEN, &[("authorization", format!("Basic {basic}"))], "", None).unwrap();
         assert_eq!(h["authorization"], format!("Basic {basic}").as_str());
+    }
+    #[test]
+    fn only_a_grant_credential_makes_the_answer_a_token_answer() {
+        let w = world();
+        let grant = |method, url: &str, headers: &[(&str, String)], body: &str, ct| {
+            let mut h = HeaderMap::new();
+            for (k, v) in headers {
+                h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            }
+            if let Some(ct) = ct {
+                h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            }
+            attach(method, &t(url), url, &mut h, body.as_bytes(), &w.creds, &w.headers).unwrap().grant_credential
+        };
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("c1:{}", w.secret.as_str()));
+        let table: Vec<(bool, bool)> = vec![
+            (grant(Method::Post, TOKEN, &[], &format!("grant_type=refresh_token&refresh_token={}", w.refresh.as_str()), FORM), true),
+            (grant(Method::Post, TOKEN, &[("authorization", format!("Basic {basic}"))], "grant_type=x", FORM), true),
+            (grant(Method::Post, TOKEN, &[], &format!("client_secret={}", w.secret.as_str()), FORM), true),
+            (grant(Method::Post, "https://api.close.com/oauth2/revoke/", &[], &format!("token={}", w.access.as_str()), FORM), true),
+            (grant(Method::Post, MCP, &[("authorization", format!("Bearer {}", w.access.as_str()))], "{}", None), false),
+            (grant(Method::Post, MCP, &[("close-api-key", w.key.as_str().into())], "{}", None), false),
+            (grant(Method::Post, TOKEN, &[], "grant_type=authorization_code&code=raw", FORM), false),
+        ];
+        for (i, (got, want)) in table.into_iter().enumerate() {
+            assert_eq!(got, want, "case {i}");
+        }
     }
 }

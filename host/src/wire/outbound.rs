@@ -23,9 +23,12 @@
 //!    link-local, metadata and other special addresses ([`crate::wire::addresses`]) unless the operator
 //!    named that address; it then connects to exactly the addresses it checked.
 //! 8. **Response** — bytes counted against `max_response_bytes` while they stream; a challenge of the
-//!    endpoint and the OAuth metadata the host derived are learned from; token and registration
-//!    responses reach the connector with placeholders ([`crate::wire::inbound`]); a known credential
-//!    echoed anywhere is masked.
+//!    endpoint and the OAuth metadata the host derived are learned from; answers that may hold a
+//!    credential reach the connector with placeholders ([`crate::wire::inbound`]): how each answer is
+//!    treated is decided *before* the request is sent — the answer to a request that carried a grant
+//!    credential is a token answer whatever its URL, and the URL's purpose is read together with the
+//!    grant — and any JSON answer naming a credential member at its top level is rewritten too;
+//!    a known credential echoed anywhere is masked ([`crate::wire::masker`]).
 //!
 //! Redirects are not followed by wasi:http: a connector that wants to follow one sends a new request,
 //! which comes through this hook again, so every hop is checked against the same policy.
@@ -36,9 +39,10 @@ use crate::sandbox::limits::CallBudget;
 use crate::vault::call_credentials::CallCredentials;
 use crate::vault::credentials::{Binding, Credential, Kind};
 use crate::wire::attach::{self, KeyHeaders};
-use crate::wire::inbound::{self, Masker, TokenFacts};
+use crate::wire::inbound::{TokenFacts, Treatment};
+use crate::wire::masker::Masker;
 use crate::wire::scanner::SecondLine;
-use crate::wire::transport::{self, CappedBodyParts, Meter};
+use crate::wire::transport::{self, Meter};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::future::Future;
@@ -71,6 +75,13 @@ pub struct CallNetwork {
     pub key_headers: KeyHeaders,
 }
 
+/// What the grant check decided about a request, kept until its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// What the URL was to the authorization when the grant allowed it.
+    pub purpose: Option<Purpose>,
+}
+
 /// Per-call outbound state shared between the hook and the call runner.
 pub struct OutboundContext {
     /// Connection name, for messages.
@@ -78,6 +89,8 @@ pub struct OutboundContext {
     endpoint: Option<Target>,
     /// Whether the learned OAuth URLs are granted (connection URLs granted, and an OAuth connection).
     oauth_urls: bool,
+    /// Whether the connection authorizes with OAuth.
+    uses_oauth: bool,
     /// The operator's rules, plus the endpoint's.
     fixed: Grant,
     /// The call's limits.
@@ -94,7 +107,7 @@ pub struct OutboundContext {
     pub requests: AtomicU32,
     /// Response bytes received so far in this call.
     pub bytes_received: AtomicU64,
-    denials: Mutex<Vec<String>>,
+    denials: Arc<Mutex<Vec<String>>>,
     tool_gate: Option<ToolGate>,
     token_facts: Mutex<Option<TokenFacts>>,
     /// The call's host memory budget.
@@ -117,6 +130,7 @@ impl OutboundContext {
             connection: net.connection,
             endpoint: net.endpoint,
             oauth_urls: net.policy.connection_urls && net.uses_oauth,
+            uses_oauth: net.uses_oauth,
             fixed,
             limits,
             oauth: Mutex::new(net.oauth),
@@ -127,7 +141,7 @@ impl OutboundContext {
             resolver,
             requests: AtomicU32::new(0),
             bytes_received: AtomicU64::new(0),
-            denials: Mutex::new(Vec::new()),
+            denials: Arc::new(Mutex::new(Vec::new())),
             tool_gate: None,
             token_facts: Mutex::new(None),
             budget,
@@ -155,14 +169,21 @@ impl OutboundContext {
     }
 
     fn deny(&self, reason: String) -> Error {
-        let reason = self.mask(&reason);
-        // The denial reaches the operator as the call's error; the log line is for -v and `serve`.
-        tracing::info!(target: "claribi::denied", connection = %self.connection, "outbound request denied: {reason}");
-        let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
-        if d.len() < 16 {
-            d.push(reason);
-        }
+        (self.denial_sink())(self.mask(&reason));
         Error::HttpRequestDenied
+    }
+
+    /// Records a denial (already masked) from anywhere, a response body included.
+    fn denial_sink(&self) -> impl Fn(String) + Send + Sync + 'static {
+        let (denials, connection) = (self.denials.clone(), self.connection.clone());
+        move |reason| {
+            // The denial reaches the operator as the call's error; the log line is for -v and `serve`.
+            tracing::info!(target: "claribi::denied", connection = %connection, "outbound request denied: {reason}");
+            let mut d = denials.lock().unwrap_or_else(|p| p.into_inner());
+            if d.len() < 16 {
+                d.push(reason);
+            }
+        }
     }
 
     /// The first denial of this call, if any.
@@ -209,14 +230,20 @@ impl OutboundContext {
 
     /// Every rule the connection may reach now: the fixed ones and the learned OAuth URLs.
     pub fn grant(&self) -> Grant {
+        self.grant_with(&self.oauth.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn grant_with(&self, oauth: &OAuthState) -> Grant {
         match (&self.endpoint, self.oauth_urls) {
-            (Some(e), true) => self.fixed.clone().with(&self.oauth.lock().unwrap_or_else(|p| p.into_inner()).grant(e)),
+            (Some(e), true) => self.fixed.clone().with(&oauth.grant(e)),
             _ => self.fixed.clone(),
         }
     }
 
-    /// The checks that need no body and no I/O: budget and grant.
-    pub fn check_request(&self, method: Method, target: &Target) -> Result<(), Error> {
+    /// The checks that need no body and no I/O: budget and grant. What the URL is to the
+    /// authorization is read in the same instant as the grant, and kept for the response (a document
+    /// learned while the request is in flight changes neither).
+    pub fn check_request(&self, method: Method, target: &Target) -> Result<Allowed, Error> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         if n > self.limits.max_requests_per_call {
             return Err(self.deny(format!(
@@ -224,9 +251,19 @@ impl OutboundContext {
                 self.limits.max_requests_per_call
             )));
         }
-        let grant = self.grant();
+        let (grant, purpose) = {
+            let oauth = self.oauth.lock().unwrap_or_else(|p| p.into_inner());
+            let purpose = match &self.endpoint {
+                Some(e) if self.uses_oauth => oauth.purpose(e, method, target),
+                _ => None,
+            };
+            // Metadata is learned only where the OAuth URLs are granted; credential answers are
+            // rewritten whatever the policy says.
+            let purpose = purpose.filter(|p| self.oauth_urls || !matches!(p, Purpose::ResourceMetadata | Purpose::ServerMetadata));
+            (self.grant_with(&oauth), purpose)
+        };
         if grant.allows(method, target) {
-            return Ok(());
+            return Ok(Allowed { purpose });
         }
         let origin = &target.origin;
         let on_origin: Vec<String> = grant.rules().iter().filter(|r| r.origin.matches(origin)).map(Rule::describe).collect();
@@ -247,8 +284,9 @@ impl OutboundContext {
         )))
     }
 
-    /// Read the body, scan it (second line), read its tool calls, attach the credentials.
-    pub async fn prepare(&self, method: Method, target: &Target, uri: &str, request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Error> {
+    /// Read the body, scan it (second line), read its tool calls, attach the credentials. Returns the
+    /// request to send and whether a grant credential went into it.
+    pub async fn prepare(&self, method: Method, target: &Target, uri: &str, request: http::Request<WasiBody>) -> Result<(http::Request<WasiBody>, bool), Error> {
         let (mut parts, mut body) = request.into_parts();
         // Read the body, every byte counted against the call's budget as it arrives.
         let mut held = 0usize;
@@ -307,9 +345,10 @@ impl OutboundContext {
         if !attached.kinds.is_empty() {
             tracing::debug!(connection = %self.connection, "attached {:?} to {method} {target}", attached.kinds);
         }
+        let grant_credential = attached.grant_credential;
         let bytes = attached.body.map(Bytes::from).unwrap_or(bytes);
         let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
-        Ok(http::Request::from_parts(parts, body))
+        Ok((http::Request::from_parts(parts, body), grant_credential))
     }
 
     /// Resolve and check the addresses of an origin.
@@ -354,111 +393,6 @@ impl OutboundContext {
             None => Binding::default(),
         };
         self.credentials.mint(Credential::new(kind, value, binding))
-    }
-
-    /// Read an OAuth response whole (bounded), counted against the budget.
-    async fn read_small(&self, target: &Target, body: transport::CappedBody) -> Result<Bytes, Error> {
-        match http_body_util::Limited::new(body, inbound::MAX_OAUTH_RESPONSE).collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) => match e.downcast::<Error>() {
-                Ok(e) => Err(*e),
-                Err(_) => Err(self.deny(format!(
-                    "the answer of {target} is larger than {} bytes, more than the host reads of an OAuth document",
-                    inbound::MAX_OAUTH_RESPONSE
-                ))),
-            },
-        }
-    }
-
-    /// Learn from, rewrite and mask a response before the connector reads it.
-    async fn respond(
-        &self,
-        method: Method,
-        target: &Target,
-        response: http::Response<hyper::body::Incoming>,
-        parts: CappedBodyParts,
-    ) -> Result<http::Response<WasiBody>, Error> {
-        let (mut head, incoming) = response.into_parts();
-        let status = head.status.as_u16();
-        let endpoint = self.endpoint.clone();
-        if endpoint.as_ref() == Some(target) && (status == 401 || status == 403) {
-            if let Some(h) = head.headers.get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) {
-                self.oauth.lock().unwrap_or_else(|p| p.into_inner()).learn_challenge(status, h);
-                self.oauth_changed.store(true, Ordering::SeqCst);
-            }
-        }
-        let purpose = match (&endpoint, self.oauth_urls) {
-            (Some(e), true) => self.oauth.lock().unwrap_or_else(|p| p.into_inner()).purpose(e, method, target),
-            _ => None,
-        };
-        let body = parts.wrap(incoming);
-        let rewritten: Option<Bytes> = match purpose {
-            Some(Purpose::ResourceMetadata | Purpose::ServerMetadata) if (200..300).contains(&status) => {
-                let bytes = self.read_small(target, body).await?;
-                let _held = self.budget.hold("OAuth documents", bytes.len()).map_err(|why| self.deny(why))?;
-                if let (Some(e), Ok(doc)) = (&endpoint, serde_json::from_slice::<serde_json::Value>(&bytes)) {
-                    if self.oauth.lock().unwrap_or_else(|p| p.into_inner()).learn(e, method, target, &doc) {
-                        self.oauth_changed.store(true, Ordering::SeqCst);
-                    }
-                }
-                Some(bytes)
-            }
-            Some(Purpose::Token) => {
-                let bytes = self.read_small(target, body).await?;
-                let _held = self.budget.hold("OAuth documents", bytes.len()).map_err(|why| self.deny(why))?;
-                let mut failed = None;
-                let result = inbound::rewrite_token_response(status, &bytes, &mut |kind, value| match self.mint(kind, value) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failed = Some(e);
-                        crate::vault::credentials::Placeholder::mint()
-                    }
-                });
-                let (out, facts) = result.map_err(|why| self.deny(format!("the answer of {target} was refused: {why}")))?;
-                if let Some(e) = failed {
-                    return Err(self.deny(format!("the answer of {target} was refused: {e}")));
-                }
-                if facts.granted {
-                    *self.token_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
-                }
-                Some(Bytes::from(out))
-            }
-            Some(Purpose::Registration) => {
-                let bytes = self.read_small(target, body).await?;
-                let mut failed = None;
-                let out = inbound::rewrite_registration_response(&bytes, &mut |kind, value| match self.mint(kind, value) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failed = Some(e);
-                        crate::vault::credentials::Placeholder::mint()
-                    }
-                })
-                .map_err(|why| self.deny(format!("the answer of {target} was refused: {why}")))?;
-                if let Some(e) = failed {
-                    return Err(self.deny(format!("the answer of {target} was refused: {e}")));
-                }
-                Some(Bytes::from(out))
-            }
-            _ => {
-                let (_, masker) = self.matchers();
-                mask_headers(&mut head.headers, masker.as_deref());
-                let body: WasiBody = match masker {
-                    Some(m) => inbound::MaskedBody::new(body, m).boxed_unsync(),
-                    None => body.boxed_unsync(),
-                };
-                return Ok(http::Response::from_parts(head, body));
-            }
-        };
-        let (_, masker) = self.matchers();
-        mask_headers(&mut head.headers, masker.as_deref());
-        let bytes = rewritten.unwrap_or_default();
-        let bytes = match &masker {
-            Some(m) if m.finds(&bytes) => Bytes::from(m.mask(&bytes)),
-            _ => bytes,
-        };
-        head.headers.remove(http::header::TRANSFER_ENCODING);
-        head.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
-        Ok(http::Response::from_parts(head, http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync()))
     }
 }
 
@@ -536,16 +470,22 @@ impl WasiHttpHooks for Outbound {
                 return Err(ctx.deny(format!("request with method {} denied: only GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS are ever granted", crate::errors::one_line(request.method().as_str()))));
             };
             let target = Target::parse(&uri).map_err(|e| ctx.deny(format!("request denied: {e}")))?;
-            ctx.check_request(method, &target)?;
-            let request = ctx.prepare(method, &target, &uri, request).await?;
+            let allowed = ctx.check_request(method, &target)?;
+            let (request, grant_credential) = ctx.prepare(method, &target, &uri, request).await?;
+            // How the answer is treated is decided now, before anything is sent.
+            let treatment = Treatment::decide(allowed.purpose, grant_credential);
             let addrs = ctx.addresses(&target.origin).await?;
             let meter: Arc<dyn Meter> = ctx.clone();
             let (response, io_done, parts) = transport::send(meter, ctx.limits.call_timeout, target.origin.clone(), addrs, request, options).await?;
-            let response = ctx.respond(method, &target, response, parts).await?;
+            let (head, incoming) = response.into_parts();
+            let response = http::Response::from_parts(head, parts.wrap(incoming));
+            let response = ctx.respond(method, &target, treatment, response).await?;
             Ok((response, io_done))
         })
     }
 }
+
+mod respond;
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tools the hostile connector lists, one per escape (plus `ping`).
-const ESCAPES: [&str; 19] = [
+const ESCAPES: [&str; 20] = [
     "fetch",
     "infinite_loop",
     "memory_bomb",
@@ -41,6 +41,7 @@ const ESCAPES: [&str; 19] = [
     "misplace",
     "fields_flood",
     "huge_log",
+    "refresh_tokens",
     "ping",
 ];
 
@@ -866,4 +867,28 @@ async fn an_authorization_url_asking_for_a_write_scope_is_refused_before_the_bro
     assert!(msg.contains("mcp.write_destructive") && msg.contains("before the browser opened"), "{msg}");
     assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests, "no browser went to the consent page");
     assert!(f.host.connection("hostile-oauth").is_err(), "nothing was kept");
+}
+
+/// The review's attack A, end to end: the operator tightens an authorized OAuth connection to
+/// `connection_urls = false` with both stand-in origins granted in full (the example of
+/// `policy/mod.rs`). Nothing the host learned is granted any more, yet the refresh the connector sends
+/// carries the refresh token the host attached, so its answer is a token answer: placeholders only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_under_a_policy_without_connection_urls_reaches_the_connector_with_placeholders_only() {
+    let (f, _home) = setup(&[]).await;
+    f.host.connect(hostile_oauth(&f, "hostile-oauth", "mcp.read offline_access")).await.expect("the hostile connector authorizes");
+    let policy = e2e::claribi_host::policy::Policy {
+        connection_urls: false,
+        grant: e2e::claribi_host::policy::Grant::parse_list([f.origin(), f.standin.issuer_url()]).unwrap(),
+        limits: tight_limits(),
+    };
+    f.host.set_policy("hostile-oauth", &policy).expect("the operator sets the policy");
+    let out = json_of(&f.host.call_tool("hostile-oauth", "refresh_tokens", "{}").await.expect("the refresh goes through"));
+    assert_eq!(out["status"], 200, "{out}");
+    let answer: Value = serde_json::from_str(out["answer"].as_str().unwrap()).expect("the answer is JSON");
+    for member in ["access_token", "refresh_token"] {
+        let seen = answer[member].as_str().unwrap_or_default();
+        assert!(seen.starts_with("clbph_"), "the connector read a raw {member}: {answer}");
+        assert!(!f.standin.is_token_active(seen));
+    }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::vault::credentials::{Binding, Credential, Kind, OAuthTargets};
+use crate::wire::inbound;
 use zeroize::Zeroizing;
 
 fn target(u: &str) -> Target {
@@ -44,7 +45,7 @@ fn body(s: &str) -> WasiBody {
     http_body_util::Full::new(Bytes::from(s.to_string())).map_err(|never| match never {}).boxed_unsync()
 }
 
-async fn prepare(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b: &str) -> Result<http::Request<WasiBody>, Error> {
+async fn prepare(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b: &str) -> Result<(http::Request<WasiBody>, bool), Error> {
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -52,6 +53,10 @@ async fn prepare(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b
     let req = req.body(body(b)).unwrap();
     let m = Method::parse(method).unwrap();
     w.ctx.prepare(m, &target(url), url, req).await
+}
+
+async fn prepare_request(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b: &str) -> Result<http::Request<WasiBody>, Error> {
+    prepare(w, method, url, headers, b).await.map(|(r, _)| r)
 }
 
 #[test]
@@ -95,7 +100,7 @@ fn the_request_budget_is_enforced() {
 async fn the_api_key_is_attached_at_the_endpoint_and_refused_elsewhere() {
     let w = world(&["https://other.example"], true);
     let p = w.key.placeholder.as_str();
-    let sent = prepare(&w, "POST", "https://mcp.close.com/mcp", &[("close-api-key", p)], "{}").await.unwrap();
+    let sent = prepare_request(&w, "POST", "https://mcp.close.com/mcp", &[("close-api-key", p)], "{}").await.unwrap();
     assert_eq!(sent.headers()["close-api-key"], "sk_live_0123456789");
     assert_eq!(sent.headers()["close-scope"], "mcp.read");
     // Another origin the operator granted, another path of the endpoint's origin: the placeholder stays out.
@@ -118,7 +123,7 @@ async fn a_credential_value_in_a_request_is_refused_by_the_second_line() {
         assert!(prepare(&w, "POST", "https://other.example/x", &headers, b).await.is_err(), "{headers:?} {b}");
     }
     assert!(w.ctx.first_denial().unwrap().contains("carries a credential value"));
-    let back = prepare(&w, "POST", "https://other.example/x", &[], "harmless").await.unwrap();
+    let back = prepare_request(&w, "POST", "https://other.example/x", &[], "harmless").await.unwrap();
     let bytes = back.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&bytes[..], b"harmless", "the body is passed on unchanged");
 }
@@ -132,7 +137,7 @@ async fn a_token_request_gets_the_refresh_token_in_its_form_field_only() {
     let p = w.ctx.credentials.mint(refresh).unwrap();
     // Without protected-resource metadata, /token on the endpoint's origin is the token endpoint.
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    let sent = prepare(&w, "POST", "https://mcp.close.com/token", &form, &format!("grant_type=refresh_token&refresh_token={}", p.as_str())).await.unwrap();
+    let sent = prepare_request(&w, "POST", "https://mcp.close.com/token", &form, &format!("grant_type=refresh_token&refresh_token={}", p.as_str())).await.unwrap();
     let bytes = sent.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&bytes[..], b"grant_type=refresh_token&refresh_token=rt-value-0123456789");
     assert!(prepare(&w, "POST", "https://mcp.close.com/mcp", &[("authorization", &format!("Bearer {}", p.as_str()))], "{}").await.is_err());
@@ -159,4 +164,141 @@ async fn a_literally_granted_loopback_address_is_reachable() {
     let w = world(&["http://127.0.0.1:8811"], true);
     let o = Origin::parse("http://127.0.0.1:8811/").unwrap();
     assert_eq!(w.ctx.addresses(&o).await.unwrap(), vec!["127.0.0.1:8811".parse().unwrap()]);
+}
+
+// ---- H1: answers that may hold a credential are decided before the request leaves -------------
+
+const TOKENS: &str = r#"{"access_token":"raw-access-0123456789","token_type":"Bearer","refresh_token":"raw-refresh-0123456789","scope":"mcp.read"}"#;
+
+fn response(status: u16, content_type: Option<&str>, b: &str) -> http::Response<WasiBody> {
+    let mut r = http::Response::builder().status(status);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    r.body(body(b)).unwrap()
+}
+
+/// What the connector reads of `response` to `method url`, treated as `treatment`.
+async fn read(w: &World, method: Method, url: &str, treatment: Treatment, response: http::Response<WasiBody>) -> Result<String, String> {
+    let r = w.ctx.respond(method, &target(url), treatment, response).await.map_err(|e| format!("{e:?}"))?;
+    let bytes = r.into_body().collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn assert_placeholders_only(seen: &str) {
+    assert!(!seen.contains("raw-access") && !seen.contains("raw-refresh"), "the connector saw a token: {seen}");
+    assert!(seen.contains("\"access_token\":\"clbph_") && seen.contains("\"refresh_token\":\"clbph_"), "{seen}");
+}
+
+/// The review's attack A: `connection_urls = false` and the operator granting both Close origins; the
+/// connector refreshes. Nothing marks the URL as the token endpoint, yet the answer is a token answer
+/// because the host put the refresh token into the request.
+#[tokio::test]
+async fn a_refresh_answer_is_rewritten_whatever_the_policy_says_about_connection_urls() {
+    let w = world(&["https://mcp.close.com", "https://api.close.com"], false);
+    let endpoint = target("https://mcp.close.com/mcp");
+    let token_url = "https://api.close.com/oauth2/token/";
+    let oauth = OAuthTargets { token: Some(target(token_url)), revocation: None };
+    let refresh = Credential::new(Kind::RefreshToken, Zeroizing::new("rt-value-0123456789".into()), Binding::oauth(Kind::RefreshToken, &endpoint, &oauth));
+    let p = w.ctx.credentials.mint(refresh).unwrap();
+    let allowed = w.ctx.check_request(Method::Post, &target(token_url)).unwrap();
+    assert_eq!(allowed.purpose, None, "nothing learned names this URL");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let (_, grant_credential) = prepare(&w, "POST", token_url, &form, &format!("grant_type=refresh_token&refresh_token={}", p.as_str())).await.unwrap();
+    assert!(grant_credential);
+    let treatment = Treatment::decide(allowed.purpose, grant_credential);
+    assert_eq!(treatment, Treatment::Credentials);
+    // Served as text/html, even: what decides is what went into the request.
+    let seen = read(&w, Method::Post, token_url, treatment, response(200, Some("text/html"), TOKENS)).await.unwrap();
+    assert_placeholders_only(&seen);
+    assert!(w.ctx.token_facts().is_some_and(|f| f.granted), "the host read the grant");
+    // A 2xx it cannot read is refused, not passed on.
+    assert!(read(&w, Method::Post, token_url, treatment, response(200, None, "access_token=raw-access-0123456789")).await.is_err());
+}
+
+fn close_oauth() -> OAuthState {
+    let endpoint = target("https://mcp.close.com/mcp");
+    let mut s = OAuthState::default();
+    let prm = serde_json::json!({"resource": "https://mcp.close.com/", "authorization_servers": ["https://api.close.com/"]});
+    assert!(s.learn(&endpoint, Method::Get, &target("https://mcp.close.com/.well-known/oauth-protected-resource"), &prm));
+    let asm = serde_json::json!({"issuer": "https://api.close.com", "authorization_endpoint": "https://app.close.com/oauth2/authorize/",
+        "token_endpoint": "https://api.close.com/oauth2/token/", "registration_endpoint": "https://api.close.com/oauth2/register/"});
+    assert!(s.learn(&endpoint, Method::Get, &target("https://mcp.close.com/.well-known/oauth-authorization-server"), &asm));
+    s
+}
+
+/// The review's attack B: the learned state changes while the request is in flight (another accepted
+/// document names another server). The purpose was read with the grant and stays.
+#[tokio::test]
+async fn a_document_learned_while_a_request_is_in_flight_does_not_change_how_its_answer_is_read() {
+    let w = world(&[], true);
+    *w.ctx.oauth.lock().unwrap() = close_oauth();
+    let register = "https://api.close.com/oauth2/register/";
+    let allowed = w.ctx.check_request(Method::Post, &target(register)).unwrap();
+    assert_eq!(allowed.purpose, Some(Purpose::Registration));
+    // Meanwhile: a protected-resource document naming another issuer forgets api.close.com.
+    let endpoint = target("https://mcp.close.com/mcp");
+    let migrated = serde_json::json!({"resource": "https://mcp.close.com/", "authorization_servers": ["https://auth2.close.com"]});
+    assert!(w.ctx.oauth.lock().unwrap().learn(&endpoint, Method::Get, &target("https://mcp.close.com/.well-known/oauth-protected-resource"), &migrated));
+    assert_eq!(w.ctx.oauth().purpose(&endpoint, Method::Post, &target(register)), None, "now the URL means nothing");
+    let treatment = Treatment::decide(allowed.purpose, false);
+    let answer = r#"{"client_id":"c1","client_secret":"raw-secret-0123456789","registration_access_token":"raw-rat-0123456789"}"#;
+    let seen = read(&w, Method::Post, register, treatment, response(201, Some("application/json"), answer)).await.unwrap();
+    assert!(!seen.contains("raw-") && seen.contains("\"client_secret\":\"clbph_"), "{seen}");
+    // And a registration answer it cannot read is refused (it used to pass unchanged).
+    assert!(read(&w, Method::Post, register, treatment, response(201, Some("application/json"), "\u{1f}\u{8b}gzip")).await.is_err());
+}
+
+/// The review's attack C: an alias of the token endpoint (no trailing slash), or a metadata URL
+/// answering a POST, under a whole-origin grant, with no credential attached (a raw code obtained
+/// some other way): any JSON answer naming a credential member is rewritten all the same.
+#[tokio::test]
+async fn a_json_answer_naming_a_token_is_rewritten_wherever_it_comes_from() {
+    let w = world(&["https://api.close.com", "https://mcp.close.com"], true);
+    *w.ctx.oauth.lock().unwrap() = close_oauth();
+    for url in ["https://api.close.com/oauth2/token", "https://api.close.com//oauth2/token/", "https://mcp.close.com/.well-known/oauth-protected-resource"] {
+        let allowed = w.ctx.check_request(Method::Post, &target(url)).unwrap();
+        assert_eq!(allowed.purpose, None, "{url}");
+        let treatment = Treatment::decide(allowed.purpose, false);
+        assert_eq!(treatment, Treatment::Plain);
+        for ct in [Some("application/json"), Some("application/json; charset=utf-8"), None, Some("text/plain")] {
+            let seen = read(&w, Method::Post, url, treatment, response(200, ct, TOKENS)).await.unwrap();
+            assert_placeholders_only(&seen);
+        }
+    }
+    // A form-encoded answer with a token is refused (the host rewrites credentials only in JSON).
+    let url = "https://api.close.com/oauth2/token";
+    let form = response(200, Some("application/x-www-form-urlencoded"), "access_token=raw-access-0123456789&token_type=bearer");
+    assert!(read(&w, Method::Post, url, Treatment::Plain, form).await.is_err());
+    // An ordinary answer passes untouched, nested members included.
+    let plain = r#"{"jsonrpc":"2.0","id":1,"result":{"access_token":"not at the top level"}}"#;
+    assert_eq!(read(&w, Method::Post, url, Treatment::Plain, response(200, Some("application/json"), plain)).await.unwrap(), plain);
+}
+
+#[tokio::test]
+async fn an_answer_too_large_to_rewrite_is_cut_before_a_top_level_token() {
+    let w = world(&["https://api.close.com"], true);
+    let url = "https://api.close.com/oauth2/token";
+    let big = format!(r#"{{"padding":"{}","access_token":"raw-access-0123456789"}}"#, "x".repeat(inbound::MAX_OAUTH_RESPONSE));
+    for ct in [Some("application/json"), Some("text/event-stream")] {
+        let r = w.ctx.respond(Method::Post, &target(url), Treatment::Plain, response(200, ct, &big)).await.unwrap();
+        let mut b = r.into_body();
+        let mut seen = Vec::new();
+        let mut failed = false;
+        while let Some(frame) = b.frame().await {
+            match frame {
+                Ok(f) => seen.extend_from_slice(f.data_ref().map(|d| &d[..]).unwrap_or_default()),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed, "{ct:?}: the body ends in an error");
+        assert!(!String::from_utf8_lossy(&seen).contains("raw-access"), "{ct:?}: the value never came through");
+    }
+    assert!(w.ctx.first_denial().unwrap().contains("too large to rewrite"));
+    // Large answers without such a member stream through whole.
+    let big = format!(r#"{{"padding":"{}","ok":true}}"#, "x".repeat(inbound::MAX_OAUTH_RESPONSE));
+    assert_eq!(read(&w, Method::Post, url, Treatment::Plain, response(200, Some("application/json"), &big)).await.unwrap(), big);
 }
