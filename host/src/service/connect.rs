@@ -178,6 +178,9 @@ impl HostService {
         if let Some(origins) = &req.allow_origins {
             policy.grant = Grant::parse_list(origins).map_err(|e| HostError::Usage(format!("--allow-origin: {e}")))?;
         }
+        if let Some((_, secret)) = req.options.iter().find(|(k, _)| k.trim() == CLIENT_SECRET_OPTION) {
+            crate::vault::credentials::check_value_len(Kind::ClientSecret, secret.trim()).map_err(HostError::Usage)?;
+        }
         self.pin(&req.plugin, &plugin.digest)?;
         let record = ConnectionRecord {
             id: random_id("conn"),
@@ -229,6 +232,7 @@ impl HostService {
 
     /// Seal an API key for `record`: bound to its endpoint URL and API-key header.
     fn seal_api_key(&self, record: &ConnectionRecord, key: &str) -> Result<(), HostError> {
+        crate::vault::credentials::check_value_len(Kind::ApiKey, key.trim()).map_err(HostError::Usage)?;
         let endpoint = Target::parse(&record.endpoint).map_err(HostError::Usage)?;
         let c = Credential::new(Kind::ApiKey, Zeroizing::new(key.trim().to_string()), Binding::api_key(&endpoint, record.api_key_header.as_deref()));
         self.store
@@ -436,6 +440,7 @@ impl HostService {
             Err(e) => Err(e),
         };
         self.store.delete_connection(&c.id).map_err(HostError::Storage)?;
+        self.matchers.forget(&c.id);
         Ok(DisconnectOutcome { name: c.name, revoked: revoke.is_ok(), warning: revoke.err().map(|e| e.to_string()) })
     }
 

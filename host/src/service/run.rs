@@ -94,6 +94,7 @@ impl HostService {
             oauth: c.oauth.clone(),
             uses_oauth: c.auth_method == crate::vault::store::AuthMethod::Oauth,
             key_headers: self.key_headers(c, plugin),
+            matchers: self.matchers.clone(),
         };
         let limits = c.policy.limits;
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));

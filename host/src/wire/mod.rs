@@ -6,6 +6,7 @@
 //! | [`attach`] | the one place a credential value enters a request: placeholders replaced only where bound |
 //! | [`inbound`] | responses rewritten before a connector reads them: token and registration responses |
 //! | [`json_members`] | whether a JSON answer names a credential member at its top level, read while it streams |
+//! | [`matchers`] | the scanner and the masker of a connection's values, built once per set of values, charged to each call |
 //! | [`masker`] | echoes of known credential values replaced by their placeholders while a body streams |
 //! | [`scanner`] | the second line: credential values in any encoding, refused in requests, masked in logs |
 //! | [`upstream_calls`] | which upstream MCP tools a request body calls (the blocklist on the wire) |
@@ -17,6 +18,7 @@ pub mod attach;
 pub mod inbound;
 pub mod json_members;
 pub mod masker;
+pub mod matchers;
 pub mod outbound;
 pub mod scanner;
 pub mod transport;

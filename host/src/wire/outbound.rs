@@ -41,7 +41,7 @@ use crate::vault::credentials::{Binding, Credential, Kind};
 use crate::wire::attach::{self, KeyHeaders};
 use crate::wire::inbound::{TokenFacts, Treatment};
 use crate::wire::masker::Masker;
-use crate::wire::scanner::SecondLine;
+use crate::wire::matchers::{MatcherCache, Matchers};
 use crate::wire::transport::{self, Meter};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -73,6 +73,8 @@ pub struct CallNetwork {
     pub uses_oauth: bool,
     /// The API-key headers.
     pub key_headers: KeyHeaders,
+    /// Where the connection's matchers are kept between calls.
+    pub matchers: Arc<MatcherCache>,
 }
 
 /// What the grant check decided about a request, kept until its response.
@@ -100,7 +102,12 @@ pub struct OutboundContext {
     /// The call's credentials (stored and minted).
     pub credentials: Arc<CallCredentials>,
     key_headers: KeyHeaders,
-    matchers: Mutex<(u64, Arc<SecondLine>, Option<Arc<Masker>>)>,
+    /// The matchers for the credentials the call knows, the generation they are for, and the bytes
+    /// charged for them to the budget.
+    matchers: Mutex<(u64, Arc<Matchers>, usize)>,
+    matcher_cache: Arc<MatcherCache>,
+    /// Why the matchers do not fit the call's budget (every request is then refused).
+    matchers_refused: Mutex<Option<String>>,
     /// Name resolution.
     pub resolver: Arc<dyn Resolve>,
     /// Requests made so far in this call.
@@ -135,7 +142,9 @@ impl OutboundContext {
             limits,
             oauth: Mutex::new(net.oauth),
             oauth_changed: AtomicBool::new(false),
-            matchers: Mutex::new((u64::MAX, Arc::new(SecondLine::default()), None)),
+            matchers: Mutex::new((u64::MAX, Arc::new(Matchers::default()), 0)),
+            matcher_cache: net.matchers,
+            matchers_refused: Mutex::new(None),
             credentials,
             key_headers: net.key_headers,
             resolver,
@@ -157,6 +166,7 @@ impl OutboundContext {
             oauth: OAuthState::default(),
             uses_oauth: false,
             key_headers: KeyHeaders::default(),
+            matchers: Arc::new(MatcherCache::default()),
         };
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         OutboundContext::new(net, limits, Arc::new(CallCredentials::none()), Arc::new(SystemResolver), budget)
@@ -191,26 +201,36 @@ impl OutboundContext {
         self.denials.lock().unwrap_or_else(|p| p.into_inner()).first().cloned()
     }
 
-    /// The second-line scanner and the echo masker for the credentials the call knows now.
-    fn matchers(&self) -> (Arc<SecondLine>, Option<Arc<Masker>>) {
+    /// The second-line scanner and the echo masker for the credentials the call knows now: the
+    /// connection's, built once per set of values ([`MatcherCache`]), their size charged to the call.
+    fn matchers(&self) -> Arc<Matchers> {
         let generation = self.credentials.generation();
         let mut m = self.matchers.lock().unwrap_or_else(|p| p.into_inner());
         if m.0 != generation {
             let known = self.credentials.known();
-            let values = known.iter().map(|c| c.value.clone()).collect();
-            *m = (generation, Arc::new(SecondLine::new(values)), Masker::new(known.iter()).map(Arc::new));
+            let built = self.matcher_cache.get(self.credentials.connection_id(), &known);
+            let size = built.memory_usage();
+            self.budget.release(m.2);
+            let charged = match self.budget.charge("credential matchers", size) {
+                Ok(()) => size,
+                Err(why) => {
+                    *self.matchers_refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                    0
+                }
+            };
+            *m = (generation, built, charged);
         }
-        (m.1.clone(), m.2.clone())
+        m.1.clone()
     }
 
     /// `text` with the connection's credential values replaced by `[redacted]` (logs, errors).
     pub fn mask(&self, text: &str) -> String {
-        self.matchers().0.mask(text)
+        self.matchers().redact(text)
     }
 
     /// Whether `text` holds one of the connection's credential values, in any encoding.
     pub fn finds_value(&self, text: &str) -> bool {
-        self.matchers().0.leaks_into(text)
+        self.matchers().scan.leaks_into(text)
     }
 
     /// What the host learned of the authorization during this call, if anything changed.
@@ -312,7 +332,11 @@ impl OutboundContext {
         let _held = ReleaseOnDrop(&self.budget, held);
         outcome.map_err(|why| self.deny(why))?;
         let bytes = buf.freeze();
-        let (scan, _) = self.matchers();
+        let matchers = self.matchers();
+        if let Some(why) = self.matchers_refused.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(self.deny(format!("request to {target} denied: the host cannot look for the connection's credentials within the call's budget: {why}")));
+        }
+        let scan = &matchers.scan;
         if !scan.is_empty() {
             let in_headers = parts.headers.iter().any(|(k, v)| scan.leaks_into(k.as_str()) || scan.leaks_into_bytes(v.as_bytes()));
             if in_headers || scan.leaks_into(uri) || scan.leaks_into_bytes(&bytes) {

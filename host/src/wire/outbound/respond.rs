@@ -191,7 +191,7 @@ impl OutboundContext {
 
     /// A response whose body the host holds whole: echoes masked, length set.
     fn whole(&self, mut head: http::response::Parts, bytes: Bytes) -> http::Response<WasiBody> {
-        let (_, masker) = self.matchers();
+        let masker = self.matchers().echo.clone();
         mask_headers(&mut head.headers, masker.as_deref());
         let bytes = match &masker {
             Some(m) if m.finds(&bytes) => Bytes::from(m.mask(&bytes)),
@@ -208,7 +208,7 @@ impl OutboundContext {
     where
         B: http_body::Body<Data = Bytes, Error = Error> + Send + Unpin + 'static,
     {
-        let (_, masker) = self.matchers();
+        let masker = self.matchers().echo.clone();
         mask_headers(&mut head.headers, masker.as_deref());
         let why = format!(
             "the answer of {target} names a credential at its top level but is larger than {} bytes, too large to rewrite; it was cut there",

@@ -26,6 +26,7 @@ fn world(grant: &[&str], connection_urls: bool) -> World {
         oauth: OAuthState::default(),
         uses_oauth: true,
         key_headers: KeyHeaders { key: Some("close-api-key".into()), scope: Some(("close-scope".into(), vec!["mcp.read".into()])) },
+        matchers: Arc::new(MatcherCache::default()),
     };
     let resolver = Arc::new(FixedResolver(
         [
@@ -301,4 +302,57 @@ async fn an_answer_too_large_to_rewrite_is_cut_before_a_top_level_token() {
     // Large answers without such a member stream through whole.
     let big = format!(r#"{{"padding":"{}","ok":true}}"#, "x".repeat(inbound::MAX_OAUTH_RESPONSE));
     assert_eq!(read(&w, Method::Post, url, Treatment::Plain, response(200, Some("application/json"), &big)).await.unwrap(), big);
+}
+
+// ---- H2: bounded echo masking ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_longer_than_8_kib_is_refused_when_it_arrives() {
+    let w = world(&["https://api.close.com"], true);
+    let long = "t".repeat(crate::vault::credentials::MAX_VALUE_LEN + 1);
+    let answer = format!(r#"{{"access_token":"{long}","token_type":"Bearer"}}"#);
+    let url = "https://api.close.com/oauth2/token/";
+    assert!(read(&w, Method::Post, url, Treatment::Credentials, response(200, Some("application/json"), &answer)).await.is_err());
+    let why = w.ctx.first_denial().unwrap();
+    assert!(why.contains("access-token") && why.contains("8 KiB"), "{why}");
+    assert!(!why.contains("tttttttt"), "{why}");
+    assert!(w.ctx.credentials.known().iter().all(|c| c.value.len() <= crate::vault::credentials::MAX_VALUE_LEN));
+}
+
+fn context(cache: Arc<MatcherCache>, budget: u64, creds: Vec<Credential>) -> OutboundContext {
+    let endpoint = target("https://mcp.close.com/mcp");
+    let net = CallNetwork {
+        connection: "test".into(),
+        endpoint: Some(endpoint),
+        policy: Policy { connection_urls: true, grant: Grant::default(), limits: Limits::default() },
+        oauth: OAuthState::default(),
+        uses_oauth: false,
+        key_headers: KeyHeaders::default(),
+        matchers: cache,
+    };
+    let creds = Arc::new(CallCredentials::new("conn_1", None, creds));
+    let limits = Limits { host_memory_bytes: budget, ..Limits::default() };
+    OutboundContext::new(net, limits, creds, Arc::new(FixedResolver(Default::default())), Arc::new(CallBudget::new(budget)))
+}
+
+#[tokio::test]
+async fn credential_matchers_are_built_once_per_connection_and_charged_to_each_call() {
+    let endpoint = target("https://mcp.close.com/mcp");
+    let values: Vec<Credential> = (0..40)
+        .map(|i| Credential::new(Kind::AccessToken, Zeroizing::new(format!("{i:02}{}", "v".repeat(8000))), Binding::api_key(&endpoint, None)))
+        .collect();
+    let cache = Arc::new(MatcherCache::default());
+    let first = context(cache.clone(), 16 << 20, values.clone());
+    assert_eq!(first.mask(&format!("x {} y", values[3].value.as_str())), "x [redacted] y");
+    let charged = first.budget.used();
+    assert!(charged > 0, "the matchers are charged to the call");
+    let second = context(cache.clone(), 16 << 20, values.clone());
+    assert!(Arc::ptr_eq(&first.matchers(), &second.matchers()), "the next call of the connection reuses them");
+    assert_eq!(second.budget.used(), charged, "and is charged for them too");
+    // A call whose budget cannot hold them refuses every request, with the budget's reason.
+    let tight = context(cache, (charged / 2) as u64, values);
+    let req = http::Request::builder().method("POST").uri("https://mcp.close.com/mcp").body(body("{}")).unwrap();
+    assert!(tight.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", req).await.is_err());
+    let why = tight.first_denial().unwrap();
+    assert!(why.contains("credential matchers") && why.contains("host_memory_mib"), "{why}");
 }
