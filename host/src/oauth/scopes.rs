@@ -2,9 +2,10 @@
 //!
 //! * **Asked for.** Before the browser opens, the host reads the authorization URL the connector
 //!   built ([`check_authorization_url`]): it must be the authorization endpoint the endpoint's own
-//!   metadata named, carry the host's redirect URI, PKCE S256, the `state` the connector reported and
-//!   the `resource` of the protected-resource metadata; and every scope in it must be one the host
-//!   allows ([`allowed_scopes`]): the operator's `--scope`, else the connector's declared
+//!   metadata named (its path read as a browser reads it), carry the host's redirect URI, PKCE S256,
+//!   the `state` the connector reported and the `resource` of the protected-resource metadata, and
+//!   no parameter but those the flow needs ([`AUTHORIZATION_PARAMETERS`]: no request object, no
+//!   response mode, no claims); and every scope in it must be one the host allows ([`allowed_scopes`]): the operator's `--scope`, else the connector's declared
 //!   least-privilege scopes (`mcp.read` for Close), else — for a connector that declares none, such as
 //!   the generic MCP connector — what the server itself asked for on the wire (its challenges' `scope`
 //!   and its `scopes_supported`); plus `offline_access` when the server advertises it.
@@ -27,6 +28,23 @@ pub struct ScopeInputs<'a> {
     pub declared: &'a [String],
     /// What the host learned on the wire.
     pub oauth: &'a OAuthState,
+}
+
+/// Where a connection's scopes come from, kept by a call so that what it may ask for is judged with
+/// what the host learns on the wire during the call.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeSources {
+    /// The operator's (`--scope`).
+    pub operator: Vec<String>,
+    /// The connector's declared least-privilege scopes.
+    pub declared: Vec<String>,
+}
+
+impl ScopeSources {
+    /// The scopes the connection may ask for, given what was learned ([`allowed_scopes`]).
+    pub fn allowed(&self, oauth: &OAuthState) -> Vec<String> {
+        allowed_scopes(&ScopeInputs { operator: &self.operator, declared: &self.declared, oauth })
+    }
 }
 
 /// The scopes an authorization URL may carry.
@@ -71,6 +89,17 @@ pub struct Expected<'a> {
     pub allowed: &'a [String],
 }
 
+/// The parameters an authorization URL may carry: what the authorization code flow with PKCE and
+/// resource indicators needs, and `prompt` (mcp-client asks for `consent` with `offline_access`, as
+/// OpenID Connect wants). Anything else — `request`, `request_uri` (RFC 9101), `response_mode`
+/// (JARM), `claims`, `authorization_details`, `audience`, `include_granted_scopes`, … — could send
+/// the code elsewhere or widen the grant, and is refused.
+pub const AUTHORIZATION_PARAMETERS: &[&str] =
+    &["response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource", "prompt"];
+
+/// The values `prompt` may take (`none` would skip the consent the user must see).
+const PROMPTS: &[&str] = &["consent", "login", "select_account"];
+
 /// The query parameters of a URL, decoded.
 pub fn query_pairs(url: &str) -> Vec<(String, String)> {
     url::Url::parse(url).map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()).unwrap_or_default()
@@ -79,6 +108,11 @@ pub fn query_pairs(url: &str) -> Vec<(String, String)> {
 /// Check an authorization URL against what the host expects; returns the scopes it asks for.
 pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec<String>, String> {
     let target = crate::policy::Target::parse(url).map_err(|e| format!("the connector's authorization URL is invalid: {e}"))?;
+    // The path a browser opens must be the one checked (a browser reads `\` as `/`, drops tabs).
+    let parsed = url::Url::parse(url).map_err(|e| format!("the connector's authorization URL is invalid: {e}"))?;
+    if url.bytes().any(|b| b == b'\\' || b.is_ascii_whitespace() || b.is_ascii_control()) || parsed.path() != target.path {
+        return Err("the connector's authorization URL has a path a browser would read differently (backslashes, blanks, control characters or dot segments); refused before the browser opened".into());
+    }
     let wanted = crate::policy::Target::parse(expected.authorization_endpoint)
         .map_err(|e| format!("the authorization server's authorization endpoint is invalid: {e}"))?;
     if target != wanted {
@@ -87,6 +121,13 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
         ));
     }
     let pairs = query_pairs(url);
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| !AUTHORIZATION_PARAMETERS.contains(&k.as_str())) {
+        return Err(format!(
+            "the connector's authorization URL carries the parameter `{}`, which the host does not pass on (only {}); refused before the browser opened",
+            crate::text::one_line(name).chars().take(60).collect::<String>(),
+            AUTHORIZATION_PARAMETERS.join(", ")
+        ));
+    }
     let get = |name: &str| -> Result<Option<&str>, String> {
         let mut found = pairs.iter().filter(|(k, _)| k == name);
         let first = found.next().map(|(_, v)| v.as_str());
@@ -108,6 +149,16 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
         Some(s) if s == expected.state && s.len() >= 16 => {}
         _ => return Err("the connector's authorization URL lacks an unguessable state".into()),
     }
+    if let Some(p) = get("prompt")? {
+        if !PROMPTS.contains(&p) {
+            return Err(format!(
+                "the connector's authorization URL asks for prompt={}; only {} are passed on (the user must see the consent page)",
+                crate::text::one_line(p).chars().take(40).collect::<String>(),
+                PROMPTS.join(", ")
+            ));
+        }
+    }
+    get("client_id")?;
     if let Some(resource) = expected.resource {
         if get("resource")? != Some(resource) {
             return Err(format!("the connector's authorization URL does not name the resource `{resource}` (RFC 8707)"));
@@ -294,12 +345,59 @@ mod tests {
         let mut twice = good();
         twice.push(("scope", "mcp.write_destructive"));
         assert!(check(&twice).unwrap_err().contains("repeats"));
+        let mut twice = good();
+        twice.push(("client_id", "other"));
+        assert!(check(&twice).unwrap_err().contains("repeats"));
         let e = check_authorization_url(
             &url(&good()).replace("app.close.com", "evil.example"),
             &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[] },
         )
         .unwrap_err();
         assert!(e.contains("not to the authorization endpoint"), "{e}");
+    }
+
+    #[test]
+    fn an_authorization_url_carries_only_the_parameters_the_flow_needs() {
+        let mut with_prompt = good();
+        with_prompt.push(("prompt", "consent"));
+        assert!(check(&with_prompt).is_ok(), "mcp-client asks for consent with offline_access");
+        let jar = "eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwczovL2V2aWwuZXhhbXBsZS9jYiJ9.";
+        for (extra, value, needle) in [
+            ("request", jar, "`request`"),
+            ("request_uri", "https://evil.example/req", "`request_uri`"),
+            ("response_mode", "query.jwt", "`response_mode`"),
+            ("claims", r#"{"id_token":{}}"#, "`claims`"),
+            ("authorization_details", "[]", "`authorization_details`"),
+            ("audience", "https://api.close.com", "`audience`"),
+            ("include_granted_scopes", "true", "`include_granted_scopes`"),
+            ("login_hint", "victim@example.com", "`login_hint`"),
+            ("prompt", "none", "prompt=none"),
+        ] {
+            let mut params = good();
+            params.push((extra, value));
+            let e = check(&params).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_authorization_url_is_read_as_a_browser_reads_it() {
+        let expected = |allowed: &'static [String]| Expected {
+            authorization_endpoint: "https://app.close.com/oauth2/authorize/",
+            redirect_uri: "http://127.0.0.1:5/callback",
+            state: "0123456789abcdef0123",
+            resource: Some("https://mcp.close.com/"),
+            allowed,
+        };
+        let query = url(&good()).split_once('?').unwrap().1.to_string();
+        for bad in [
+            format!("https://app.close.com\\x\\..\\..\\some\\page/oauth2/authorize/?{query}"),
+            format!("https://app.close.com/oauth2/authorize/\t?{query}"),
+            format!("https://app.close.com/other/../oauth2/authorize/?{query}"),
+        ] {
+            let e = check_authorization_url(&bad, &expected(&[])).unwrap_err();
+            assert!(e.contains("browser") || e.contains("not to the authorization endpoint") || e.contains("invalid"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl HostService {
     pub async fn begin_authorization(&self, c: &ConnectionRecord, plugin: &LoadedPlugin, redirect_uri: &str) -> Result<PendingAuthorization, HostError> {
         let redirect = redirect_uri.to_string();
         let ran = self
-            .run(c, plugin, RunOptions { staged: true, ..RunOptions::default() }, move |b, s| {
+            .run(c, plugin, RunOptions { staged: true, redirect_uri: Some(redirect_uri.to_string()), ..RunOptions::default() }, move |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_begin_authorization(s, &redirect).await })
             })
             .await?;
@@ -140,6 +140,13 @@ impl HostService {
                 "the authorization response carries the wrong state (a stale or forged redirect); nothing was stored. Run connect again".into(),
             ));
         }
+        if get("error").is_none() && get("code").is_none_or(|c| c.is_empty()) {
+            // A response mode the host cannot read (JARM's `response=`, a fragment): the code would
+            // reach the connector unseen.
+            return Err(protocol(
+                "the authorization response carries neither a code nor an error (a response mode the host does not read); nothing was stored".into(),
+            ));
+        }
         if get("error").is_none() {
             match (get("iss"), &pending.issuer) {
                 (Some(iss), Some(issuer)) if !crate::oauth::discovery::issuer_matches(&iss, issuer) => {
@@ -173,7 +180,7 @@ impl HostService {
         }
         let callback = callback.to_string();
         let ran = self
-            .run(&current, plugin, RunOptions { staged: true, minted }, move |b, s| {
+            .run(&current, plugin, RunOptions { staged: true, minted, ..RunOptions::default() }, move |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_complete_authorization(s, &callback).await })
             })
             .await?;

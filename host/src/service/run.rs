@@ -37,6 +37,8 @@ pub(crate) struct RunOptions {
     pub staged: bool,
     /// Credentials the host hands the call (an authorization code), as if minted during it.
     pub minted: Vec<Credential>,
+    /// The redirect URI of the authorization the call begins (a client registration must name it).
+    pub redirect_uri: Option<String>,
 }
 
 /// What a call returned, and what the host saw during it.
@@ -95,6 +97,8 @@ impl HostService {
             uses_oauth: c.auth_method == crate::vault::store::AuthMethod::Oauth,
             key_headers: self.key_headers(c, plugin),
             matchers: self.matchers.clone(),
+            scopes: crate::oauth::scopes::ScopeSources { operator: c.scopes.clone(), declared: plugin.info.scopes.clone() },
+            redirect_uri: options.redirect_uri.clone(),
         };
         let limits = c.policy.limits;
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));

@@ -110,7 +110,13 @@ mod tests {
     use super::*;
     use zeroize::Zeroizing;
 
-    fn minter() -> (impl FnMut(Kind, Zeroizing<String>) -> Placeholder, std::rc::Rc<std::cell::RefCell<Vec<(Kind, String, Placeholder)>>>) {
+    /// What a test minter saw: kind, value, placeholder.
+    type Seen = std::rc::Rc<std::cell::RefCell<Vec<(Kind, String, Placeholder)>>>;
+
+    /// An answer, and what rewriting it should give (the body) or say (a part of the error).
+    type Case<'a> = (u16, &'a [u8], Result<&'a [u8], &'a str>);
+
+    fn minter() -> (impl FnMut(Kind, Zeroizing<String>) -> Placeholder, Seen) {
         let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let s2 = seen.clone();
         (
@@ -143,7 +149,7 @@ mod tests {
     #[test]
     fn answers_that_cannot_be_read_are_refused_or_reach_the_connector_without_a_body() {
         let (mut mint, seen) = minter();
-        let table: &[(u16, &[u8], Result<&[u8], &str>)] = &[
+        let table: &[Case] = &[
             // 2xx: a JSON object, or nothing at all (a revocation answer).
             (200, b"access_token=AT&token_type=bearer", Err("not a JSON object")),
             (200, b"\x1f\x8b\x08\x00compressed", Err("not a JSON object")),

@@ -433,7 +433,7 @@ mod tests {
         let head = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.".repeat(3);
         let a = cred(&format!("{head}payload-A-{}", "a".repeat(3000)));
         let b = cred(&format!("{head}payload-B-{}", "b".repeat(5000)));
-        let short = cred(&format!("{}", &head[..20]));
+        let short = cred(&head[..20]);
         let masker = std::sync::Arc::new(Masker::new([&a, &b, &short]).unwrap());
         let text = format!("[{}] [{}] [{}] [{}]", b.value.as_str(), a.value.as_str(), short.value.as_str(), &head[..30]);
         let want = format!(

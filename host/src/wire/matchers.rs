@@ -46,10 +46,13 @@ impl Matchers {
 /// Connections whose matchers are kept (beyond it, the cache starts over).
 const MAX_CONNECTIONS: usize = 1024;
 
+/// Per connection: the placeholders of the values, and the matchers built for them.
+type Entries = HashMap<String, (Vec<Placeholder>, Arc<Matchers>)>;
+
 /// Matchers kept per connection, for the set of values they were built for.
 #[derive(Default)]
 pub struct MatcherCache {
-    entries: Mutex<HashMap<String, (Vec<Placeholder>, Arc<Matchers>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl MatcherCache {
@@ -96,7 +99,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &cache.get("conn_1", &[b.clone(), a.clone()])), "the same set, in any order: reused");
         let refreshed = cache.get("conn_1", &[a.clone(), cred("value-cccccccc")]);
         assert!(!Arc::ptr_eq(&first, &refreshed), "a new value: built again");
-        assert!(!Arc::ptr_eq(&refreshed, &cache.get("conn_2", &[a.clone()])), "per connection");
+        assert!(!Arc::ptr_eq(&refreshed, &cache.get("conn_2", std::slice::from_ref(&a))), "per connection");
         assert!(refreshed.scan.leaks_into("x value-cccccccc") && !refreshed.scan.leaks_into("x value-bbbbbbbb"));
         assert_eq!(refreshed.redact("a value-aaaaaaaa b"), "a [redacted] b");
         assert!(refreshed.memory_usage() > 0);

@@ -34,8 +34,9 @@
 //! which comes through this hook again, so every hop is checked against the same policy.
 
 use crate::oauth::discovery::{OAuthState, Purpose};
+use crate::oauth::scopes::ScopeSources;
 use crate::policy::{Grant, Limits, Method, Origin, Policy, Reason, Rule, Target};
-use crate::sandbox::limits::CallBudget;
+use crate::sandbox::limits::{CallBudget, JSON_PARSE_FACTOR};
 use crate::vault::call_credentials::CallCredentials;
 use crate::vault::credentials::{Binding, Credential, Kind};
 use crate::wire::attach::{self, KeyHeaders};
@@ -75,6 +76,10 @@ pub struct CallNetwork {
     pub key_headers: KeyHeaders,
     /// Where the connection's matchers are kept between calls.
     pub matchers: Arc<MatcherCache>,
+    /// Where the connection's scopes come from (what it may ask for).
+    pub scopes: ScopeSources,
+    /// The redirect URI of the authorization this call begins (`None`: it begins none).
+    pub redirect_uri: Option<String>,
 }
 
 /// What the grant check decided about a request, kept until its response.
@@ -108,6 +113,8 @@ pub struct OutboundContext {
     matcher_cache: Arc<MatcherCache>,
     /// Why the matchers do not fit the call's budget (every request is then refused).
     matchers_refused: Mutex<Option<String>>,
+    scopes: ScopeSources,
+    redirect_uri: Option<String>,
     /// Name resolution.
     pub resolver: Arc<dyn Resolve>,
     /// Requests made so far in this call.
@@ -145,6 +152,8 @@ impl OutboundContext {
             matchers: Mutex::new((u64::MAX, Arc::new(Matchers::default()), 0)),
             matcher_cache: net.matchers,
             matchers_refused: Mutex::new(None),
+            scopes: net.scopes,
+            redirect_uri: net.redirect_uri,
             credentials,
             key_headers: net.key_headers,
             resolver,
@@ -167,6 +176,8 @@ impl OutboundContext {
             uses_oauth: false,
             key_headers: KeyHeaders::default(),
             matchers: Arc::new(MatcherCache::default()),
+            scopes: ScopeSources::default(),
+            redirect_uri: None,
         };
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         OutboundContext::new(net, limits, Arc::new(CallCredentials::none()), Arc::new(SystemResolver), budget)
@@ -304,9 +315,16 @@ impl OutboundContext {
         )))
     }
 
-    /// Read the body, scan it (second line), read its tool calls, attach the credentials. Returns the
-    /// request to send and whether a grant credential went into it.
-    pub async fn prepare(&self, method: Method, target: &Target, uri: &str, request: http::Request<WasiBody>) -> Result<(http::Request<WasiBody>, bool), Error> {
+    /// Read the body, scan it (second line), read its tool calls, check a client registration,
+    /// attach the credentials. Returns the request to send and whether a grant credential went into it.
+    pub async fn prepare(
+        &self,
+        method: Method,
+        target: &Target,
+        uri: &str,
+        allowed: &Allowed,
+        request: http::Request<WasiBody>,
+    ) -> Result<(http::Request<WasiBody>, bool), Error> {
         let (mut parts, mut body) = request.into_parts();
         // Read the body, every byte counted against the call's budget as it arrives.
         let mut held = 0usize;
@@ -363,6 +381,12 @@ impl OutboundContext {
                     )));
                 }
             }
+        }
+        if allowed.purpose == Some(Purpose::Registration) || crate::oauth::registration::is_registration(&bytes) {
+            let _parsing = self.budget.hold("request bodies", bytes.len().saturating_mul(JSON_PARSE_FACTOR)).map_err(|why| self.deny(why))?;
+            let allowed_scopes = self.scopes.allowed(&self.oauth());
+            let expected = crate::oauth::registration::Expected { redirect_uri: self.redirect_uri.as_deref(), allowed: &allowed_scopes };
+            crate::oauth::registration::check(&bytes, &expected).map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
         }
         let attached = attach::attach(method, target, uri, &mut parts.headers, &bytes, &*self.credentials, &self.key_headers)
             .map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
@@ -495,7 +519,7 @@ impl WasiHttpHooks for Outbound {
             };
             let target = Target::parse(&uri).map_err(|e| ctx.deny(format!("request denied: {e}")))?;
             let allowed = ctx.check_request(method, &target)?;
-            let (request, grant_credential) = ctx.prepare(method, &target, &uri, request).await?;
+            let (request, grant_credential) = ctx.prepare(method, &target, &uri, &allowed, request).await?;
             // How the answer is treated is decided now, before anything is sent.
             let treatment = Treatment::decide(allowed.purpose, grant_credential);
             let addrs = ctx.addresses(&target.origin).await?;

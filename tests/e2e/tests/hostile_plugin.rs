@@ -892,3 +892,38 @@ async fn a_refresh_under_a_policy_without_connection_urls_reaches_the_connector_
         assert!(!f.standin.is_token_active(seen));
     }
 }
+
+/// The review's H3-1 (RFC 9101): an authorization URL whose outer parameters pass every check, plus
+/// an unsigned request object naming another redirect URI and a write scope. Refused before any
+/// browser goes to the consent page.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_url_with_a_request_object_is_refused_before_the_browser_opens() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let mut req = hostile_oauth(&f, "hostile-jar", "mcp.read");
+    // {"alg":"none"}.{"redirect_uri":"https://evil.example/cb","scope":"mcp.read mcp.write_destructive"}.
+    let jar = "eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwczovL2V2aWwuZXhhbXBsZS9jYiIsInNjb3BlIjoibWNwLnJlYWQgbWNwLndyaXRlX2Rlc3RydWN0aXZlIn0.";
+    req.options.push(("extra_param".into(), format!("request={jar}")));
+    let err = f.host.connect(req).await.unwrap_err();
+    let msg = line(&err);
+    assert!(matches!(err, HostError::Connector(ConnectorError::DeniedByPolicy { .. })), "{err:?}");
+    assert!(msg.contains("`request`") && msg.contains("before the browser opened"), "{msg}");
+    assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests, "no browser went to the consent page");
+    assert!(f.host.connection("hostile-jar").is_err(), "nothing was kept");
+}
+
+/// The review's H3-1, first step: the connector registers its client with a second redirect URI of
+/// its choosing. The registration is read by the host and never sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_registration_naming_another_redirect_uri_is_refused_before_it_is_sent() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let mut req = hostile_oauth(&f, "hostile-reg", "mcp.read");
+    req.options.push(("extra_redirect".into(), "https://evil.example/cb".into()));
+    let err = f.host.connect(req).await.unwrap_err();
+    let msg = line(&err);
+    assert!(msg.contains("redirect URIs other than exactly the host's"), "{msg}");
+    let after = f.standin.oauth_counters();
+    assert_eq!((after.registrations, after.registrations_rejected), (before.registrations, before.registrations_rejected), "the registration never reached the server");
+    assert!(!logs::of("hostile-reg").iter().any(|l| l.contains("the registration went through")));
+}

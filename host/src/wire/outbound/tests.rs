@@ -15,6 +15,11 @@ struct World {
 /// A connection to `https://mcp.close.com/mcp` holding an API key, with `grant` as the operator's
 /// extra origins.
 fn world(grant: &[&str], connection_urls: bool) -> World {
+    world_authorizing(grant, connection_urls, None)
+}
+
+/// [`world`] in a call that begins an authorization whose browser comes back to `redirect_uri`.
+fn world_authorizing(grant: &[&str], connection_urls: bool, redirect_uri: Option<&str>) -> World {
     let endpoint = target("https://mcp.close.com/mcp");
     let key = Credential::new(Kind::ApiKey, Zeroizing::new("sk_live_0123456789".into()), Binding::api_key(&endpoint, Some("close-api-key")));
     let creds = Arc::new(CallCredentials::new("conn_1", None, vec![key.clone()]));
@@ -27,6 +32,8 @@ fn world(grant: &[&str], connection_urls: bool) -> World {
         uses_oauth: true,
         key_headers: KeyHeaders { key: Some("close-api-key".into()), scope: Some(("close-scope".into(), vec!["mcp.read".into()])) },
         matchers: Arc::new(MatcherCache::default()),
+        scopes: ScopeSources { operator: vec![], declared: vec!["mcp.read".into()] },
+        redirect_uri: redirect_uri.map(str::to_string),
     };
     let resolver = Arc::new(FixedResolver(
         [
@@ -53,7 +60,8 @@ async fn prepare(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b
     }
     let req = req.body(body(b)).unwrap();
     let m = Method::parse(method).unwrap();
-    w.ctx.prepare(m, &target(url), url, req).await
+    let allowed = Allowed { purpose: w.ctx.oauth().purpose(&target("https://mcp.close.com/mcp"), m, &target(url)) };
+    w.ctx.prepare(m, &target(url), url, &allowed, req).await
 }
 
 async fn prepare_request(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b: &str) -> Result<http::Request<WasiBody>, Error> {
@@ -329,6 +337,8 @@ fn context(cache: Arc<MatcherCache>, budget: u64, creds: Vec<Credential>) -> Out
         uses_oauth: false,
         key_headers: KeyHeaders::default(),
         matchers: cache,
+        scopes: ScopeSources::default(),
+        redirect_uri: None,
     };
     let creds = Arc::new(CallCredentials::new("conn_1", None, creds));
     let limits = Limits { host_memory_bytes: budget, ..Limits::default() };
@@ -352,7 +362,33 @@ async fn credential_matchers_are_built_once_per_connection_and_charged_to_each_c
     // A call whose budget cannot hold them refuses every request, with the budget's reason.
     let tight = context(cache, (charged / 2) as u64, values);
     let req = http::Request::builder().method("POST").uri("https://mcp.close.com/mcp").body(body("{}")).unwrap();
-    assert!(tight.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", req).await.is_err());
+    assert!(tight.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", &Allowed { purpose: None }, req).await.is_err());
     let why = tight.first_denial().unwrap();
     assert!(why.contains("credential matchers") && why.contains("host_memory_mib"), "{why}");
+}
+
+// ---- H3: the connector's client registration is read before it is sent -----------------------
+
+#[tokio::test]
+async fn a_client_registration_is_read_before_it_is_sent_wherever_it_goes() {
+    let redirect = "http://127.0.0.1:5/callback";
+    let w = world_authorizing(&["https://api.close.com"], true, Some(redirect));
+    *w.ctx.oauth.lock().unwrap() = close_oauth();
+    let json = [("content-type", "application/json")];
+    let good = r#"{"client_name":"c","redirect_uris":["http://127.0.0.1:5/callback"],"grant_types":["authorization_code","refresh_token"],"scope":"mcp.read"}"#;
+    let evil = r#"{"client_name":"c","redirect_uris":["http://127.0.0.1:5/callback","https://evil.example/cb"]}"#;
+    let wide = r#"{"redirect_uris":["http://127.0.0.1:5/callback"],"scope":"mcp.read mcp.write_destructive"}"#;
+    // The learned registration endpoint, and an alias of it the operator's grant allows.
+    for url in ["https://api.close.com/oauth2/register/", "https://api.close.com/oauth2/register"] {
+        assert!(prepare(&w, "POST", url, &json, good).await.is_ok(), "{url}");
+        assert!(prepare(&w, "POST", url, &json, evil).await.is_err(), "{url}");
+        assert!(w.ctx.first_denial().unwrap().contains("redirect URIs other than exactly the host's"));
+        assert!(prepare(&w, "POST", url, &json, wide).await.is_err(), "{url}");
+    }
+    // To the learned registration endpoint, a body the host cannot read is refused too.
+    assert!(prepare(&w, "POST", "https://api.close.com/oauth2/register/", &[("content-type", "application/x-www-form-urlencoded")], "redirect_uris=x").await.is_err());
+    // Outside an authorization the host began, no registration goes out at all.
+    let idle = world(&["https://api.close.com"], true);
+    assert!(prepare(&idle, "POST", "https://api.close.com/oauth2/register", &json, good).await.is_err());
+    assert!(idle.ctx.first_denial().unwrap().contains("outside an authorization"));
 }
