@@ -35,6 +35,27 @@ fn read_whole(headers: &http::HeaderMap) -> bool {
         || essence == "application/x-www-form-urlencoded"
 }
 
+/// Why the host cannot read an answer as the connector would (the host asked for it whole and
+/// uncompressed): a partial answer, or a content or transfer coding.
+fn unreadable(head: &http::response::Parts) -> Option<String> {
+    if head.status.as_u16() == 206 || head.headers.contains_key(http::header::CONTENT_RANGE) {
+        return Some("it is a partial answer (206, Content-Range); the host masks and rewrites only whole answers".into());
+    }
+    let codings = |name: http::header::HeaderName, ok: &[&str]| -> Option<String> {
+        head.headers.get_all(name).iter().flat_map(|v| String::from_utf8_lossy(v.as_bytes()).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>()).find(|c| !c.is_empty() && !ok.contains(&c.as_str()))
+    };
+    if let Some(c) = codings(http::header::CONTENT_ENCODING, &["identity"]) {
+        return Some(format!(
+            "it is encoded ({}) although the host asked for identity; the host masks and rewrites only what it can read",
+            crate::errors::one_line(&c).chars().take(40).collect::<String>()
+        ));
+    }
+    if let Some(c) = codings(http::header::TRANSFER_ENCODING, &["chunked", "identity"]) {
+        return Some(format!("its transfer coding {} is not one the host reads", crate::errors::one_line(&c).chars().take(40).collect::<String>()));
+    }
+    None
+}
+
 fn is_form(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
@@ -140,6 +161,9 @@ impl OutboundContext {
                 self.oauth.lock().unwrap_or_else(|p| p.into_inner()).learn_challenge(status, h);
                 self.oauth_changed.store(true, Ordering::SeqCst);
             }
+        }
+        if let Some(why) = unreadable(&head) {
+            return Err(self.deny(format!("the answer of {target} was refused: {why}")));
         }
         let success = (200..300).contains(&status);
         match treatment {

@@ -392,3 +392,37 @@ async fn a_client_registration_is_read_before_it_is_sent_wherever_it_goes() {
     assert!(prepare(&idle, "POST", "https://api.close.com/oauth2/register", &json, good).await.is_err());
     assert!(idle.ctx.first_denial().unwrap().contains("outside an authorization"));
 }
+
+// ---- M1: compression and ranges ----------------------------------------------------------------
+
+#[tokio::test]
+async fn answers_are_asked_for_whole_and_uncompressed() {
+    let w = world(&["https://other.example"], true);
+    let headers = [("accept-encoding", "gzip, br"), ("range", "bytes=0-9"), ("if-range", "\"x\"")];
+    let (sent, _) = prepare(&w, "GET", "https://other.example/x", &headers, "").await.unwrap();
+    assert_eq!(sent.headers()["accept-encoding"], "identity");
+    assert!(sent.headers().get("range").is_none() && sent.headers().get("if-range").is_none());
+}
+
+#[tokio::test]
+async fn a_compressed_or_partial_answer_is_refused_whatever_its_url() {
+    let w = world(&["https://api.close.com"], true);
+    let url = "https://api.close.com/oauth2/register/";
+    let with = |status: u16, name: &str, value: &str| {
+        let mut r = response(status, Some("application/json"), "\u{1f}\u{8b}gzipped");
+        r.headers_mut().insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), http::HeaderValue::from_str(value).unwrap());
+        r
+    };
+    for (treatment, r, needle) in [
+        (Treatment::Credentials, with(201, "content-encoding", "gzip"), "encoded (gzip)"),
+        (Treatment::Plain, with(200, "content-encoding", "identity, br"), "encoded (br)"),
+        (Treatment::Plain, with(206, "content-range", "bytes 0-9/100"), "partial"),
+        (Treatment::Plain, with(200, "content-range", "bytes 0-9/100"), "partial"),
+    ] {
+        assert!(read(&w, Method::Post, url, treatment, r).await.is_err(), "{needle}");
+        assert!(w.ctx.denials.lock().unwrap().iter().any(|d| d.contains(needle)), "{needle}");
+    }
+    // identity is fine.
+    let ok = with(200, "content-encoding", "identity");
+    assert!(read(&w, Method::Post, url, Treatment::Plain, ok).await.is_ok());
+}
