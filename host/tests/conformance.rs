@@ -43,7 +43,8 @@ fn tools() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-fn run(scenario: &str) {
+/// Run a scenario; its whole output.
+fn output(scenario: &str) -> (bool, String) {
     let (node, suite) = tools();
     let out_dir = tempfile::tempdir().unwrap();
     let command = format!("{} conformance-client", env!("CARGO_BIN_EXE_claribi-host"));
@@ -55,8 +56,22 @@ fn run(scenario: &str) {
         .output()
         .expect("node runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let passed = text.contains("OVERALL: PASSED") && !text.contains("OVERALL: FAILED");
-    assert!(passed && out.status.success(), "conformance scenario {scenario} did not pass:\n{text}");
+    let passed = text.contains("OVERALL: PASSED") && !text.contains("OVERALL: FAILED") && out.status.success();
+    (passed, text)
+}
+
+fn run(scenario: &str) {
+    let (passed, text) = output(scenario);
+    assert!(passed, "conformance scenario {scenario} did not pass:\n{text}");
+}
+
+/// A scenario whose client asks for a write or admin scope the server advertises or challenges for,
+/// with no `--scope` from the operator: the host refuses it (SECURITY.md, promise 7), so the scenario
+/// fails, with the host's reason.
+fn refused(scenario: &str, scope: &str) {
+    let (passed, text) = output(scenario);
+    assert!(!passed, "conformance scenario {scenario} passed, yet it asks for {scope}:\n{text}");
+    assert!(text.contains(&format!("the scope {scope} beyond what this connection may")), "conformance scenario {scenario}:\n{text}");
 }
 
 macro_rules! scenarios {
@@ -79,10 +94,8 @@ scenarios! {
     auth_metadata_var3 => "auth/metadata-var3",
     auth_basic_cimd => "auth/basic-cimd",
     auth_scope_from_www_authenticate => "auth/scope-from-www-authenticate",
-    auth_scope_from_scopes_supported => "auth/scope-from-scopes-supported",
     auth_scope_omitted_when_undefined => "auth/scope-omitted-when-undefined",
     auth_scope_step_up => "auth/scope-step-up",
-    auth_scope_retry_limit => "auth/scope-retry-limit",
     auth_token_endpoint_auth_basic => "auth/token-endpoint-auth-basic",
     auth_token_endpoint_auth_post => "auth/token-endpoint-auth-post",
     auth_token_endpoint_auth_none => "auth/token-endpoint-auth-none",
@@ -93,4 +106,17 @@ scenarios! {
     auth_resource_mismatch => "auth/resource-mismatch",
     auth_offline_access_scope => "auth/offline-access-scope",
     auth_offline_access_not_supported => "auth/offline-access-not-supported",
+}
+
+/// `auth/scope-from-scopes-supported` asks for every scope the resource advertises, `mcp:write`
+/// included: refused, the operator named no scope.
+#[test]
+fn auth_scope_from_scopes_supported_is_refused_for_its_write_scope() {
+    refused("auth/scope-from-scopes-supported", "mcp:write");
+}
+
+/// `auth/scope-retry-limit` steps up to `mcp:admin` again and again: refused at the first step.
+#[test]
+fn auth_scope_retry_limit_is_refused_for_its_admin_scope() {
+    refused("auth/scope-retry-limit", "mcp:admin");
 }

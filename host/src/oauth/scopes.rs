@@ -9,11 +9,18 @@
 //!   least-privilege scopes (`mcp.read` for Close), else — for a connector that declares none, such as
 //!   the generic MCP connector — what the server itself asked for on the wire (its challenges' `scope`
 //!   and its `scopes_supported`); plus `offline_access` when the server advertises it.
-//! * **Granted.** The host reads the token response it rewrites: its `scope`, else (RFC 6749 §5.1)
-//!   what was asked. A grant without a required scope is *insufficient scope*; one wider than asked
-//!   is kept with a warning ([`judge`]).
+//!   The connector's declared scopes and the server's are taken only when they are read-level
+//!   ([`is_read_level`]): `mcp.write_safe` is never allowed unless the operator names it. An
+//!   authorization URL must ask for a scope (without one the server would choose) and for every
+//!   required one.
+//! * **Granted.** The host reads *every* token answer of every call — a code exchange, a refresh
+//!   during an ordinary call — and also the `scope` a token request asks for: a scope beyond what the
+//!   connection may hold is refused on the wire ([`judge_grant`]), the answer never reaching the
+//!   connector. After an authorization, a grant without a required scope is *insufficient scope*;
+//!   one wider than asked but allowed is kept with a warning ([`judge`]).
 //! * **API keys.** A connector that declares a scope header (Close's `Close-Scope`) gets it set by
-//!   the host, or checked when it sets it itself ([`check_scope_header`]).
+//!   the host to the read-level required scopes, or checked when it sets it itself
+//!   ([`check_scope_header`]); a request carrying the key with any other `*scope` header is refused.
 
 use super::discovery::OAuthState;
 
@@ -47,18 +54,39 @@ impl ScopeSources {
     }
 }
 
-/// The scopes an authorization URL may carry.
+/// Words that make a scope more than read access (`mcp.write_safe`, `files:delete`, `admin`).
+const WRITE_WORDS: &[&str] =
+    &["write", "writes", "delete", "destructive", "admin", "administer", "manage", "modify", "edit", "create", "update", "full", "owner", "sudo", "root", "readwrite", "rw"];
+
+/// Whether a scope asks for reading only, as far as its words tell: `mcp.read`, `files:read`,
+/// `offline_access` are; `mcp.write_safe`, `read_write`, `admin`, `*` are not. What a connector
+/// declares and what a server advertises are taken only when they are; the operator's `--scope`
+/// is the operator's word and taken as it is.
+pub fn is_read_level(scope: &str) -> bool {
+    !scope.contains('*')
+        && !scope
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| WRITE_WORDS.iter().any(|x| w.eq_ignore_ascii_case(x)))
+}
+
+fn read_level(scopes: &[String]) -> Vec<String> {
+    scopes.iter().filter(|s| is_read_level(s)).cloned().collect()
+}
+
+/// The scopes an authorization URL may carry: the operator's, else the connector's declared
+/// read-level ones, else the read-level ones the server asked for on the wire; plus `offline_access`
+/// when advertised.
 pub fn allowed_scopes(inputs: &ScopeInputs<'_>) -> Vec<String> {
     let mut out: Vec<String> = if !inputs.operator.is_empty() {
         inputs.operator.to_vec()
     } else if !inputs.declared.is_empty() {
-        inputs.declared.to_vec()
+        read_level(inputs.declared)
     } else {
         let mut v = inputs.oauth.challenged_scopes.clone();
         if let Some(r) = &inputs.oauth.resource {
             v.extend(r.scopes_supported.iter().cloned());
         }
-        v
+        read_level(&v)
     };
     if inputs.oauth.offline_access_advertised() {
         out.push(OFFLINE_ACCESS.to_string());
@@ -68,11 +96,30 @@ pub fn allowed_scopes(inputs: &ScopeInputs<'_>) -> Vec<String> {
     out
 }
 
-/// The scopes a grant must hold: the operator's, else the connector's declared ones, without
-/// `offline_access` (a refresh token is welcome, not required).
+/// The scopes a grant must hold: the operator's, else the connector's declared read-level ones,
+/// without `offline_access` (a refresh token is welcome, not required).
 pub fn required_scopes(operator: &[String], declared: &[String]) -> Vec<String> {
-    let base = if !operator.is_empty() { operator } else { declared };
-    base.iter().filter(|s| s.as_str() != OFFLINE_ACCESS).cloned().collect()
+    let base = if !operator.is_empty() { operator.to_vec() } else { read_level(declared) };
+    base.into_iter().filter(|s| s.as_str() != OFFLINE_ACCESS).collect()
+}
+
+/// Judge scopes a token endpoint is asked for or grants (`granted`), against what the connection
+/// may hold: every one must be allowed (or `offline_access`); when the host knows of no allowed scope
+/// at all, every one must be read-level. A wider grant is refused, never kept with a warning.
+pub fn judge_grant(granted: &[String], allowed: &[String]) -> Result<(), String> {
+    let beyond: Vec<&str> = granted
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != OFFLINE_ACCESS && if allowed.is_empty() { !is_read_level(s) } else { !allowed.iter().any(|a| a == s) })
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the scope {} is beyond what this connection may hold ({}); to allow it, reconnect with --scope",
+        crate::text::one_line(&beyond.join(" ")).chars().take(200).collect::<String>(),
+        if allowed.is_empty() { "read-level scopes only".to_string() } else { allowed.join(" ") }
+    ))
 }
 
 /// What the host expects of an authorization URL.
@@ -87,6 +134,8 @@ pub struct Expected<'a> {
     pub resource: Option<&'a str>,
     /// The scopes it may ask for.
     pub allowed: &'a [String],
+    /// The scopes it must ask for.
+    pub required: &'a [String],
 }
 
 /// The parameters an authorization URL may carry: what the authorization code flow with PKCE and
@@ -175,10 +224,26 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
             if allowed.is_empty() { "no scope".to_string() } else { list(&allowed) }
         ));
     }
+    // Without a scope the server would choose (its default, or what the client registered).
+    if scopes.is_empty() && !expected.allowed.is_empty() {
+        let wanted = if expected.required.is_empty() { expected.allowed } else { expected.required };
+        return Err(format!(
+            "the connector's authorization URL asks for no scope, so the server would choose; it must ask for {}; refused before the browser opened",
+            wanted.join(" ")
+        ));
+    }
+    let missing: Vec<&str> = expected.required.iter().filter(|r| !scopes.contains(r)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the connector's authorization URL does not ask for {}, which this connection needs; refused before the browser opened",
+            missing.join(" ")
+        ));
+    }
     Ok(scopes)
 }
 
-/// What a grant holds, judged against what was asked and what is required.
+/// What a grant holds, judged against what was asked and what is required (a grant beyond what
+/// the connection may hold never gets this far: [`judge_grant`] refuses it on the wire).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// The scopes granted.
@@ -276,17 +341,22 @@ mod tests {
         let table: Vec<(&[&str], &[&str], &OAuthState, &[&str])> = vec![
             (&[], &["mcp.read"], &close, &["mcp.read", "offline_access"]),
             (&["mcp.read"], &[], &close, &["mcp.read", "offline_access"]),
-            (&[], &[], &close, &["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"]),
+            // The connector's declared or the server's advertised write scopes are never taken.
+            (&[], &[], &close, &["mcp.read", "offline_access"]),
+            (&[], &["mcp.read", "mcp.write_safe", "mcp.write_destructive"], &close, &["mcp.read", "offline_access"]),
+            // The operator's word is taken as it is.
+            (&["mcp.read", "mcp.write_safe"], &["mcp.read"], &close, &["mcp.read", "mcp.write_safe", "offline_access"]),
         ];
         for (operator, declared, oauth, want) in table {
             let got = allowed_scopes(&ScopeInputs { operator: &s(operator), declared: &s(declared), oauth });
             assert_eq!(got, s(want), "{operator:?} {declared:?}");
         }
         let generic = learned(&[], &[], &["files:read", "files:write"]);
-        assert_eq!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &generic }), s(&["files:read", "files:write"]));
+        assert_eq!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &generic }), s(&["files:read"]));
         let none = OAuthState::default();
         assert!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &none }).is_empty());
         assert_eq!(required_scopes(&[], &s(&["mcp.read", "offline_access"])), s(&["mcp.read"]));
+        assert_eq!(required_scopes(&[], &s(&["mcp.read", "mcp.write_destructive"])), s(&["mcp.read"]));
     }
 
     fn url(params: &[(&str, &str)]) -> String {
@@ -312,6 +382,7 @@ mod tests {
 
     fn check(params: &[(&str, &str)]) -> Result<Vec<String>, String> {
         let allowed = s(&["mcp.read", "offline_access"]);
+        let required = s(&["mcp.read"]);
         check_authorization_url(
             &url(params),
             &Expected {
@@ -320,6 +391,7 @@ mod tests {
                 state: "0123456789abcdef0123",
                 resource: Some("https://mcp.close.com/"),
                 allowed: &allowed,
+                required: &required,
             },
         )
     }
@@ -350,7 +422,7 @@ mod tests {
         assert!(check(&twice).unwrap_err().contains("repeats"));
         let e = check_authorization_url(
             &url(&good()).replace("app.close.com", "evil.example"),
-            &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[] },
+            &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[], required: &[] },
         )
         .unwrap_err();
         assert!(e.contains("not to the authorization endpoint"), "{e}");
@@ -388,6 +460,7 @@ mod tests {
             state: "0123456789abcdef0123",
             resource: Some("https://mcp.close.com/"),
             allowed,
+            required: &[],
         };
         let query = url(&good()).split_once('?').unwrap().1.to_string();
         for bad in [
@@ -398,6 +471,47 @@ mod tests {
             let e = check_authorization_url(&bad, &expected(&[])).unwrap_err();
             assert!(e.contains("browser") || e.contains("not to the authorization endpoint") || e.contains("invalid"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_authorization_url_must_ask_for_the_required_scopes() {
+        let without = |name: &str| -> Vec<(&'static str, &'static str)> { good().into_iter().filter(|(k, _)| *k != name).collect() };
+        assert!(check(&without("scope")).unwrap_err().contains("asks for no scope"));
+        let mut only_offline = without("scope");
+        only_offline.push(("scope", "offline_access"));
+        assert!(check(&only_offline).unwrap_err().contains("does not ask for mcp.read"));
+    }
+
+    #[test]
+    fn scopes_are_read_level_only_when_their_words_say_so() {
+        for (scope, read) in [
+            ("mcp.read", true),
+            ("files:read", true),
+            ("offline_access", true),
+            ("openid", true),
+            ("mcp.write_safe", false),
+            ("mcp.write_destructive", false),
+            ("files:write", false),
+            ("read_write", false),
+            ("Admin", false),
+            ("leads.delete", false),
+            ("*", false),
+            ("repo:full", false),
+        ] {
+            assert_eq!(is_read_level(scope), read, "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_grant_beyond_what_the_connection_may_hold_is_refused() {
+        let allowed = s(&["mcp.read"]);
+        assert!(judge_grant(&s(&["mcp.read", "offline_access"]), &allowed).is_ok());
+        assert!(judge_grant(&s(&["offline_access"]), &allowed).is_ok(), "narrower is for the insufficient-scope check");
+        let e = judge_grant(&s(&["mcp.read", "mcp.write_destructive"]), &allowed).unwrap_err();
+        assert!(e.contains("mcp.write_destructive") && e.contains("--scope") && !e.contains('\n'), "{e}");
+        // Knowing of no allowed scope, the host still refuses a write scope.
+        assert!(judge_grant(&s(&["files:read"]), &[]).is_ok());
+        assert!(judge_grant(&s(&["files:write"]), &[]).unwrap_err().contains("read-level scopes only"));
     }
 
     #[test]

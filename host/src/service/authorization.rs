@@ -78,12 +78,14 @@ impl HostService {
             ))
         })?;
         let allowed = scopes::allowed_scopes(&ScopeInputs { operator: &c.scopes, declared: &plugin.info.scopes, oauth: &ran.oauth });
+        let required = scopes::required_scopes(&c.scopes, &plugin.info.scopes);
         let expected = scopes::Expected {
             authorization_endpoint: &server.authorization_endpoint,
             redirect_uri,
             state: &request.state,
             resource: ran.oauth.resource.as_ref().map(|r| r.resource.as_str()),
             allowed: &allowed,
+            required: &required,
         };
         let requested = scopes::check_authorization_url(&request.url, &expected)
             .map_err(|m| HostError::Connector(ConnectorError::DeniedByPolicy { message: m }))?;
@@ -184,20 +186,21 @@ impl HostService {
                 Box::pin(async move { b.claribi_data_source_connector().call_complete_authorization(s, &callback).await })
             })
             .await?;
-        let Some(facts) = ran.token_facts else {
+        let Some(first) = ran.token_facts.first() else {
             return Err(protocol(
                 "the connector completed the authorization without a token response passing through the host; nothing was stored".into(),
             ));
         };
+        // Every grant of the call is judged (a wider one was already refused on the wire): the code
+        // exchange decides what is reported, and none may lack a required scope.
         let required = scopes::required_scopes(&current.scopes, &plugin.info.scopes);
-        let verdict = scopes::judge(&pending.requested_scopes, facts.scope.as_deref(), &required);
-        if !verdict.missing.is_empty() {
-            let message = verdict.insufficient_message(&current.connector_name);
-            return Err(HostError::Connector(ConnectorError::InsufficientScope {
-                required,
-                granted: verdict.granted.clone(),
-                message,
-            }));
+        let verdict = scopes::judge(&pending.requested_scopes, first.scope.as_deref(), &required);
+        for facts in &ran.token_facts {
+            let v = scopes::judge(&pending.requested_scopes, facts.scope.as_deref(), &required);
+            if !v.missing.is_empty() {
+                let message = v.insufficient_message(&current.connector_name);
+                return Err(HostError::Connector(ConnectorError::InsufficientScope { required, granted: v.granted.clone(), message }));
+            }
         }
         self.commit(&current, ran.staging).await?;
         Ok(Authorized {

@@ -190,7 +190,12 @@ impl HostService {
             connector_name: info.display_name.clone(),
             endpoint,
             auth_method: method,
-            scopes: if req.scopes.is_empty() { info.scopes.clone() } else { req.scopes.clone() },
+            // Without --scope, the connector's declared scopes, read-level ones only.
+            scopes: if req.scopes.is_empty() {
+                info.scopes.iter().filter(|s| crate::oauth::scopes::is_read_level(s)).cloned().collect()
+            } else {
+                req.scopes.clone()
+            },
             options: req.options.iter().filter(|(k, _)| k.trim() != CLIENT_SECRET_OPTION && k.trim() != API_KEY_HEADER_OPTION).cloned().collect(),
             policy,
             oauth: OAuthState::default(),

@@ -17,7 +17,8 @@
 //! one-line reason. `Content-Length` follows the rewritten body.
 //!
 //! When the connection declares an API-key scope header (Close's `Close-Scope`), a request carrying
-//! the API key gets it set, or checked when the connector set it ([`crate::oauth::scopes`]).
+//! the API key gets it set, or checked when the connector set it ([`crate::oauth::scopes`]); any
+//! other header naming a scope (`*scope`) next to the key refuses the request.
 
 use crate::policy::{Method, Target};
 use crate::vault::credentials::{Credential, Kind, Place, Placeholder};
@@ -156,6 +157,15 @@ pub fn attach(
     }
 
     if out.kinds.contains(&Kind::ApiKey) {
+        // Only the declared scope header may name a scope next to the key (a connector that declares
+        // none, or another, cannot slip `Close-Scope: mcp.write_destructive` past the check).
+        let declared = key_headers.scope.as_ref().map(|(h, _)| h.to_ascii_lowercase());
+        if let Some(other) = headers.keys().find(|n| n.as_str().ends_with("scope") && declared.as_deref() != Some(n.as_str())) {
+            return Err(format!(
+                "it carries the header {other} with the API key; only the connector's declared scope header ({}) may name a scope",
+                declared.as_deref().unwrap_or("none declared")
+            ));
+        }
         if let Some((header, allowed)) = &key_headers.scope {
             let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("the declared scope header `{header}` is not a header name"))?;
             let present: Vec<&HeaderValue> = headers.get_all(&name).iter().collect();
@@ -330,6 +340,14 @@ mod tests {
         let w = world();
         let e = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
         assert!(e.contains("limited to mcp.read"), "{e}");
+        // Another scope header next to the key, or any when the connector declared none.
+        let e = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("x-close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
+        assert!(e.contains("x-close-scope") && e.contains("(close-scope)"), "{e}");
+        let mut undeclared = world();
+        undeclared.headers.scope = None;
+        let e = run(&undeclared, Method::Post, MCP, &[("close-api-key", undeclared.key.as_str().into()), ("close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
+        assert!(e.contains("none declared"), "{e}");
+        assert!(run(&undeclared, Method::Post, MCP, &[("close-api-key", undeclared.key.as_str().into())], "{}", None).is_ok());
         let (h, _, _) = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("close-scope", "mcp.read".into())], "{}", None).unwrap();
         assert_eq!(h["close-scope"], "mcp.read");
     }

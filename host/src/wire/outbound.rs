@@ -124,7 +124,7 @@ pub struct OutboundContext {
     pub bytes_received: AtomicU64,
     denials: Arc<Mutex<Vec<String>>>,
     tool_gate: Option<ToolGate>,
-    token_facts: Mutex<Option<TokenFacts>>,
+    token_facts: Mutex<Vec<TokenFacts>>,
     /// The call's host memory budget.
     pub budget: Arc<CallBudget>,
 }
@@ -162,7 +162,7 @@ impl OutboundContext {
             bytes_received: AtomicU64::new(0),
             denials: Arc::new(Mutex::new(Vec::new())),
             tool_gate: None,
-            token_facts: Mutex::new(None),
+            token_facts: Mutex::new(Vec::new()),
             budget,
         }
     }
@@ -255,9 +255,14 @@ impl OutboundContext {
         self.oauth.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// What the last token response of this call said (granted scope), if there was one.
-    pub fn token_facts(&self) -> Option<TokenFacts> {
-        self.token_facts.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// What every token answer of this call said (granted scope), in order.
+    pub fn token_facts(&self) -> Vec<TokenFacts> {
+        std::mem::take(&mut *self.token_facts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The scopes the connection may hold now (what it may ask for, with what was learned).
+    fn allowed_scopes(&self) -> Vec<String> {
+        self.scopes.allowed(&self.oauth())
     }
 
     /// Every rule the connection may reach now: the fixed ones and the learned OAuth URLs.
@@ -396,6 +401,15 @@ impl OutboundContext {
             tracing::debug!(connection = %self.connection, "attached {:?} to {method} {target}", attached.kinds);
         }
         let grant_credential = attached.grant_credential;
+        if grant_credential {
+            // A token request asks for no scope beyond what the connection may hold.
+            let form = parts.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().to_ascii_lowercase().starts_with(b"application/x-www-form-urlencoded"));
+            if form {
+                let asked: Vec<String> = url::form_urlencoded::parse(&bytes).filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>()).collect();
+                crate::oauth::scopes::judge_grant(&asked, &self.allowed_scopes())
+                    .map_err(|why| self.deny(format!("request to {target} denied: it asks the token endpoint for a scope: {why}")))?;
+            }
+        }
         let bytes = attached.body.map(Bytes::from).unwrap_or(bytes);
         let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
         Ok((http::Request::from_parts(parts, body), grant_credential))

@@ -927,3 +927,15 @@ async fn a_client_registration_naming_another_redirect_uri_is_refused_before_it_
     assert_eq!((after.registrations, after.registrations_rejected), (before.registrations, before.registrations_rejected), "the registration never reached the server");
     assert!(!logs::of("hostile-reg").iter().any(|l| l.contains("the registration went through")));
 }
+
+/// The review's M2-3: an authorization URL asking for no scope, so that the server would apply its
+/// default (or the scopes the client registered). Refused before the browser opens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_url_without_a_scope_is_refused_before_the_browser_opens() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let err = f.host.connect(hostile_oauth(&f, "hostile-noscope", "")).await.unwrap_err();
+    let msg = line(&err);
+    assert!(msg.contains("asks for no scope") && msg.contains("mcp.read"), "{msg}");
+    assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests);
+}

@@ -122,7 +122,13 @@ impl OutboundContext {
             return Err(self.deny(format!("the answer of {target} was refused: {e}")));
         }
         if facts.granted {
-            *self.token_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
+            // Every grant is judged, a refresh during an ordinary call included: wider than the
+            // connection may hold, the answer is refused (its tokens never reach the connector).
+            if let Some(granted) = &facts.scope {
+                crate::oauth::scopes::judge_grant(granted, &self.allowed_scopes())
+                    .map_err(|why| self.deny(format!("the answer of {target} was refused: the vendor granted more than it may: {why}")))?;
+            }
+            self.token_facts.lock().unwrap_or_else(|p| p.into_inner()).push(facts);
         }
         Ok(Bytes::from(out))
     }

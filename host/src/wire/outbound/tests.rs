@@ -220,7 +220,7 @@ async fn a_refresh_answer_is_rewritten_whatever_the_policy_says_about_connection
     // Served as text/html, even: what decides is what went into the request.
     let seen = read(&w, Method::Post, token_url, treatment, response(200, Some("text/html"), TOKENS)).await.unwrap();
     assert_placeholders_only(&seen);
-    assert!(w.ctx.token_facts().is_some_and(|f| f.granted), "the host read the grant");
+    assert!(w.ctx.token_facts().iter().any(|f| f.granted), "the host read the grant");
     // A 2xx it cannot read is refused, not passed on.
     assert!(read(&w, Method::Post, token_url, treatment, response(200, None, "access_token=raw-access-0123456789")).await.is_err());
 }
@@ -425,4 +425,39 @@ async fn a_compressed_or_partial_answer_is_refused_whatever_its_url() {
     // identity is fine.
     let ok = with(200, "content-encoding", "identity");
     assert!(read(&w, Method::Post, url, Treatment::Plain, ok).await.is_ok());
+}
+
+// ---- M2: every grant is judged, and every scope asked of the token endpoint ----------------------
+
+#[tokio::test]
+async fn a_grant_wider_than_the_connection_may_hold_is_refused_in_any_call() {
+    let w = world(&["https://api.close.com"], true);
+    let url = "https://api.close.com/oauth2/token/";
+    let wide = TOKENS.replace(r#""scope":"mcp.read""#, r#""scope":"mcp.read mcp.write_destructive""#);
+    for treatment in [Treatment::Credentials, Treatment::Plain] {
+        assert!(read(&w, Method::Post, url, treatment, response(200, Some("application/json"), &wide)).await.is_err());
+    }
+    let why = w.ctx.first_denial().unwrap();
+    assert!(why.contains("mcp.write_destructive") && why.contains("beyond what this connection may hold"), "{why}");
+    assert!(w.ctx.token_facts().is_empty(), "a refused grant is not recorded");
+    // What the connection may hold passes, and every grant of the call is kept for judging.
+    for _ in 0..2 {
+        let seen = read(&w, Method::Post, url, Treatment::Credentials, response(200, Some("application/json"), TOKENS)).await.unwrap();
+        assert_placeholders_only(&seen);
+    }
+    assert_eq!(w.ctx.token_facts().len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_request_asking_for_a_write_scope_is_refused_before_it_is_sent() {
+    let w = world(&[], true);
+    let endpoint = target("https://mcp.close.com/mcp");
+    let oauth = OAuthTargets { token: Some(target("https://mcp.close.com/token")), revocation: None };
+    let refresh = Credential::new(Kind::RefreshToken, Zeroizing::new("rt-value-0123456789".into()), Binding::oauth(Kind::RefreshToken, &endpoint, &oauth));
+    let p = w.ctx.credentials.mint(refresh).unwrap();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let ask = |scope: &str| format!("grant_type=refresh_token&refresh_token={}&scope={scope}", p.as_str());
+    assert!(prepare(&w, "POST", "https://mcp.close.com/token", &form, &ask("mcp.read+offline_access")).await.is_ok());
+    assert!(prepare(&w, "POST", "https://mcp.close.com/token", &form, &ask("mcp.read+mcp.write_safe")).await.is_err());
+    assert!(w.ctx.first_denial().unwrap().contains("mcp.write_safe"));
 }
