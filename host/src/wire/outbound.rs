@@ -16,7 +16,7 @@
 //!    encoding, refuses it ([`crate::wire::scanner`]); a connector holds only placeholders, so this
 //!    never fires unless something else failed.
 //! 5. **Upstream tool calls** — a JSON body's MCP `tools/call` naming a withheld tool is refused
-//!    ([`crate::wire::upstream_calls`]).
+//!    ([`crate::wire::upstream_calls`]); what reading the body costs is charged to the budget first.
 //! 6. **Credentials attached** — placeholders replaced by their values only where their bindings
 //!    put them; a placeholder anywhere else refuses the request ([`crate::wire::attach`]). Answers
 //!    are asked for whole and uncompressed (`Accept-Encoding: identity`, no `Range`).
@@ -84,10 +84,12 @@ pub struct CallNetwork {
 }
 
 /// What the grant check decided about a request, kept until its response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Allowed {
     /// What the URL was to the authorization when the grant allowed it.
     pub purpose: Option<Purpose>,
+    /// The rules that allowed it: only they may open a special address for it.
+    pub rules: Grant,
 }
 
 /// Per-call outbound state shared between the hook and the call runner.
@@ -300,7 +302,7 @@ impl OutboundContext {
             (self.grant_with(&oauth), purpose)
         };
         if grant.allows(method, target) {
-            return Ok(Allowed { purpose });
+            return Ok(Allowed { purpose, rules: grant.allowing(method, target) });
         }
         let origin = &target.origin;
         let on_origin: Vec<String> = grant.rules().iter().filter(|r| r.origin.matches(origin)).map(Rule::describe).collect();
@@ -371,6 +373,11 @@ impl OutboundContext {
             }
         }
         if let Some(gate) = &self.tool_gate {
+            // Reading a JSON body costs up to JSON_PARSE_FACTOR times its size: charged while it lasts.
+            let _parsing = self
+                .budget
+                .hold("reading request bodies for tool calls", bytes.len().saturating_mul(JSON_PARSE_FACTOR))
+                .map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
             let header = |name: http::header::HeaderName| parts.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             let names = crate::wire::upstream_calls::tool_calls_in_request(
                 header(http::header::CONTENT_TYPE).as_deref(),
@@ -415,8 +422,10 @@ impl OutboundContext {
         Ok((http::Request::from_parts(parts, body), grant_credential))
     }
 
-    /// Resolve and check the addresses of an origin.
-    async fn addresses(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
+    /// Resolve and check the addresses of a request's origin: a special one only when a rule that
+    /// allowed this request opens it ([`Grant::allows_address`]).
+    async fn addresses(&self, method: Method, target: &Target, allowed: &Allowed) -> Result<Vec<SocketAddr>, Error> {
+        let origin = &target.origin;
         let ips = match origin.ip() {
             Some(ip) => vec![ip],
             None => {
@@ -434,9 +443,8 @@ impl OutboundContext {
         };
         // Every address must pass: an attacker's DNS answer mixing a public and a private address
         // must not get through on the second try.
-        let grant = self.grant();
         for ip in &ips {
-            if !grant.allows_address(origin, *ip) {
+            if !allowed.rules.allows_address(method, target, *ip) {
                 let what = if origin.ip().is_some() {
                     format!("request to {origin} denied: {ip} is {}", crate::wire::addresses::describe(*ip))
                 } else {
@@ -444,7 +452,7 @@ impl OutboundContext {
                 };
                 let lit = Origin { host: ip.to_string(), ..origin.clone() };
                 return Err(self.deny(format!(
-                    "{what}, which is reachable only when the operator names it (e.g. --allow-origin {lit})"
+                    "{what}, which is reachable only through a rule the operator named for that address and port (e.g. --allow-origin {lit})"
                 )));
             }
         }
@@ -548,7 +556,7 @@ impl WasiHttpHooks for Outbound {
             let (request, grant_credential) = ctx.prepare(method, &target, &uri, &allowed, request).await?;
             // How the answer is treated is decided now, before anything is sent.
             let treatment = Treatment::decide(allowed.purpose, grant_credential);
-            let addrs = ctx.addresses(&target.origin).await?;
+            let addrs = ctx.addresses(method, &target, &allowed).await?;
             let meter: Arc<dyn Meter> = ctx.clone();
             let (response, io_done, parts) = transport::send(meter, ctx.limits.call_timeout, target.origin.clone(), addrs, request, options).await?;
             let (head, incoming) = response.into_parts();

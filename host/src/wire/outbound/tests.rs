@@ -60,7 +60,7 @@ async fn prepare(w: &World, method: &str, url: &str, headers: &[(&str, &str)], b
     }
     let req = req.body(body(b)).unwrap();
     let m = Method::parse(method).unwrap();
-    let allowed = Allowed { purpose: w.ctx.oauth().purpose(&target("https://mcp.close.com/mcp"), m, &target(url)) };
+    let allowed = Allowed { purpose: w.ctx.oauth().purpose(&target("https://mcp.close.com/mcp"), m, &target(url)), ..Allowed::default() };
     w.ctx.prepare(m, &target(url), url, &allowed, req).await
 }
 
@@ -152,11 +152,16 @@ async fn a_token_request_gets_the_refresh_token_in_its_form_field_only() {
     assert!(prepare(&w, "POST", "https://mcp.close.com/mcp", &[("authorization", &format!("Bearer {}", p.as_str()))], "{}").await.is_err());
 }
 
+/// The addresses a GET of `url` may connect to, after the grant check.
+async fn addresses(w: &World, url: &str) -> Result<Vec<SocketAddr>, Error> {
+    let allowed = w.ctx.check_request(Method::Get, &target(url))?;
+    w.ctx.addresses(Method::Get, &target(url), &allowed).await
+}
+
 #[tokio::test]
 async fn a_name_resolving_to_loopback_is_denied() {
     let w = world(&["http://*:8080"], true);
-    let o = Origin::parse("http://evil.test:8080/").unwrap();
-    assert!(matches!(w.ctx.addresses(&o).await, Err(Error::HttpRequestDenied)));
+    assert!(matches!(addresses(&w, "http://evil.test:8080/").await, Err(Error::HttpRequestDenied)));
     let why = w.ctx.first_denial().unwrap();
     assert!(why.contains("resolves to 127.0.0.1"), "{why}");
 }
@@ -164,15 +169,40 @@ async fn a_name_resolving_to_loopback_is_denied() {
 #[tokio::test]
 async fn one_private_answer_among_public_ones_is_denied() {
     let w = world(&["https://*"], true);
-    assert!(w.ctx.addresses(&Origin::parse("https://mixed.test/").unwrap()).await.is_err());
-    assert_eq!(w.ctx.addresses(&Origin::parse("https://public.test/").unwrap()).await.unwrap().len(), 1);
+    assert!(addresses(&w, "https://mixed.test/").await.is_err());
+    assert_eq!(addresses(&w, "https://public.test/").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_literally_granted_loopback_address_is_reachable() {
     let w = world(&["http://127.0.0.1:8811"], true);
-    let o = Origin::parse("http://127.0.0.1:8811/").unwrap();
-    assert_eq!(w.ctx.addresses(&o).await.unwrap(), vec!["127.0.0.1:8811".parse().unwrap()]);
+    assert_eq!(addresses(&w, "http://127.0.0.1:8811/").await.unwrap(), vec!["127.0.0.1:8811".parse().unwrap()]);
+}
+
+/// The review's M3 through the hook: a rule the vendor's metadata led to (here a token endpoint on
+/// another port of an address the operator granted for something else) allows the request by name,
+/// but not the address.
+#[tokio::test]
+async fn a_vendor_cannot_steer_a_request_to_another_port_of_a_special_address() {
+    let w = world(&["http://10.0.0.7:9000"], true);
+    // What a vendor's authorization-server metadata could name (set directly: learning refuses a
+    // plain-http token endpoint for an https MCP endpoint anyway).
+    w.ctx.oauth.lock().unwrap().server = Some(crate::oauth::discovery::ServerDoc {
+        url: Some("https://mcp.close.com/.well-known/oauth-authorization-server".into()),
+        issuer: None,
+        authorization_endpoint: "https://mcp.close.com/authorize".into(),
+        token_endpoint: "http://10.0.0.7:8080/admin/export".into(),
+        registration_endpoint: None,
+        revocation_endpoint: None,
+        scopes_supported: vec![],
+        iss_supported: false,
+    });
+    let admin = target("http://10.0.0.7:8080/admin/export");
+    let allowed = w.ctx.check_request(Method::Post, &admin).unwrap();
+    assert!(allowed.rules.rules().iter().all(|r| !r.reason.operator_named()), "the learned rule allows it by name");
+    assert!(w.ctx.addresses(Method::Post, &admin, &allowed).await.is_err(), "metadata named it; the operator did not");
+    assert!(w.ctx.first_denial().unwrap().contains("10.0.0.7"));
+    assert!(addresses(&w, "http://10.0.0.7:9000/api").await.is_ok());
 }
 
 // ---- H1: answers that may hold a credential are decided before the request leaves -------------
@@ -362,7 +392,7 @@ async fn credential_matchers_are_built_once_per_connection_and_charged_to_each_c
     // A call whose budget cannot hold them refuses every request, with the budget's reason.
     let tight = context(cache, (charged / 2) as u64, values);
     let req = http::Request::builder().method("POST").uri("https://mcp.close.com/mcp").body(body("{}")).unwrap();
-    assert!(tight.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", &Allowed { purpose: None }, req).await.is_err());
+    assert!(tight.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", &Allowed::default(), req).await.is_err());
     let why = tight.first_denial().unwrap();
     assert!(why.contains("credential matchers") && why.contains("host_memory_mib"), "{why}");
 }
@@ -460,4 +490,25 @@ async fn a_token_request_asking_for_a_write_scope_is_refused_before_it_is_sent()
     assert!(prepare(&w, "POST", "https://mcp.close.com/token", &form, &ask("mcp.read+offline_access")).await.is_ok());
     assert!(prepare(&w, "POST", "https://mcp.close.com/token", &form, &ask("mcp.read+mcp.write_safe")).await.is_err());
     assert!(w.ctx.first_denial().unwrap().contains("mcp.write_safe"));
+}
+
+// ---- M4: what the tool gate's reading costs is charged -----------------------------------------
+
+#[tokio::test]
+async fn reading_a_body_for_tool_calls_is_charged_to_the_call() {
+    let ctx = context(Arc::new(MatcherCache::default()), 16 << 20, vec![]).with_tool_gate(Arc::new(|_: &str| None));
+    let endpoint = target("https://mcp.close.com/mcp");
+    let allowed = Allowed::default();
+    let send = |b: String| {
+        let req = http::Request::builder().method("POST").uri("https://mcp.close.com/mcp").header("content-type", "application/json").body(body(&b)).unwrap();
+        ctx.prepare(Method::Post, &endpoint, "https://mcp.close.com/mcp", &allowed, req)
+    };
+    // The review's body: 1.5 MiB of `[0,0,…]` would take 24 MiB as a tree; the call holds 16 MiB.
+    let zeros = format!("[{}0]", "0,".repeat(768 * 1024));
+    assert!(send(zeros).await.is_err());
+    let why = ctx.first_denial().unwrap();
+    assert!(why.contains("reading request bodies for tool calls") && why.contains("host_memory_mib"), "{why}");
+    assert_eq!(ctx.budget.used(), 0, "nothing stays charged");
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"find_leads","arguments":{}}}"#;
+    assert!(send(call.to_string()).await.is_ok());
 }
