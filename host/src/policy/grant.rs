@@ -306,8 +306,20 @@ pub struct Target {
 impl Target {
     /// The target of an absolute `http`/`https` URL. Refuses paths with `.`/`..` segments (also
     /// percent-encoded), encoded slashes or backslashes, which servers may normalise to another path.
+    ///
+    /// The URL must also read the same to a URL parser (the WHATWG rules browsers and most servers
+    /// follow) as it does here: no backslash, blank or control character anywhere (a parser reads `\`
+    /// as `/` and drops tabs), no user part (`user@host`: the `Host` header would carry it), and a
+    /// path the parser leaves as written.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let origin = Origin::parse(url)?;
+        if url.bytes().any(|b| b == b'\\' || b == b' ' || b.is_ascii_control()) {
+            return Err(format!("`{}` holds a backslash, a blank or a control character, which a parser reads as another host or path", url.escape_debug()));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!("`{url}` names a user before its host (user@host); give the host alone"));
+        }
+        let origin = Origin::from_url(&parsed)?;
         // `url::Url` normalises dot segments away; read the path as written instead.
         let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
         let path_start = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
@@ -315,6 +327,9 @@ impl Target {
         let path_end = rest.find(['?', '#']).unwrap_or(rest.len());
         let path = if rest[..path_end].is_empty() { "/".to_string() } else { rest[..path_end].to_string() };
         check_path(&path)?;
+        if parsed.path() != path {
+            return Err(format!("the path `{path}` reads as `{}` to a URL parser; write it as that", parsed.path()));
+        }
         Ok(Target { origin, path })
     }
 
@@ -637,6 +652,26 @@ mod tests {
         learned.push(Rule::exact(&target("http://127.0.0.1:9/token"), &[Method::Post], Reason::OAuth("token endpoint")));
         assert!(learned.allows(Method::Post, &target("http://127.0.0.1:9/token")));
         assert!(!learned.allows_address(Method::Post, &target("http://127.0.0.1:9/token"), ip("127.0.0.1")));
+    }
+
+    /// Review 9, L1 and L3: what the grant checks is what a URL parser (a browser, a server) reads.
+    #[test]
+    fn a_url_is_read_as_a_url_parser_reads_it() {
+        for (url, ok) in [
+            ("https://app.close.com/oauth2/authorize/?a=b", true),
+            ("https://mcp.close.com", true),
+            ("https://mcp.close.com/mcp?x=1#f", true),
+            ("https://app.close.com\\x\\..\\..\\page/oauth2/authorize/", false),
+            ("https://mcp.close.com/m\tcp", false),
+            ("https://mcp.close.com/mcp\n", false),
+            ("https://mcp.close.com/a b", false),
+            ("https://api.close.com@mcp.close.com/mcp", false),
+            ("https://user:pw@mcp.close.com/mcp", false),
+            ("https://mcp.close.com/a{b}", false),
+            ("https://mcp.close.com/a/../api/v1/lead/", false),
+        ] {
+            assert_eq!(Target::parse(url).is_ok(), ok, "{url}: {:?}", Target::parse(url));
+        }
     }
 
     /// The review's M3: the operator granted `http://10.0.0.7:9000` (an internal API); a hostile

@@ -102,15 +102,21 @@ impl HostService {
         })
     }
 
-    /// A client secret the operator gave before the authorization server was known goes, from now
-    /// on, to that server's token and revocation endpoints (and nowhere else).
+    /// A client secret the operator gave goes to the token and revocation endpoints of the
+    /// authorization server whose metadata document the host read (and nowhere else) — never to the
+    /// 2025-03-26 default URLs a connector gets by skipping discovery. The binding follows the
+    /// endpoint's metadata when a later authorization learns another server.
     fn bind_client_secret(&self, c: &ConnectionRecord, oauth: &crate::oauth::discovery::OAuthState) -> Result<(), HostError> {
         let endpoint = Target::parse(&c.endpoint).map_err(HostError::Usage)?;
+        if !oauth.server.as_ref().is_some_and(|s| s.url.is_some()) {
+            return Ok(());
+        }
         if let Some(StoredSecret::Credential(mut secret)) =
             self.store.secret(&self.keys, &c.id, super::CLIENT_SECRET_SECRET).map_err(HostError::Storage)?
         {
-            if secret.kind == Kind::ClientSecret && secret.binding.is_empty() {
-                secret.binding = Binding::oauth(Kind::ClientSecret, &endpoint, &oauth.targets(&endpoint));
+            let binding = Binding::oauth(Kind::ClientSecret, &endpoint, &oauth.targets(&endpoint));
+            if secret.kind == Kind::ClientSecret && secret.binding != binding {
+                secret.binding = binding;
                 self.store
                     .update_secrets(&self.keys, &c.id, &[(super::CLIENT_SECRET_SECRET.to_string(), Some(SecretWrite::Credential(secret)))])
                     .map_err(HostError::Storage)?;

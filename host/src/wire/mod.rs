@@ -11,6 +11,7 @@
 //! | [`scanner`] | the second line: credential values in any encoding, refused in requests, masked in logs |
 //! | [`upstream_calls`] | which upstream MCP tools a request body calls (the blocklist on the wire) |
 //! | [`addresses`] | which resolved addresses are special (loopback, private, metadata, …) |
+//! | [`request_headers`] | headers set (`Accept-Encoding: identity`) or refused (method, path and host overrides) on every request |
 //! | [`transport`] | DNS, connecting to checked addresses only, TLS, the response byte cap |
 
 pub mod addresses;
@@ -20,6 +21,7 @@ pub mod json_members;
 pub mod masker;
 pub mod matchers;
 pub mod outbound;
+pub mod request_headers;
 pub mod scanner;
 pub mod transport;
 pub mod upstream_calls;

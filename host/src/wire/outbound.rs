@@ -19,7 +19,8 @@
 //!    ([`crate::wire::upstream_calls`]); what reading the body costs is charged to the budget first.
 //! 6. **Credentials attached** — placeholders replaced by their values only where their bindings
 //!    put them; a placeholder anywhere else refuses the request ([`crate::wire::attach`]). Answers
-//!    are asked for whole and uncompressed (`Accept-Encoding: identity`, no `Range`).
+//!    are asked for whole and uncompressed, and routing-override headers refused
+//!    ([`crate::wire::request_headers`]).
 //! 7. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
 //!    link-local, metadata and other special addresses ([`crate::wire::addresses`]) unless the operator
 //!    named that address; it then connects to exactly the addresses it checked.
@@ -401,7 +402,12 @@ impl OutboundContext {
             let expected = crate::oauth::registration::Expected { redirect_uri: self.redirect_uri.as_deref(), allowed: &allowed_scopes };
             crate::oauth::registration::check(&bytes, &expected).map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
         }
-        whole_answers_only(&mut parts.headers);
+        if let Some(h) = crate::wire::request_headers::overriding_header(&parts.headers) {
+            return Err(self.deny(format!(
+                "request to {target} denied: it carries the header {h}, which some servers read as another method, path or host; the host never passes it on"
+            )));
+        }
+        crate::wire::request_headers::whole_answers_only(&mut parts.headers);
         let attached = attach::attach(method, target, uri, &mut parts.headers, &bytes, &*self.credentials, &self.key_headers)
             .map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
         if !attached.kinds.is_empty() {
@@ -465,16 +471,6 @@ impl OutboundContext {
             None => Binding::default(),
         };
         self.credentials.mint(Credential::new(kind, value, binding))
-    }
-}
-
-/// Ask for answers the host can read whole: `Accept-Encoding: identity` whatever the connector asked
-/// for, and no `Range`, `If-Range` or `TE` (a compressed or partial answer would hide a credential
-/// from the masking and the rewriting).
-fn whole_answers_only(headers: &mut http::HeaderMap) {
-    headers.insert(http::header::ACCEPT_ENCODING, http::HeaderValue::from_static("identity"));
-    for h in [http::header::RANGE, http::header::IF_RANGE, http::header::TE] {
-        headers.remove(h);
     }
 }
 

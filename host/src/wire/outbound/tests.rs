@@ -435,6 +435,15 @@ async fn answers_are_asked_for_whole_and_uncompressed() {
 }
 
 #[tokio::test]
+async fn a_request_that_names_another_method_path_or_host_is_refused() {
+    let w = world(&["https://other.example"], true);
+    for h in ["x-http-method-override", "x-original-url", "x-forwarded-host", "forwarded"] {
+        assert!(prepare(&w, "POST", "https://other.example/x", &[(h, "DELETE")], "").await.is_err(), "{h}");
+    }
+    assert!(w.ctx.first_denial().unwrap().contains("x-http-method-override"));
+}
+
+#[tokio::test]
 async fn a_compressed_or_partial_answer_is_refused_whatever_its_url() {
     let w = world(&["https://api.close.com"], true);
     let url = "https://api.close.com/oauth2/register/";
