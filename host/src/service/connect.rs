@@ -469,13 +469,23 @@ fn api_key_header(plugin: &LoadedPlugin, options: &[(String, String)]) -> Result
         .find(|(k, _)| k.trim() == API_KEY_HEADER_OPTION)
         .map(|(_, v)| v.trim().to_string())
         .or_else(|| plugin.info.api_key_headers.as_ref().map(|h| h.key.clone()));
+    key_header_name(chosen)
+}
+
+/// Check the header an API key would travel in (`None`: `Authorization: Bearer`).
+fn key_header_name(chosen: Option<String>) -> Result<Option<String>, HostError> {
     let Some(name) = chosen.map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) else { return Ok(None) };
     if name == "authorization" {
         return Ok(None);
     }
     let token = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    let reserved = ["accept", "content-type", "content-length", "host", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id"];
-    if !token || name.len() > 100 || reserved.contains(&name.as_str()) || name.starts_with("mcp-param-") {
+    // Headers a server logs or hands to others (cookies, analytics, proxies) never carry the key.
+    let reserved = [
+        "accept", "content-type", "content-length", "host", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id",
+        "cookie", "user-agent", "referer", "origin", "forwarded", "via", "accept-encoding", "range", "te",
+    ];
+    let overriding = crate::wire::request_headers::is_overriding(&name);
+    if !token || name.len() > 100 || reserved.contains(&name.as_str()) || overriding || name.starts_with("mcp-param-") {
         return Err(HostError::Usage(format!(
             "`{}` is not a header an API key can be bound to; choose another (--option {API_KEY_HEADER_OPTION}=NAME)",
             crate::errors::one_line(&name)
@@ -493,4 +503,30 @@ impl From<crate::service::authorization::Authorized> for Established {
 #[allow(dead_code)]
 fn _insufficient(e: &HostError) -> bool {
     matches!(e, HostError::Connector(ConnectorError::InsufficientScope { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review 9, L4: the key never travels in a header a server logs, hands to analytics or proxies,
+    /// or reads as a routing override.
+    #[test]
+    fn an_api_key_is_bound_only_to_a_header_of_its_own() {
+        for (name, ok) in [
+            ("Close-API-Key", true),
+            ("x-api-key", true),
+            ("authorization", true),
+            ("cookie", false),
+            ("user-agent", false),
+            ("referer", false),
+            ("x-forwarded-for", false),
+            ("x-http-method-override", false),
+            ("mcp-session-id", false),
+            ("bad header", false),
+        ] {
+            assert_eq!(key_header_name(Some(name.into())).is_ok(), ok, "{name}");
+        }
+        assert_eq!(key_header_name(Some("authorization".into())).unwrap(), None, "Bearer");
+    }
 }

@@ -36,9 +36,14 @@ const OVERRIDES: &[&str] = &[
     "forwarded",
 ];
 
+/// Whether a header (lower-case name) is one some server could read as another method, path or host.
+pub fn is_overriding(name: &str) -> bool {
+    OVERRIDES.contains(&name) || name.starts_with("x-forwarded-")
+}
+
 /// The first header that some server could read as another method, path or host, if any.
 pub fn overriding_header(headers: &HeaderMap) -> Option<String> {
-    headers.keys().map(|k| k.as_str()).find(|k| OVERRIDES.contains(k) || k.starts_with("x-forwarded-")).map(str::to_string)
+    headers.keys().map(|k| k.as_str()).find(|k| is_overriding(k)).map(str::to_string)
 }
 
 #[cfg(test)]
