@@ -29,12 +29,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = rule.describe();
         }
     }
-    let mut minted: Vec<String> = Vec::new();
-    let mut mint = |_, v: zeroize::Zeroizing<String>| {
-        minted.push(v.to_string());
-        Placeholder::mint()
-    };
     for status in [200, 400] {
+        let mut minted: Vec<String> = Vec::new();
+        let mut mint = |_, v: zeroize::Zeroizing<String>| {
+            minted.push(v.to_string());
+            Placeholder::mint()
+        };
         if let Ok((out, _)) = inbound::rewrite_credential_response(status, data, &mut mint) {
             let out = String::from_utf8_lossy(&out).into_owned();
             for v in &minted {
