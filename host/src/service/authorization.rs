@@ -108,7 +108,7 @@ impl HostService {
     /// endpoint's metadata when a later authorization learns another server.
     fn bind_client_secret(&self, c: &ConnectionRecord, oauth: &crate::oauth::discovery::OAuthState) -> Result<(), HostError> {
         let endpoint = Target::parse(&c.endpoint).map_err(HostError::Usage)?;
-        if !oauth.server.as_ref().is_some_and(|s| s.url.is_some()) {
+        if oauth.server.as_ref().is_none_or(|s| s.url.is_none()) {
             return Ok(());
         }
         if let Some(StoredSecret::Credential(mut secret)) =

@@ -184,13 +184,12 @@ fn scheme_is(value: &[u8], scheme: &str) -> bool {
     value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes()) && value[scheme.len()] == b' '
 }
 
+/// Looks a placeholder up for a place in the request, noting what was attached.
+type Lookup<'a> = dyn Fn(&str, &Place, &mut Attached) -> Result<zeroize::Zeroizing<String>, String> + 'a;
+
 /// `Authorization: Basic`: a placeholder may only be the password (`client_secret_basic`, whose id and
 /// secret are form-encoded, RFC 6749 §2.3.1). `Ok(None)`: no placeholder in it.
-fn basic_password(
-    text: &str,
-    lookup: &dyn Fn(&str, &Place, &mut Attached) -> Result<zeroize::Zeroizing<String>, String>,
-    out: &mut Attached,
-) -> Result<Option<String>, String> {
+fn basic_password(text: &str, lookup: &Lookup<'_>, out: &mut Attached) -> Result<Option<String>, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     let Ok(decoded) = engine.decode(text[6..].trim()) else {
         return if Placeholder::appears_in(text.as_bytes()) { Err("it carries a credential placeholder in a malformed Basic header".into()) } else { Ok(None) };
@@ -247,15 +246,14 @@ mod tests {
         let access = mk(Kind::AccessToken, "at-VALUE", Binding::oauth(Kind::AccessToken, &endpoint, &oauth));
         let refresh = mk(Kind::RefreshToken, "rt/VALUE+=", Binding::oauth(Kind::RefreshToken, &endpoint, &oauth));
         let secret = mk(Kind::ClientSecret, "cs:VALUE &", Binding::oauth(Kind::ClientSecret, &endpoint, &oauth));
-        let w = World {
+        World {
             key: key.placeholder.clone(),
             access: access.placeholder.clone(),
             refresh: refresh.placeholder.clone(),
             secret: secret.placeholder.clone(),
             creds: Creds([key, access, refresh, secret].into_iter().map(|c| (c.placeholder.clone(), c)).collect()),
             headers: KeyHeaders { key: Some("close-api-key".into()), scope: Some(("close-scope".into(), vec!["mcp.read".into()])) },
-        };
-        w
+        }
     }
 
     fn run(w: &World, method: Method, url: &str, headers: &[(&str, String)], body: &str, ct: Option<&str>) -> Result<(HeaderMap, Vec<u8>, Vec<Kind>), String> {
@@ -303,7 +301,9 @@ mod tests {
         let rest_api = "https://api.close.com/api/v1/lead/";
         let basic_user = base64::engine::general_purpose::STANDARD.encode(format!("{}:", w.key.as_str()));
         let with_query = format!("{MCP}?k={}", w.key.as_str());
-        let cases: Vec<(Method, &str, Vec<(&str, String)>, String, Option<&str>, &str)> = vec![
+        // Method, URL, headers, body, content type, what the refusal says.
+        type Case<'a> = (Method, &'a str, Vec<(&'a str, String)>, String, Option<&'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             // Close's REST API with its own key, every header form Close accepts.
             (Method::Delete, rest_delete, vec![("close-api-key", w.key.as_str().into())], String::new(), None, "does not belong"),
             (Method::Post, rest_api, vec![("authorization", format!("Basic {basic_user}"))], "{}".into(), None, "user name"),
