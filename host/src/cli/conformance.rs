@@ -76,7 +76,9 @@ pub async fn run(server_url: &str, protocol: &str) -> Result<(), HostError> {
         plugin: builtin::MCP.to_vec(),
         endpoint: Some(server_url.to_string()),
         credentials,
-        scopes: vec![],
+        // The suite's servers ask for `mcp:write` and `mcp:admin` (scope-from-scopes-supported,
+        // scope-retry-limit): as their operator, this runner accepts any scope the server names.
+        scopes: vec![claribi_host::oauth::scopes::ANY_SCOPE.to_string()],
         allow_origins: Some(vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()]),
         policy: None,
         options: options.clone(),

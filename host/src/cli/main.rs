@@ -67,7 +67,7 @@ enum Command {
         api_key_env: Option<String>,
         #[command(flatten)]
         oauth: OAuthArgs,
-        /// Scope to request (repeatable) [default: the connector's, e.g. mcp.read].
+        /// Scope to request (repeatable) [default: the connector's read-level ones, e.g. mcp.read]; `*` allows any scope the server names (an explicit widening).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
         /// Origin the connector may reach on every path (repeatable), e.g. http://127.0.0.1:8080: an

@@ -224,10 +224,19 @@ fn endpoint_url(doc: &Value, name: &str, endpoint: &Target) -> Option<String> {
 
 impl OAuthState {
     /// The protected-resource metadata locations the host accepts for `endpoint`, in the spec's order.
+    /// A challenge's `resource_metadata` counts only in the endpoint's registrable domain, and over
+    /// https unless the endpoint itself is plain http: a challenge cannot steer the connector to
+    /// another host (an internal address, say).
     pub fn resource_metadata_urls(&self, endpoint: &Target) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if let Some(c) = &self.challenge {
-            out.extend(c.resource_metadata.iter().filter(|u| Target::parse(u).is_ok()).cloned());
+            let near = |u: &&String| {
+                Target::parse(u).is_ok_and(|t| {
+                    (t.origin.scheme == "https" || endpoint.origin.scheme == "http")
+                        && registrable_domain(&t.origin.host) == registrable_domain(&endpoint.origin.host)
+                })
+            };
+            out.extend(c.resource_metadata.iter().filter(near).cloned());
         }
         if endpoint.path.trim_end_matches('/') != "" {
             out.push(well_known_inserted(endpoint, "oauth-protected-resource"));
@@ -531,6 +540,23 @@ mod tests {
         let mut s2 = OAuthState::default();
         s2.learn_challenge(401, r#"Bearer resource_metadata="http://127.0.0.1:9/custom/prm""#);
         assert_eq!(s2.purpose(&endpoint, Method::Get, &t("http://127.0.0.1:9/custom/prm")), Some(Purpose::ResourceMetadata));
+    }
+
+    #[test]
+    fn a_challenge_cannot_name_resource_metadata_on_another_host() {
+        let endpoint = t("https://mcp.close.com/mcp");
+        for (url, kept) in [
+            ("https://mcp.close.com/custom/prm", true),
+            ("https://auth.close.com/prm", true),
+            ("http://mcp.close.com/prm", false),
+            ("https://evil.example/prm", false),
+            ("http://10.0.0.7:8080/admin/export?all=1", false),
+        ] {
+            let mut s = OAuthState::default();
+            s.learn_challenge(401, &format!(r#"Bearer resource_metadata="{url}""#));
+            assert_eq!(s.purpose(&endpoint, Method::Get, &t(url)) == Some(Purpose::ResourceMetadata), kept, "{url}");
+            assert_eq!(s.grant(&endpoint).allows(Method::Get, &t(url)), kept, "{url}");
+        }
     }
 
     #[test]

@@ -189,7 +189,8 @@ async fn get_no_redirect(url: &str, origin: &Origin, grant: &Grant) -> Result<(u
             .map_err(|e| unavailable(format!("cannot resolve {}: {e}", origin.host)))?
             .collect(),
     };
-    if let Some(bad) = addrs.iter().find(|a| !grant.allows_address(origin, a.ip())) {
+    let target = crate::policy::Target::parse(url).map_err(|e| HostError::Usage(format!("authorization URL: {e}")))?;
+    if let Some(bad) = addrs.iter().find(|a| !grant.allows_address(crate::policy::Method::Get, &target, a.ip())) {
         return Err(HostError::Connector(crate::errors::ConnectorError::DeniedByPolicy {
             message: format!(
                 "the authorization flow went to {origin}, which resolves to {}, {}; grant that address literally if intended",

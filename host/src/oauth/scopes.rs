@@ -2,17 +2,25 @@
 //!
 //! * **Asked for.** Before the browser opens, the host reads the authorization URL the connector
 //!   built ([`check_authorization_url`]): it must be the authorization endpoint the endpoint's own
-//!   metadata named, carry the host's redirect URI, PKCE S256, the `state` the connector reported and
-//!   the `resource` of the protected-resource metadata; and every scope in it must be one the host
-//!   allows ([`allowed_scopes`]): the operator's `--scope`, else the connector's declared
+//!   metadata named (its path read as a browser reads it), carry the host's redirect URI, PKCE S256,
+//!   the `state` the connector reported and the `resource` of the protected-resource metadata, and
+//!   no parameter but those the flow needs ([`AUTHORIZATION_PARAMETERS`]: no request object, no
+//!   response mode, no claims); and every scope in it must be one the host allows ([`allowed_scopes`]): the operator's `--scope`, else the connector's declared
 //!   least-privilege scopes (`mcp.read` for Close), else — for a connector that declares none, such as
 //!   the generic MCP connector — what the server itself asked for on the wire (its challenges' `scope`
 //!   and its `scopes_supported`); plus `offline_access` when the server advertises it.
-//! * **Granted.** The host reads the token response it rewrites: its `scope`, else (RFC 6749 §5.1)
-//!   what was asked. A grant without a required scope is *insufficient scope*; one wider than asked
-//!   is kept with a warning ([`judge`]).
+//!   The connector's declared scopes and the server's are taken only when they are read-level
+//!   ([`is_read_level`]): `mcp.write_safe` is never allowed unless the operator names it. An
+//!   authorization URL must ask for a scope (without one the server would choose) and for every
+//!   required one.
+//! * **Granted.** The host reads *every* token answer of every call — a code exchange, a refresh
+//!   during an ordinary call — and also the `scope` a token request asks for: a scope beyond what the
+//!   connection may hold is refused on the wire ([`judge_grant`]), the answer never reaching the
+//!   connector. After an authorization, a grant without a required scope is *insufficient scope*;
+//!   one wider than asked but allowed is kept with a warning ([`judge`]).
 //! * **API keys.** A connector that declares a scope header (Close's `Close-Scope`) gets it set by
-//!   the host, or checked when it sets it itself ([`check_scope_header`]).
+//!   the host to the read-level required scopes, or checked when it sets it itself
+//!   ([`check_scope_header`]); a request carrying the key with any other `*scope` header is refused.
 
 use super::discovery::OAuthState;
 
@@ -29,18 +37,74 @@ pub struct ScopeInputs<'a> {
     pub oauth: &'a OAuthState,
 }
 
-/// The scopes an authorization URL may carry.
+/// Where a connection's scopes come from, kept by a call so that what it may ask for is judged with
+/// what the host learns on the wire during the call.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeSources {
+    /// The operator's (`--scope`).
+    pub operator: Vec<String>,
+    /// The connector's declared least-privilege scopes.
+    pub declared: Vec<String>,
+}
+
+impl ScopeSources {
+    /// The scopes the connection may ask for, given what was learned ([`allowed_scopes`]).
+    pub fn allowed(&self, oauth: &OAuthState) -> Vec<String> {
+        allowed_scopes(&ScopeInputs { operator: &self.operator, declared: &self.declared, oauth })
+    }
+}
+
+/// Words that make a scope more than read access (`mcp.write_safe`, `files:delete`, `admin`).
+const WRITE_WORDS: &[&str] =
+    &["write", "writes", "delete", "destructive", "admin", "administer", "manage", "modify", "edit", "create", "update", "full", "owner", "sudo", "root", "readwrite", "rw"];
+
+/// Whether a scope asks for reading only, as far as its words tell: `mcp.read`, `files:read`,
+/// `offline_access` are; `mcp.write_safe`, `read_write`, `admin`, `*` are not. What a connector
+/// declares and what a server advertises are taken only when they are; the operator's `--scope`
+/// is the operator's word and taken as it is.
+pub fn is_read_level(scope: &str) -> bool {
+    !scope.contains('*')
+        && !scope
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| WRITE_WORDS.iter().any(|x| w.eq_ignore_ascii_case(x)))
+}
+
+fn read_level(scopes: &[String]) -> Vec<String> {
+    scopes.iter().filter(|s| is_read_level(s)).cloned().collect()
+}
+
+/// The operator's `--scope '*'`: any scope the connector declares or the server names on the wire,
+/// read-level or not — an explicit widening, as `--allow-origin` is for origins (the conformance
+/// runner uses it: the suite's servers ask for `mcp:write` and `mcp:admin`).
+pub const ANY_SCOPE: &str = "*";
+
+fn any_scope(operator: &[String]) -> bool {
+    operator.iter().any(|s| s == ANY_SCOPE)
+}
+
+/// The scopes an authorization URL may carry: the operator's, else the connector's declared
+/// read-level ones, else the read-level ones the server asked for on the wire; plus `offline_access`
+/// when advertised. With the operator's [`ANY_SCOPE`], every scope the connector declares or the
+/// server names, and the operator's others.
 pub fn allowed_scopes(inputs: &ScopeInputs<'_>) -> Vec<String> {
-    let mut out: Vec<String> = if !inputs.operator.is_empty() {
+    let mut out: Vec<String> = if any_scope(inputs.operator) {
+        let mut v: Vec<String> = inputs.operator.iter().filter(|s| *s != ANY_SCOPE).cloned().collect();
+        v.extend(inputs.declared.iter().cloned());
+        v.extend(inputs.oauth.challenged_scopes.iter().cloned());
+        if let Some(r) = &inputs.oauth.resource {
+            v.extend(r.scopes_supported.iter().cloned());
+        }
+        v
+    } else if !inputs.operator.is_empty() {
         inputs.operator.to_vec()
     } else if !inputs.declared.is_empty() {
-        inputs.declared.to_vec()
+        read_level(inputs.declared)
     } else {
         let mut v = inputs.oauth.challenged_scopes.clone();
         if let Some(r) = &inputs.oauth.resource {
             v.extend(r.scopes_supported.iter().cloned());
         }
-        v
+        read_level(&v)
     };
     if inputs.oauth.offline_access_advertised() {
         out.push(OFFLINE_ACCESS.to_string());
@@ -50,11 +114,31 @@ pub fn allowed_scopes(inputs: &ScopeInputs<'_>) -> Vec<String> {
     out
 }
 
-/// The scopes a grant must hold: the operator's, else the connector's declared ones, without
-/// `offline_access` (a refresh token is welcome, not required).
+/// The scopes a grant must hold: the operator's, else the connector's declared read-level ones,
+/// without `offline_access` (a refresh token is welcome, not required).
 pub fn required_scopes(operator: &[String], declared: &[String]) -> Vec<String> {
-    let base = if !operator.is_empty() { operator } else { declared };
-    base.iter().filter(|s| s.as_str() != OFFLINE_ACCESS).cloned().collect()
+    let named: Vec<String> = operator.iter().filter(|s| *s != ANY_SCOPE).cloned().collect();
+    let base = if !named.is_empty() { named } else { read_level(declared) };
+    base.into_iter().filter(|s| s.as_str() != OFFLINE_ACCESS).collect()
+}
+
+/// Judge scopes a token endpoint is asked for or grants (`granted`), against what the connection
+/// may hold: every one must be allowed (or `offline_access`); when the host knows of no allowed scope
+/// at all, every one must be read-level. A wider grant is refused, never kept with a warning.
+pub fn judge_grant(granted: &[String], allowed: &[String]) -> Result<(), String> {
+    let beyond: Vec<&str> = granted
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != OFFLINE_ACCESS && if allowed.is_empty() { !is_read_level(s) } else { !allowed.iter().any(|a| a == s) })
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the scope {} is beyond what this connection may hold ({}); to allow it, reconnect with --scope",
+        crate::text::one_line(&beyond.join(" ")).chars().take(200).collect::<String>(),
+        if allowed.is_empty() { "read-level scopes only".to_string() } else { allowed.join(" ") }
+    ))
 }
 
 /// What the host expects of an authorization URL.
@@ -69,7 +153,20 @@ pub struct Expected<'a> {
     pub resource: Option<&'a str>,
     /// The scopes it may ask for.
     pub allowed: &'a [String],
+    /// The scopes it must ask for.
+    pub required: &'a [String],
 }
+
+/// The parameters an authorization URL may carry: what the authorization code flow with PKCE and
+/// resource indicators needs, and `prompt` (mcp-client asks for `consent` with `offline_access`, as
+/// OpenID Connect wants). Anything else — `request`, `request_uri` (RFC 9101), `response_mode`
+/// (JARM), `claims`, `authorization_details`, `audience`, `include_granted_scopes`, … — could send
+/// the code elsewhere or widen the grant, and is refused.
+pub const AUTHORIZATION_PARAMETERS: &[&str] =
+    &["response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource", "prompt"];
+
+/// The values `prompt` may take (`none` would skip the consent the user must see).
+const PROMPTS: &[&str] = &["consent", "login", "select_account"];
 
 /// The query parameters of a URL, decoded.
 pub fn query_pairs(url: &str) -> Vec<(String, String)> {
@@ -79,6 +176,11 @@ pub fn query_pairs(url: &str) -> Vec<(String, String)> {
 /// Check an authorization URL against what the host expects; returns the scopes it asks for.
 pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec<String>, String> {
     let target = crate::policy::Target::parse(url).map_err(|e| format!("the connector's authorization URL is invalid: {e}"))?;
+    // The path a browser opens must be the one checked (a browser reads `\` as `/`, drops tabs).
+    let parsed = url::Url::parse(url).map_err(|e| format!("the connector's authorization URL is invalid: {e}"))?;
+    if url.bytes().any(|b| b == b'\\' || b.is_ascii_whitespace() || b.is_ascii_control()) || parsed.path() != target.path {
+        return Err("the connector's authorization URL has a path a browser would read differently (backslashes, blanks, control characters or dot segments); refused before the browser opened".into());
+    }
     let wanted = crate::policy::Target::parse(expected.authorization_endpoint)
         .map_err(|e| format!("the authorization server's authorization endpoint is invalid: {e}"))?;
     if target != wanted {
@@ -87,6 +189,13 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
         ));
     }
     let pairs = query_pairs(url);
+    if let Some((name, _)) = pairs.iter().find(|(k, _)| !AUTHORIZATION_PARAMETERS.contains(&k.as_str())) {
+        return Err(format!(
+            "the connector's authorization URL carries the parameter `{}`, which the host does not pass on (only {}); refused before the browser opened",
+            crate::text::one_line(name).chars().take(60).collect::<String>(),
+            AUTHORIZATION_PARAMETERS.join(", ")
+        ));
+    }
     let get = |name: &str| -> Result<Option<&str>, String> {
         let mut found = pairs.iter().filter(|(k, _)| k == name);
         let first = found.next().map(|(_, v)| v.as_str());
@@ -108,6 +217,16 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
         Some(s) if s == expected.state && s.len() >= 16 => {}
         _ => return Err("the connector's authorization URL lacks an unguessable state".into()),
     }
+    if let Some(p) = get("prompt")? {
+        if !PROMPTS.contains(&p) {
+            return Err(format!(
+                "the connector's authorization URL asks for prompt={}; only {} are passed on (the user must see the consent page)",
+                crate::text::one_line(p).chars().take(40).collect::<String>(),
+                PROMPTS.join(", ")
+            ));
+        }
+    }
+    get("client_id")?;
     if let Some(resource) = expected.resource {
         if get("resource")? != Some(resource) {
             return Err(format!("the connector's authorization URL does not name the resource `{resource}` (RFC 8707)"));
@@ -124,10 +243,26 @@ pub fn check_authorization_url(url: &str, expected: &Expected<'_>) -> Result<Vec
             if allowed.is_empty() { "no scope".to_string() } else { list(&allowed) }
         ));
     }
+    // Without a scope the server would choose (its default, or what the client registered).
+    if scopes.is_empty() && !expected.allowed.is_empty() {
+        let wanted = if expected.required.is_empty() { expected.allowed } else { expected.required };
+        return Err(format!(
+            "the connector's authorization URL asks for no scope, so the server would choose; it must ask for {}; refused before the browser opened",
+            wanted.join(" ")
+        ));
+    }
+    let missing: Vec<&str> = expected.required.iter().filter(|r| !scopes.contains(r)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the connector's authorization URL does not ask for {}, which this connection needs; refused before the browser opened",
+            missing.join(" ")
+        ));
+    }
     Ok(scopes)
 }
 
-/// What a grant holds, judged against what was asked and what is required.
+/// What a grant holds, judged against what was asked and what is required (a grant beyond what
+/// the connection may hold never gets this far: [`judge_grant`] refuses it on the wire).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// The scopes granted.
@@ -225,17 +360,22 @@ mod tests {
         let table: Vec<(&[&str], &[&str], &OAuthState, &[&str])> = vec![
             (&[], &["mcp.read"], &close, &["mcp.read", "offline_access"]),
             (&["mcp.read"], &[], &close, &["mcp.read", "offline_access"]),
-            (&[], &[], &close, &["mcp.read", "mcp.write_safe", "mcp.write_destructive", "offline_access"]),
+            // The connector's declared or the server's advertised write scopes are never taken.
+            (&[], &[], &close, &["mcp.read", "offline_access"]),
+            (&[], &["mcp.read", "mcp.write_safe", "mcp.write_destructive"], &close, &["mcp.read", "offline_access"]),
+            // The operator's word is taken as it is.
+            (&["mcp.read", "mcp.write_safe"], &["mcp.read"], &close, &["mcp.read", "mcp.write_safe", "offline_access"]),
         ];
         for (operator, declared, oauth, want) in table {
             let got = allowed_scopes(&ScopeInputs { operator: &s(operator), declared: &s(declared), oauth });
             assert_eq!(got, s(want), "{operator:?} {declared:?}");
         }
         let generic = learned(&[], &[], &["files:read", "files:write"]);
-        assert_eq!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &generic }), s(&["files:read", "files:write"]));
+        assert_eq!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &generic }), s(&["files:read"]));
         let none = OAuthState::default();
         assert!(allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &none }).is_empty());
         assert_eq!(required_scopes(&[], &s(&["mcp.read", "offline_access"])), s(&["mcp.read"]));
+        assert_eq!(required_scopes(&[], &s(&["mcp.read", "mcp.write_destructive"])), s(&["mcp.read"]));
     }
 
     fn url(params: &[(&str, &str)]) -> String {
@@ -261,6 +401,7 @@ mod tests {
 
     fn check(params: &[(&str, &str)]) -> Result<Vec<String>, String> {
         let allowed = s(&["mcp.read", "offline_access"]);
+        let required = s(&["mcp.read"]);
         check_authorization_url(
             &url(params),
             &Expected {
@@ -269,6 +410,7 @@ mod tests {
                 state: "0123456789abcdef0123",
                 resource: Some("https://mcp.close.com/"),
                 allowed: &allowed,
+                required: &required,
             },
         )
     }
@@ -294,12 +436,114 @@ mod tests {
         let mut twice = good();
         twice.push(("scope", "mcp.write_destructive"));
         assert!(check(&twice).unwrap_err().contains("repeats"));
+        let mut twice = good();
+        twice.push(("client_id", "other"));
+        assert!(check(&twice).unwrap_err().contains("repeats"));
         let e = check_authorization_url(
             &url(&good()).replace("app.close.com", "evil.example"),
-            &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[] },
+            &Expected { authorization_endpoint: "https://app.close.com/oauth2/authorize/", redirect_uri: "", state: "", resource: None, allowed: &[], required: &[] },
         )
         .unwrap_err();
         assert!(e.contains("not to the authorization endpoint"), "{e}");
+    }
+
+    #[test]
+    fn an_authorization_url_carries_only_the_parameters_the_flow_needs() {
+        let mut with_prompt = good();
+        with_prompt.push(("prompt", "consent"));
+        assert!(check(&with_prompt).is_ok(), "mcp-client asks for consent with offline_access");
+        let jar = "eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwczovL2V2aWwuZXhhbXBsZS9jYiJ9.";
+        for (extra, value, needle) in [
+            ("request", jar, "`request`"),
+            ("request_uri", "https://evil.example/req", "`request_uri`"),
+            ("response_mode", "query.jwt", "`response_mode`"),
+            ("claims", r#"{"id_token":{}}"#, "`claims`"),
+            ("authorization_details", "[]", "`authorization_details`"),
+            ("audience", "https://api.close.com", "`audience`"),
+            ("include_granted_scopes", "true", "`include_granted_scopes`"),
+            ("login_hint", "victim@example.com", "`login_hint`"),
+            ("prompt", "none", "prompt=none"),
+        ] {
+            let mut params = good();
+            params.push((extra, value));
+            let e = check(&params).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_authorization_url_is_read_as_a_browser_reads_it() {
+        let expected = |allowed: &'static [String]| Expected {
+            authorization_endpoint: "https://app.close.com/oauth2/authorize/",
+            redirect_uri: "http://127.0.0.1:5/callback",
+            state: "0123456789abcdef0123",
+            resource: Some("https://mcp.close.com/"),
+            allowed,
+            required: &[],
+        };
+        let query = url(&good()).split_once('?').unwrap().1.to_string();
+        for bad in [
+            format!("https://app.close.com\\x\\..\\..\\some\\page/oauth2/authorize/?{query}"),
+            format!("https://app.close.com/oauth2/authorize/\t?{query}"),
+            format!("https://app.close.com/other/../oauth2/authorize/?{query}"),
+        ] {
+            let e = check_authorization_url(&bad, &expected(&[])).unwrap_err();
+            assert!(e.contains("browser") || e.contains("not to the authorization endpoint") || e.contains("invalid"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_authorization_url_must_ask_for_the_required_scopes() {
+        let without = |name: &str| -> Vec<(&'static str, &'static str)> { good().into_iter().filter(|(k, _)| *k != name).collect() };
+        assert!(check(&without("scope")).unwrap_err().contains("asks for no scope"));
+        let mut only_offline = without("scope");
+        only_offline.push(("scope", "offline_access"));
+        assert!(check(&only_offline).unwrap_err().contains("does not ask for mcp.read"));
+    }
+
+    #[test]
+    fn the_operators_any_scope_allows_what_the_server_names_and_requires_nothing_more() {
+        let mut oauth = OAuthState::default();
+        oauth.challenged_scopes = vec!["mcp:admin".into()];
+        let any = vec![ANY_SCOPE.to_string()];
+        let allowed = allowed_scopes(&ScopeInputs { operator: &any, declared: &[], oauth: &oauth });
+        assert_eq!(allowed, vec!["mcp:admin".to_string()]);
+        let without = allowed_scopes(&ScopeInputs { operator: &[], declared: &[], oauth: &oauth });
+        assert!(without.is_empty(), "without it, a write scope the server names is not allowed: {without:?}");
+        assert_eq!(required_scopes(&any, &["mcp.read".into()]), vec!["mcp.read".to_string()]);
+        assert!(required_scopes(&any, &[]).is_empty());
+    }
+
+    #[test]
+    fn scopes_are_read_level_only_when_their_words_say_so() {
+        for (scope, read) in [
+            ("mcp.read", true),
+            ("files:read", true),
+            ("offline_access", true),
+            ("openid", true),
+            ("mcp.write_safe", false),
+            ("mcp.write_destructive", false),
+            ("files:write", false),
+            ("read_write", false),
+            ("Admin", false),
+            ("leads.delete", false),
+            ("*", false),
+            ("repo:full", false),
+        ] {
+            assert_eq!(is_read_level(scope), read, "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_grant_beyond_what_the_connection_may_hold_is_refused() {
+        let allowed = s(&["mcp.read"]);
+        assert!(judge_grant(&s(&["mcp.read", "offline_access"]), &allowed).is_ok());
+        assert!(judge_grant(&s(&["offline_access"]), &allowed).is_ok(), "narrower is for the insufficient-scope check");
+        let e = judge_grant(&s(&["mcp.read", "mcp.write_destructive"]), &allowed).unwrap_err();
+        assert!(e.contains("mcp.write_destructive") && e.contains("--scope") && !e.contains('\n'), "{e}");
+        // Knowing of no allowed scope, the host still refuses a write scope.
+        assert!(judge_grant(&s(&["files:read"]), &[]).is_ok());
+        assert!(judge_grant(&s(&["files:write"]), &[]).unwrap_err().contains("read-level scopes only"));
     }
 
     #[test]

@@ -306,8 +306,20 @@ pub struct Target {
 impl Target {
     /// The target of an absolute `http`/`https` URL. Refuses paths with `.`/`..` segments (also
     /// percent-encoded), encoded slashes or backslashes, which servers may normalise to another path.
+    ///
+    /// The URL must also read the same to a URL parser (the WHATWG rules browsers and most servers
+    /// follow) as it does here: no backslash, blank or control character anywhere (a parser reads `\`
+    /// as `/` and drops tabs), no user part (`user@host`: the `Host` header would carry it), and a
+    /// path the parser leaves as written.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let origin = Origin::parse(url)?;
+        if url.bytes().any(|b| b == b'\\' || b == b' ' || b.is_ascii_control()) {
+            return Err(format!("`{}` holds a backslash, a blank or a control character, which a parser reads as another host or path", url.escape_debug()));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!("`{url}` names a user before its host (user@host); give the host alone"));
+        }
+        let origin = Origin::from_url(&parsed)?;
         // `url::Url` normalises dot segments away; read the path as written instead.
         let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
         let path_start = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
@@ -315,6 +327,9 @@ impl Target {
         let path_end = rest.find(['?', '#']).unwrap_or(rest.len());
         let path = if rest[..path_end].is_empty() { "/".to_string() } else { rest[..path_end].to_string() };
         check_path(&path)?;
+        if parsed.path() != path {
+            return Err(format!("the path `{path}` reads as `{}` to a URL parser; write it as that", parsed.path()));
+        }
         Ok(Target { origin, path })
     }
 
@@ -488,18 +503,26 @@ impl Grant {
         self.rules.iter().any(|r| r.origin.matches(origin))
     }
 
-    /// Whether a resolved address of `origin` may be connected to: ordinary public addresses always
-    /// (the request was allowed by name already); a special one only when the request names it
-    /// literally (its host *is* that address, or `localhost` for loopback) and a rule the operator
-    /// named (an explicit grant, or the endpoint) names that address too, on any port. A name that
-    /// resolves to a special address is never enough.
-    pub fn allows_address(&self, origin: &Origin, ip: IpAddr) -> bool {
+    /// Whether a resolved address of `method` `target` may be connected to: ordinary public
+    /// addresses always (the request was allowed by name already); a special one only when the request
+    /// names it literally (its host *is* that address, or `localhost` for loopback) and a rule that
+    /// allows *this very request* — its scheme, host, port and path — was named by the operator (an
+    /// explicit grant, or the endpoint) and names that address. A name that resolves to a special
+    /// address is never enough, and neither is the operator naming that address for another port or
+    /// path: a URL the vendor's metadata named cannot lead to it.
+    pub fn allows_address(&self, method: Method, target: &Target, ip: IpAddr) -> bool {
         if !crate::wire::addresses::is_special(ip) {
             return true;
         }
         let canonical = crate::wire::addresses::canonical;
+        let origin = &target.origin;
         let literal = origin.ip().is_some_and(|o| canonical(o) == canonical(ip)) || (origin.host == "localhost" && canonical(ip).is_loopback());
-        literal && self.rules.iter().any(|r| r.reason.operator_named() && r.origin.names_host(ip))
+        literal && self.rules.iter().any(|r| r.allows(method, target) && r.reason.operator_named() && r.origin.names_host(ip))
+    }
+
+    /// The rules that allow `method` to `target` (what the request's addresses are judged by).
+    pub fn allowing(&self, method: Method, target: &Target) -> Grant {
+        Grant { rules: self.rules.iter().filter(|r| r.allows(method, target)).cloned().collect() }
     }
 
     /// The rules, in the order given.
@@ -602,34 +625,72 @@ mod tests {
     fn special_addresses_need_a_host_the_operator_named() {
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         let wildcard = Grant::parse_list(["https://*", "http://*:*"]).unwrap();
-        let named = origin("http://internal.example:8080/");
-        assert!(wildcard.allows(Method::Get, &target("http://internal.example:8080/")));
+        let named = target("http://internal.example:8080/");
+        assert!(wildcard.allows(Method::Get, &named));
         for special in ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::ffff:127.0.0.1"] {
-            assert!(!wildcard.allows_address(&named, ip(special)), "{special}");
+            assert!(!wildcard.allows_address(Method::Get, &named, ip(special)), "{special}");
         }
-        assert!(wildcard.allows_address(&named, ip("93.184.216.34")));
+        assert!(wildcard.allows_address(Method::Get, &named, ip("93.184.216.34")));
 
-        // Naming 127.0.0.1 (on any port) lets the connection reach 127.0.0.1 by that address, also
-        // on another port a rule allows (a stand-in's second origin named by its metadata)...
+        // Naming 127.0.0.1:8811 lets the connection reach 127.0.0.1:8811 by that address...
         let literal = Grant::parse_list(["http://127.0.0.1:8811"]).unwrap();
-        assert!(literal.allows_address(&origin("http://127.0.0.1:8811/"), ip("127.0.0.1")));
-        assert!(literal.allows_address(&origin("http://127.0.0.1:9999/"), ip("127.0.0.1")));
-        assert!(literal.allows_address(&origin("http://[::ffff:127.0.0.1]:8811/"), ip("::ffff:127.0.0.1")));
-        assert!(!literal.allows_address(&origin("http://10.0.0.1:8811/"), ip("10.0.0.1")));
+        assert!(literal.allows_address(Method::Get, &target("http://127.0.0.1:8811/x"), ip("127.0.0.1")));
+        assert!(!literal.allows_address(Method::Get, &target("http://10.0.0.1:8811/"), ip("10.0.0.1")));
+        let mapped = Grant::parse_list(["http://[::ffff:127.0.0.1]:8811"]).unwrap();
+        assert!(mapped.allows_address(Method::Get, &target("http://[::ffff:127.0.0.1]:8811/"), ip("::ffff:127.0.0.1")));
         // ...but never through a name that resolves to it.
-        assert!(!literal.allows_address(&origin("http://internal.test:8811/"), ip("127.0.0.1")));
+        assert!(!literal.allows_address(Method::Get, &target("http://internal.test:8811/"), ip("127.0.0.1")));
 
         let localhost = Grant::parse_list(["http://localhost:8811"]).unwrap();
-        let lh = origin("http://localhost:8811/");
-        assert!(localhost.allows_address(&lh, ip("127.0.0.1")));
-        assert!(localhost.allows_address(&lh, ip("::1")));
-        assert!(!localhost.allows_address(&lh, ip("10.0.0.1")));
+        let lh = target("http://localhost:8811/");
+        assert!(localhost.allows_address(Method::Get, &lh, ip("127.0.0.1")));
+        assert!(localhost.allows_address(Method::Get, &lh, ip("::1")));
+        assert!(!localhost.allows_address(Method::Get, &lh, ip("10.0.0.1")));
 
         // A rule the metadata named never opens a special address by itself.
         let mut learned = Grant::default();
         learned.push(Rule::exact(&target("http://127.0.0.1:9/token"), &[Method::Post], Reason::OAuth("token endpoint")));
         assert!(learned.allows(Method::Post, &target("http://127.0.0.1:9/token")));
-        assert!(!learned.allows_address(&origin("http://127.0.0.1:9/"), ip("127.0.0.1")));
+        assert!(!learned.allows_address(Method::Post, &target("http://127.0.0.1:9/token"), ip("127.0.0.1")));
+    }
+
+    /// Review 9, L1 and L3: what the grant checks is what a URL parser (a browser, a server) reads.
+    #[test]
+    fn a_url_is_read_as_a_url_parser_reads_it() {
+        for (url, ok) in [
+            ("https://app.close.com/oauth2/authorize/?a=b", true),
+            ("https://mcp.close.com", true),
+            ("https://mcp.close.com/mcp?x=1#f", true),
+            ("https://app.close.com\\x\\..\\..\\page/oauth2/authorize/", false),
+            ("https://mcp.close.com/m\tcp", false),
+            ("https://mcp.close.com/mcp\n", false),
+            ("https://mcp.close.com/a b", false),
+            ("https://api.close.com@mcp.close.com/mcp", false),
+            ("https://user:pw@mcp.close.com/mcp", false),
+            ("https://mcp.close.com/a{b}", false),
+            ("https://mcp.close.com/a/../api/v1/lead/", false),
+        ] {
+            assert_eq!(Target::parse(url).is_ok(), ok, "{url}: {:?}", Target::parse(url));
+        }
+    }
+
+    /// The review's M3: the operator granted `http://10.0.0.7:9000` (an internal API); a hostile
+    /// endpoint's challenge names `http://10.0.0.7:8080/admin/export` as its resource metadata. The
+    /// learned rule allows the request by name, but only a rule the operator named for that very host
+    /// and port opens the address.
+    #[test]
+    fn a_special_address_opens_only_for_the_port_and_rule_the_operator_named() {
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let mut g = Grant::parse_list(["http://10.0.0.7:9000"]).unwrap();
+        let admin = target("http://10.0.0.7:8080/admin/export");
+        g.push(Rule::exact(&admin, &[Method::Get], Reason::OAuth("protected-resource metadata")));
+        assert!(g.allows(Method::Get, &admin), "the learned rule allows it by name");
+        assert!(!g.allows_address(Method::Get, &admin, ip), "but no operator rule names 10.0.0.7:8080");
+        assert!(g.allows_address(Method::Get, &target("http://10.0.0.7:9000/api"), ip));
+        assert!(g.allowing(Method::Get, &admin).rules().iter().all(|r| !r.reason.operator_named()));
+        // An operator's `*` port is the operator's word for every port.
+        let any_port = Grant::parse_list(["http://10.0.0.7:*"]).unwrap();
+        assert!(any_port.allows_address(Method::Get, &admin, ip));
     }
 
     #[test]

@@ -208,7 +208,8 @@ impl wit_host::Host for HostView<'_> {
                 AuthMethod::ApiKey => wit::AuthMethod::ApiKey,
                 AuthMethod::Oauth => wit::AuthMethod::Oauth,
             },
-            scopes: c.scopes.clone(),
+            // The operator's `*` is the host's rule (any scope the server names), not a scope.
+            scopes: c.scopes.iter().filter(|s| s.as_str() != crate::oauth::scopes::ANY_SCOPE).cloned().collect(),
             options: c.options.clone(),
             api_key_header: c.api_key_header.clone().unwrap_or_else(|| "authorization".into()),
         })

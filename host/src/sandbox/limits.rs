@@ -10,6 +10,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// How many times the size of a JSON text its `serde_json::Value` may take on the heap (measured: a
+/// text of `[0,0,…]` costs 16 times its size). Parsing a body charges this much to the call's budget.
+pub const JSON_PARSE_FACTOR: usize = 16;
+
 /// The memory and table limits of one call's store. Every linear memory and every table of the
 /// instance counts against one total, so a component made of several core modules gets no more than
 /// one that has a single memory.

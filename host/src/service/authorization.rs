@@ -65,7 +65,7 @@ impl HostService {
     pub async fn begin_authorization(&self, c: &ConnectionRecord, plugin: &LoadedPlugin, redirect_uri: &str) -> Result<PendingAuthorization, HostError> {
         let redirect = redirect_uri.to_string();
         let ran = self
-            .run(c, plugin, RunOptions { staged: true, ..RunOptions::default() }, move |b, s| {
+            .run(c, plugin, RunOptions { staged: true, redirect_uri: Some(redirect_uri.to_string()), ..RunOptions::default() }, move |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_begin_authorization(s, &redirect).await })
             })
             .await?;
@@ -78,12 +78,14 @@ impl HostService {
             ))
         })?;
         let allowed = scopes::allowed_scopes(&ScopeInputs { operator: &c.scopes, declared: &plugin.info.scopes, oauth: &ran.oauth });
+        let required = scopes::required_scopes(&c.scopes, &plugin.info.scopes);
         let expected = scopes::Expected {
             authorization_endpoint: &server.authorization_endpoint,
             redirect_uri,
             state: &request.state,
             resource: ran.oauth.resource.as_ref().map(|r| r.resource.as_str()),
             allowed: &allowed,
+            required: &required,
         };
         let requested = scopes::check_authorization_url(&request.url, &expected)
             .map_err(|m| HostError::Connector(ConnectorError::DeniedByPolicy { message: m }))?;
@@ -100,15 +102,21 @@ impl HostService {
         })
     }
 
-    /// A client secret the operator gave before the authorization server was known goes, from now
-    /// on, to that server's token and revocation endpoints (and nowhere else).
+    /// A client secret the operator gave goes to the token and revocation endpoints of the
+    /// authorization server whose metadata document the host read (and nowhere else) — never to the
+    /// 2025-03-26 default URLs a connector gets by skipping discovery. The binding follows the
+    /// endpoint's metadata when a later authorization learns another server.
     fn bind_client_secret(&self, c: &ConnectionRecord, oauth: &crate::oauth::discovery::OAuthState) -> Result<(), HostError> {
         let endpoint = Target::parse(&c.endpoint).map_err(HostError::Usage)?;
+        if oauth.server.as_ref().is_none_or(|s| s.url.is_none()) {
+            return Ok(());
+        }
         if let Some(StoredSecret::Credential(mut secret)) =
             self.store.secret(&self.keys, &c.id, super::CLIENT_SECRET_SECRET).map_err(HostError::Storage)?
         {
-            if secret.kind == Kind::ClientSecret && secret.binding.is_empty() {
-                secret.binding = Binding::oauth(Kind::ClientSecret, &endpoint, &oauth.targets(&endpoint));
+            let binding = Binding::oauth(Kind::ClientSecret, &endpoint, &oauth.targets(&endpoint));
+            if secret.kind == Kind::ClientSecret && secret.binding != binding {
+                secret.binding = binding;
                 self.store
                     .update_secrets(&self.keys, &c.id, &[(super::CLIENT_SECRET_SECRET.to_string(), Some(SecretWrite::Credential(secret)))])
                     .map_err(HostError::Storage)?;
@@ -138,6 +146,13 @@ impl HostService {
             }
             return Err(HostError::Usage(
                 "the authorization response carries the wrong state (a stale or forged redirect); nothing was stored. Run connect again".into(),
+            ));
+        }
+        if get("error").is_none() && get("code").is_none_or(|c| c.is_empty()) {
+            // A response mode the host cannot read (JARM's `response=`, a fragment): the code would
+            // reach the connector unseen.
+            return Err(protocol(
+                "the authorization response carries neither a code nor an error (a response mode the host does not read); nothing was stored".into(),
             ));
         }
         if get("error").is_none() {
@@ -175,24 +190,25 @@ impl HostService {
         }
         let callback = callback.to_string();
         let ran = self
-            .run(&current, plugin, RunOptions { staged: true, minted }, move |b, s| {
+            .run(&current, plugin, RunOptions { staged: true, minted, ..RunOptions::default() }, move |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_complete_authorization(s, &callback).await })
             })
             .await?;
-        let Some(facts) = ran.token_facts else {
+        let Some(first) = ran.token_facts.first() else {
             return Err(protocol(
                 "the connector completed the authorization without a token response passing through the host; nothing was stored".into(),
             ));
         };
+        // Every grant of the call is judged (a wider one was already refused on the wire): the code
+        // exchange decides what is reported, and none may lack a required scope.
         let required = scopes::required_scopes(&current.scopes, &plugin.info.scopes);
-        let verdict = scopes::judge(&pending.requested_scopes, facts.scope.as_deref(), &required);
-        if !verdict.missing.is_empty() {
-            let message = verdict.insufficient_message(&current.connector_name);
-            return Err(HostError::Connector(ConnectorError::InsufficientScope {
-                required,
-                granted: verdict.granted.clone(),
-                message,
-            }));
+        let verdict = scopes::judge(&pending.requested_scopes, first.scope.as_deref(), &required);
+        for facts in &ran.token_facts {
+            let v = scopes::judge(&pending.requested_scopes, facts.scope.as_deref(), &required);
+            if !v.missing.is_empty() {
+                let message = v.insufficient_message(&current.connector_name);
+                return Err(HostError::Connector(ConnectorError::InsufficientScope { required, granted: v.granted.clone(), message }));
+            }
         }
         self.commit(&current, ran.staging).await?;
         Ok(Authorized {

@@ -178,6 +178,9 @@ impl HostService {
         if let Some(origins) = &req.allow_origins {
             policy.grant = Grant::parse_list(origins).map_err(|e| HostError::Usage(format!("--allow-origin: {e}")))?;
         }
+        if let Some((_, secret)) = req.options.iter().find(|(k, _)| k.trim() == CLIENT_SECRET_OPTION) {
+            crate::vault::credentials::check_value_len(Kind::ClientSecret, secret.trim()).map_err(HostError::Usage)?;
+        }
         self.pin(&req.plugin, &plugin.digest)?;
         let record = ConnectionRecord {
             id: random_id("conn"),
@@ -187,7 +190,12 @@ impl HostService {
             connector_name: info.display_name.clone(),
             endpoint,
             auth_method: method,
-            scopes: if req.scopes.is_empty() { info.scopes.clone() } else { req.scopes.clone() },
+            // Without --scope, the connector's declared scopes, read-level ones only.
+            scopes: if req.scopes.is_empty() {
+                info.scopes.iter().filter(|s| crate::oauth::scopes::is_read_level(s)).cloned().collect()
+            } else {
+                req.scopes.clone()
+            },
             options: req.options.iter().filter(|(k, _)| k.trim() != CLIENT_SECRET_OPTION && k.trim() != API_KEY_HEADER_OPTION).cloned().collect(),
             policy,
             oauth: OAuthState::default(),
@@ -229,6 +237,7 @@ impl HostService {
 
     /// Seal an API key for `record`: bound to its endpoint URL and API-key header.
     pub(crate) fn seal_api_key(&self, record: &ConnectionRecord, key: &str) -> Result<(), HostError> {
+        crate::vault::credentials::check_value_len(Kind::ApiKey, key.trim()).map_err(HostError::Usage)?;
         let endpoint = Target::parse(&record.endpoint).map_err(HostError::Usage)?;
         let c = Credential::new(Kind::ApiKey, Zeroizing::new(key.trim().to_string()), Binding::api_key(&endpoint, record.api_key_header.as_deref()));
         self.store
@@ -441,6 +450,7 @@ impl HostService {
             Err(e) => Err(e),
         };
         self.store.delete_connection(&c.id).map_err(HostError::Storage)?;
+        self.matchers.forget(&c.id);
         Ok(DisconnectOutcome { name: c.name, revoked: revoke.is_ok(), warning: revoke.err().map(|e| e.to_string()) })
     }
 
@@ -464,13 +474,23 @@ fn api_key_header(plugin: &LoadedPlugin, options: &[(String, String)]) -> Result
         .find(|(k, _)| k.trim() == API_KEY_HEADER_OPTION)
         .map(|(_, v)| v.trim().to_string())
         .or_else(|| plugin.info.api_key_headers.as_ref().map(|h| h.key.clone()));
+    key_header_name(chosen)
+}
+
+/// Check the header an API key would travel in (`None`: `Authorization: Bearer`).
+fn key_header_name(chosen: Option<String>) -> Result<Option<String>, HostError> {
     let Some(name) = chosen.map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()) else { return Ok(None) };
     if name == "authorization" {
         return Ok(None);
     }
     let token = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    let reserved = ["accept", "content-type", "content-length", "host", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id"];
-    if !token || name.len() > 100 || reserved.contains(&name.as_str()) || name.starts_with("mcp-param-") {
+    // Headers a server logs or hands to others (cookies, analytics, proxies) never carry the key.
+    let reserved = [
+        "accept", "content-type", "content-length", "host", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id",
+        "cookie", "user-agent", "referer", "origin", "forwarded", "via", "accept-encoding", "range", "te",
+    ];
+    let overriding = crate::wire::request_headers::is_overriding(&name);
+    if !token || name.len() > 100 || reserved.contains(&name.as_str()) || overriding || name.starts_with("mcp-param-") {
         return Err(HostError::Usage(format!(
             "`{}` is not a header an API key can be bound to; choose another (--option {API_KEY_HEADER_OPTION}=NAME)",
             crate::errors::one_line(&name)
@@ -488,4 +508,30 @@ impl From<crate::service::authorization::Authorized> for Established {
 #[allow(dead_code)]
 fn _insufficient(e: &HostError) -> bool {
     matches!(e, HostError::Connector(ConnectorError::InsufficientScope { .. }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review 9, L4: the key never travels in a header a server logs, hands to analytics or proxies,
+    /// or reads as a routing override.
+    #[test]
+    fn an_api_key_is_bound_only_to_a_header_of_its_own() {
+        for (name, ok) in [
+            ("Close-API-Key", true),
+            ("x-api-key", true),
+            ("authorization", true),
+            ("cookie", false),
+            ("user-agent", false),
+            ("referer", false),
+            ("x-forwarded-for", false),
+            ("x-http-method-override", false),
+            ("mcp-session-id", false),
+            ("bad header", false),
+        ] {
+            assert_eq!(key_header_name(Some(name.into())).is_ok(), ok, "{name}");
+        }
+        assert_eq!(key_header_name(Some("authorization".into())).unwrap(), None, "Bearer");
+    }
 }

@@ -95,6 +95,8 @@ pub struct HostService {
     _key_use: crate::vault::locks::KeyUseLock,
     /// Per connection id: held while a call lists the tools again (see `ensure_listed`).
     relisting: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The credential matchers of each connection, built once per set of values.
+    matchers: Arc<crate::wire::matchers::MatcherCache>,
 }
 
 /// The connection name the host keeps for its own served tools.
@@ -162,6 +164,7 @@ impl HostService {
             resolver: config.resolver,
             _key_use: key_use,
             relisting: Default::default(),
+            matchers: Default::default(),
         })
     }
 

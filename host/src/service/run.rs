@@ -37,6 +37,8 @@ pub(crate) struct RunOptions {
     pub staged: bool,
     /// Credentials the host hands the call (an authorization code), as if minted during it.
     pub minted: Vec<Credential>,
+    /// The redirect URI of the authorization the call begins (a client registration must name it).
+    pub redirect_uri: Option<String>,
 }
 
 /// What a call returned, and what the host saw during it.
@@ -45,8 +47,8 @@ pub(crate) struct Ran<R> {
     pub value: R,
     /// The staged writes of an authorization.
     pub staging: Option<Staging>,
-    /// What the last token response said.
-    pub token_facts: Option<TokenFacts>,
+    /// What every token answer of the call said, in order.
+    pub token_facts: Vec<TokenFacts>,
     /// The connection's OAuth URLs as they stand after the call.
     pub oauth: OAuthState,
 }
@@ -57,6 +59,8 @@ pub(crate) type ExportFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Resu
 impl HostService {
     /// The headers an API key of `c` travels in, and the scope header's allowed scopes.
     pub(crate) fn key_headers(&self, c: &ConnectionRecord, plugin: &LoadedPlugin) -> KeyHeaders {
+        // The operator's scopes, else the connector's declared read-level ones (`connect` keeps only
+        // those when the operator names none).
         let scope = plugin.info.api_key_headers.as_ref().and_then(|h| h.scope.clone()).map(|name| {
             (name.trim().to_ascii_lowercase(), crate::oauth::scopes::required_scopes(&c.scopes, &plugin.info.scopes))
         });
@@ -94,6 +98,9 @@ impl HostService {
             oauth: c.oauth.clone(),
             uses_oauth: c.auth_method == crate::vault::store::AuthMethod::Oauth,
             key_headers: self.key_headers(c, plugin),
+            matchers: self.matchers.clone(),
+            scopes: crate::oauth::scopes::ScopeSources { operator: c.scopes.clone(), declared: plugin.info.scopes.clone() },
+            redirect_uri: options.redirect_uri.clone(),
         };
         let limits = c.policy.limits;
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
@@ -141,7 +148,7 @@ impl HostService {
         };
         // A refresh during an ordinary call may narrow (or widen) what the grant holds.
         if !options.staged {
-            if let Some(scope) = token_facts.as_ref().and_then(|f| f.scope.clone()) {
+            if let Some(scope) = token_facts.last().and_then(|f| f.scope.clone()) {
                 if scope != c.granted_scopes {
                     if let Err(e) = self.store.set_granted_scopes(&c.id, &scope) {
                         tracing::warn!("cannot record the scopes of `{}`: {e}", c.name);

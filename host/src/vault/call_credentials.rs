@@ -42,13 +42,20 @@ impl CallCredentials {
         }
     }
 
+    /// The connection's id (empty for no connection).
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+
     /// No connection (a component being described): nothing resolves.
     pub fn none() -> CallCredentials {
         CallCredentials::new("", None, Vec::new())
     }
 
-    /// Hold a credential minted during the call; returns its placeholder. Refused past [`MAX_MINTED`].
+    /// Hold a credential minted during the call; returns its placeholder. Refused past [`MAX_MINTED`],
+    /// and for a value longer than [`crate::vault::credentials::MAX_VALUE_LEN`].
     pub fn mint(&self, credential: Credential) -> Result<Placeholder, String> {
+        crate::vault::credentials::check_value_len(credential.kind, &credential.value)?;
         let mut m = self.minted.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() >= MAX_MINTED {
             return Err(format!("one call may receive at most {MAX_MINTED} new credentials"));

@@ -293,6 +293,23 @@ impl Binding {
     }
 }
 
+/// The longest credential value the host accepts (8 KiB). Real API keys and tokens are far shorter
+/// (a JWT is one or two KiB); a longer one is refused when it is received (a token answer, the
+/// operator's key or client secret), so that everything that looks for values stays small.
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+
+/// Refuse a credential value longer than [`MAX_VALUE_LEN`] (the error names the kind, never the value).
+pub fn check_value_len(kind: Kind, value: &str) -> Result<(), String> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(format!(
+            "the {kind} is {} bytes, longer than the {} KiB the host accepts for a credential; refused",
+            value.len(),
+            MAX_VALUE_LEN / 1024
+        ));
+    }
+    Ok(())
+}
+
 /// A credential as the host holds it: its kind, its placeholder, its value and where it may go.
 #[derive(Clone)]
 pub struct Credential {
@@ -406,5 +423,14 @@ mod tests {
         let oauth = OAuthTargets { token: Some(t("https://api.close.com/oauth2/token/")), revocation: None };
         let lines = Binding::oauth(Kind::RefreshToken, &endpoint, &oauth).describe();
         assert_eq!(lines, vec!["POST https://api.close.com/oauth2/token/ (token endpoint), form field refresh_token"]);
+    }
+
+    #[test]
+    fn a_value_longer_than_8_kib_is_refused_without_being_shown() {
+        let ok = "a".repeat(MAX_VALUE_LEN);
+        assert!(check_value_len(Kind::AccessToken, &ok).is_ok());
+        let long = format!("{ok}Z");
+        let e = check_value_len(Kind::RefreshToken, &long).unwrap_err();
+        assert!(e.contains("refresh-token") && e.contains("8 KiB") && !e.contains("aaaa") && !e.contains('\n'), "{e}");
     }
 }

@@ -17,7 +17,8 @@
 //! one-line reason. `Content-Length` follows the rewritten body.
 //!
 //! When the connection declares an API-key scope header (Close's `Close-Scope`), a request carrying
-//! the API key gets it set, or checked when the connector set it ([`crate::oauth::scopes`]).
+//! the API key gets it set, or checked when the connector set it ([`crate::oauth::scopes`]); any
+//! other header naming a scope (`*scope`) next to the key refuses the request.
 
 use crate::policy::{Method, Target};
 use crate::vault::credentials::{Credential, Kind, Place, Placeholder};
@@ -46,6 +47,10 @@ pub struct Attached {
     pub kinds: Vec<Kind>,
     /// The new body, when the body was rewritten.
     pub body: Option<Vec<u8>>,
+    /// Whether a grant credential went in: a refresh token, an authorization code, a client secret,
+    /// or any credential in a form field or a Basic password. The answer to such a request is a token
+    /// answer, whatever its URL ([`crate::wire::inbound::Treatment`]).
+    pub grant_credential: bool,
 }
 
 /// Replace placeholders by their values where their bindings allow, or refuse the request.
@@ -74,6 +79,8 @@ pub fn attach(
             ));
         }
         out.kinds.push(c.kind);
+        out.grant_credential |= matches!(c.kind, Kind::RefreshToken | Kind::AuthorizationCode | Kind::ClientSecret)
+            || matches!(place, Place::Form(_) | Place::BasicPassword);
         Ok(c.value)
     };
 
@@ -150,6 +157,15 @@ pub fn attach(
     }
 
     if out.kinds.contains(&Kind::ApiKey) {
+        // Only the declared scope header may name a scope next to the key (a connector that declares
+        // none, or another, cannot slip `Close-Scope: mcp.write_destructive` past the check).
+        let declared = key_headers.scope.as_ref().map(|(h, _)| h.to_ascii_lowercase());
+        if let Some(other) = headers.keys().find(|n| n.as_str().ends_with("scope") && declared.as_deref() != Some(n.as_str())) {
+            return Err(format!(
+                "it carries the header {other} with the API key; only the connector's declared scope header ({}) may name a scope",
+                declared.as_deref().unwrap_or("none declared")
+            ));
+        }
         if let Some((header, allowed)) = &key_headers.scope {
             let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("the declared scope header `{header}` is not a header name"))?;
             let present: Vec<&HeaderValue> = headers.get_all(&name).iter().collect();
@@ -168,13 +184,12 @@ fn scheme_is(value: &[u8], scheme: &str) -> bool {
     value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes()) && value[scheme.len()] == b' '
 }
 
+/// Looks a placeholder up for a place in the request, noting what was attached.
+type Lookup<'a> = dyn Fn(&str, &Place, &mut Attached) -> Result<zeroize::Zeroizing<String>, String> + 'a;
+
 /// `Authorization: Basic`: a placeholder may only be the password (`client_secret_basic`, whose id and
 /// secret are form-encoded, RFC 6749 §2.3.1). `Ok(None)`: no placeholder in it.
-fn basic_password(
-    text: &str,
-    lookup: &dyn Fn(&str, &Place, &mut Attached) -> Result<zeroize::Zeroizing<String>, String>,
-    out: &mut Attached,
-) -> Result<Option<String>, String> {
+fn basic_password(text: &str, lookup: &Lookup<'_>, out: &mut Attached) -> Result<Option<String>, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     let Ok(decoded) = engine.decode(text[6..].trim()) else {
         return if Placeholder::appears_in(text.as_bytes()) { Err("it carries a credential placeholder in a malformed Basic header".into()) } else { Ok(None) };
@@ -231,15 +246,14 @@ mod tests {
         let access = mk(Kind::AccessToken, "at-VALUE", Binding::oauth(Kind::AccessToken, &endpoint, &oauth));
         let refresh = mk(Kind::RefreshToken, "rt/VALUE+=", Binding::oauth(Kind::RefreshToken, &endpoint, &oauth));
         let secret = mk(Kind::ClientSecret, "cs:VALUE &", Binding::oauth(Kind::ClientSecret, &endpoint, &oauth));
-        let w = World {
+        World {
             key: key.placeholder.clone(),
             access: access.placeholder.clone(),
             refresh: refresh.placeholder.clone(),
             secret: secret.placeholder.clone(),
             creds: Creds([key, access, refresh, secret].into_iter().map(|c| (c.placeholder.clone(), c)).collect()),
             headers: KeyHeaders { key: Some("close-api-key".into()), scope: Some(("close-scope".into(), vec!["mcp.read".into()])) },
-        };
-        w
+        }
     }
 
     fn run(w: &World, method: Method, url: &str, headers: &[(&str, String)], body: &str, ct: Option<&str>) -> Result<(HeaderMap, Vec<u8>, Vec<Kind>), String> {
@@ -287,7 +301,9 @@ mod tests {
         let rest_api = "https://api.close.com/api/v1/lead/";
         let basic_user = base64::engine::general_purpose::STANDARD.encode(format!("{}:", w.key.as_str()));
         let with_query = format!("{MCP}?k={}", w.key.as_str());
-        let cases: Vec<(Method, &str, Vec<(&str, String)>, String, Option<&str>, &str)> = vec![
+        // Method, URL, headers, body, content type, what the refusal says.
+        type Case<'a> = (Method, &'a str, Vec<(&'a str, String)>, String, Option<&'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             // Close's REST API with its own key, every header form Close accepts.
             (Method::Delete, rest_delete, vec![("close-api-key", w.key.as_str().into())], String::new(), None, "does not belong"),
             (Method::Post, rest_api, vec![("authorization", format!("Basic {basic_user}"))], "{}".into(), None, "user name"),
@@ -324,6 +340,14 @@ mod tests {
         let w = world();
         let e = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
         assert!(e.contains("limited to mcp.read"), "{e}");
+        // Another scope header next to the key, or any when the connector declared none.
+        let e = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("x-close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
+        assert!(e.contains("x-close-scope") && e.contains("(close-scope)"), "{e}");
+        let mut undeclared = world();
+        undeclared.headers.scope = None;
+        let e = run(&undeclared, Method::Post, MCP, &[("close-api-key", undeclared.key.as_str().into()), ("close-scope", "mcp.write_destructive".into())], "{}", None).unwrap_err();
+        assert!(e.contains("none declared"), "{e}");
+        assert!(run(&undeclared, Method::Post, MCP, &[("close-api-key", undeclared.key.as_str().into())], "{}", None).is_ok());
         let (h, _, _) = run(&w, Method::Post, MCP, &[("close-api-key", w.key.as_str().into()), ("close-scope", "mcp.read".into())], "{}", None).unwrap();
         assert_eq!(h["close-scope"], "mcp.read");
     }
@@ -338,5 +362,32 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("user:pass");
         let (h, _, _) = run(&w, Method::Post, TOKEN, &[("authorization", format!("Basic {basic}"))], "", None).unwrap();
         assert_eq!(h["authorization"], format!("Basic {basic}").as_str());
+    }
+    #[test]
+    fn only_a_grant_credential_makes_the_answer_a_token_answer() {
+        let w = world();
+        let grant = |method, url: &str, headers: &[(&str, String)], body: &str, ct| {
+            let mut h = HeaderMap::new();
+            for (k, v) in headers {
+                h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            }
+            if let Some(ct) = ct {
+                h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            }
+            attach(method, &t(url), url, &mut h, body.as_bytes(), &w.creds, &w.headers).unwrap().grant_credential
+        };
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("c1:{}", w.secret.as_str()));
+        let table: Vec<(bool, bool)> = vec![
+            (grant(Method::Post, TOKEN, &[], &format!("grant_type=refresh_token&refresh_token={}", w.refresh.as_str()), FORM), true),
+            (grant(Method::Post, TOKEN, &[("authorization", format!("Basic {basic}"))], "grant_type=x", FORM), true),
+            (grant(Method::Post, TOKEN, &[], &format!("client_secret={}", w.secret.as_str()), FORM), true),
+            (grant(Method::Post, "https://api.close.com/oauth2/revoke/", &[], &format!("token={}", w.access.as_str()), FORM), true),
+            (grant(Method::Post, MCP, &[("authorization", format!("Bearer {}", w.access.as_str()))], "{}", None), false),
+            (grant(Method::Post, MCP, &[("close-api-key", w.key.as_str().into())], "{}", None), false),
+            (grant(Method::Post, TOKEN, &[], "grant_type=authorization_code&code=raw", FORM), false),
+        ];
+        for (i, (got, want)) in table.into_iter().enumerate() {
+            assert_eq!(got, want, "case {i}");
+        }
     }
 }

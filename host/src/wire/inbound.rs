@@ -1,28 +1,35 @@
-//! What comes back: responses are rewritten before the connector reads them, so that it never sees a
-//! credential value.
+//! What comes back: responses that may carry a credential are rewritten before the connector reads
+//! them, so that it never sees a credential value.
 //!
-//! * **Token responses** (a `POST` to the token endpoint the host learned): a JSON object whose
-//!   `access_token`, `refresh_token` and `id_token` are replaced by fresh placeholders
-//!   ([`rewrite_token_response`]); the values are held for the call, sealed only if the connector
-//!   claims them with `update-secrets`. The `scope` member tells the host what was granted. A 2xx
-//!   answer that is not a JSON object is refused: the host cannot tell what in it is a token.
-//! * **Registration responses** (a `POST` to the registration endpoint): `client_secret` and
-//!   `registration_access_token` likewise.
-//! * **Every response**: a known credential of the connection echoed anywhere (a header, an MCP result,
-//!   an error page) — as is or URL-encoded — is replaced by its placeholder while the body streams
-//!   ([`Masker`], [`MaskedBody`]).
+//! Which responses those are is decided **before the request is sent** ([`Treatment::decide`]), from
+//! what the request carried and what the URL was when the grant allowed it — not from what the host
+//! has learned by the time the answer arrives, and not from the policy's `connection_urls`:
+//!
+//! * the answer to a request into which the host attached a grant credential (a refresh token, an
+//!   authorization code, a client secret, or any credential in a form field) **is** a token answer;
+//! * so is the answer of the token, registration and revocation endpoints the host learned;
+//! * and any other JSON answer whose top level names `access_token`, `refresh_token`, `id_token`,
+//!   `client_secret` or `registration_access_token` ([`crate::wire::json_members`]) is rewritten the
+//!   same way, wherever it came from.
+//!
+//! Rewriting ([`rewrite_credential_response`]) replaces every such member by a fresh placeholder; the
+//! values are held for the call, sealed only if the connector claims them with `update-secrets`. The
+//! `scope` member tells the host what was granted. It fails closed: a 2xx answer that is not a JSON
+//! object (nor empty) is refused — the host cannot tell what in it is a credential — and a non-2xx
+//! answer that is not a JSON object reaches the connector with its status and no body.
+//!
+//! Echoes of values the host already knows are masked separately ([`crate::wire::masker`]).
 
-use crate::vault::credentials::{Credential, Kind, Placeholder};
-use bytes::Bytes;
+use crate::oauth::discovery::Purpose;
+use crate::vault::credentials::{Kind, Placeholder};
+use crate::wire::json_members::CREDENTIAL_MEMBERS;
 use serde_json::Value;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// The largest token or registration response the host reads (larger ones are refused).
 pub const MAX_OAUTH_RESPONSE: usize = 256 * 1024;
 
 /// What a token response said, besides its tokens.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TokenFacts {
     /// Its `scope`, split (`None`: absent, meaning what was asked).
     pub scope: Option<Vec<String>>,
@@ -30,34 +37,64 @@ pub struct TokenFacts {
     pub granted: bool,
 }
 
-/// Rewrite a token response: each credential member becomes a placeholder, minted by `mint(kind,
-/// value)`. Returns the new body and what it said. Error answers (no `access_token`) pass unchanged.
-pub fn rewrite_token_response(
+/// How the send hook treats the response to one request, decided before the request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// OAuth metadata at a location the host derived: read whole and learned from.
+    Metadata,
+    /// An answer that may hold new credentials: read whole, every credential member rewritten,
+    /// refused when it cannot be read.
+    Credentials,
+    /// Anything else: streamed with echoes masked; a JSON body naming a credential member is still
+    /// rewritten (or cut, when too large to read whole).
+    Plain,
+}
+
+impl Treatment {
+    /// The treatment of the answer to a request: `purpose` is what the URL was to the authorization
+    /// when the grant allowed the request (`None`: nothing, or not known); `grant_credential` whether
+    /// the host attached a grant credential to it ([`crate::wire::attach::Attached::grant_credential`]).
+    pub fn decide(purpose: Option<Purpose>, grant_credential: bool) -> Treatment {
+        if grant_credential {
+            return Treatment::Credentials;
+        }
+        match purpose {
+            Some(Purpose::Token | Purpose::Registration | Purpose::Revocation) => Treatment::Credentials,
+            Some(Purpose::ResourceMetadata | Purpose::ServerMetadata) => Treatment::Metadata,
+            Some(Purpose::Authorization) | None => Treatment::Plain,
+        }
+    }
+}
+
+/// Rewrite an answer that may hold credentials (a token, registration or revocation answer, or any
+/// JSON naming a credential member): each credential member of the top-level object becomes a
+/// placeholder minted by `mint(kind, value)`. Returns the new body and what it said. See the module
+/// docs for what is refused.
+pub fn rewrite_credential_response(
     status: u16,
     body: &[u8],
     mint: &mut dyn FnMut(Kind, zeroize::Zeroizing<String>) -> Placeholder,
 ) -> Result<(Vec<u8>, TokenFacts), String> {
+    let success = (200..300).contains(&status);
     let mut doc: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
-        _ if !(200..300).contains(&status) => return Ok((body.to_vec(), TokenFacts::default())),
-        _ => return Err("the token endpoint answered something that is not a JSON object; the host passes on only JSON token responses".into()),
+        _ if body.iter().all(u8::is_ascii_whitespace) => return Ok((Vec::new(), TokenFacts::default())),
+        _ if !success => return Ok((Vec::new(), TokenFacts::default())),
+        _ => {
+            return Err("the answer may hold a credential but is not a JSON object; the host passes on only JSON it can rewrite".into())
+        }
     };
     let obj = doc.as_object_mut().expect("an object");
     let mut facts = TokenFacts::default();
-    for (member, kind) in [("access_token", Kind::AccessToken), ("refresh_token", Kind::RefreshToken), ("id_token", Kind::IdToken)] {
-        if let Some(Value::String(v)) = obj.get(member) {
-            if v.is_empty() {
-                continue;
+    for (member, kind) in CREDENTIAL_MEMBERS {
+        match obj.get(member) {
+            Some(Value::String(v)) if !v.is_empty() => {
+                let p = mint(kind, zeroize::Zeroizing::new(v.clone()));
+                facts.granted |= kind == Kind::AccessToken;
+                obj.insert(member.to_string(), Value::String(p.as_str().to_string()));
             }
-            let p = mint(kind, zeroize::Zeroizing::new(v.clone()));
-            if kind == Kind::AccessToken {
-                facts.granted = true;
-            }
-            obj.insert(member.to_string(), Value::String(p.as_str().to_string()));
-        } else if let Some(other) = obj.get(member) {
-            if !other.is_null() {
-                return Err(format!("the token response's {member} is not a string; refused"));
-            }
+            Some(Value::String(_)) | Some(Value::Null) | None => {}
+            Some(_) => return Err(format!("the answer's {member} is not a string; refused")),
         }
     }
     facts.scope = match obj.get("scope") {
@@ -68,192 +105,18 @@ pub fn rewrite_token_response(
     Ok((serde_json::to_vec(&doc).map_err(|e| e.to_string())?, facts))
 }
 
-/// Rewrite a registration response (RFC 7591): `client_secret` and `registration_access_token`
-/// become placeholders. A body that is not a JSON object passes unchanged (it holds no secret the
-/// host knows how to find; a confidential registration must answer JSON).
-pub fn rewrite_registration_response(
-    body: &[u8],
-    mint: &mut dyn FnMut(Kind, zeroize::Zeroizing<String>) -> Placeholder,
-) -> Result<Vec<u8>, String> {
-    let Ok(mut doc @ Value::Object(_)) = serde_json::from_slice::<Value>(body) else {
-        return Ok(body.to_vec());
-    };
-    let obj = doc.as_object_mut().expect("an object");
-    for (member, kind) in [("client_secret", Kind::ClientSecret), ("registration_access_token", Kind::RegistrationToken)] {
-        match obj.get(member) {
-            Some(Value::String(v)) if !v.is_empty() => {
-                let p = mint(kind, zeroize::Zeroizing::new(v.clone()));
-                obj.insert(member.to_string(), Value::String(p.as_str().to_string()));
-            }
-            Some(Value::String(_)) | Some(Value::Null) | None => {}
-            Some(_) => return Err(format!("the registration response's {member} is not a string; refused")),
-        }
-    }
-    serde_json::to_vec(&doc).map_err(|e| e.to_string())
-}
-
-/// Replaces every known credential value (as is, percent- or form-encoded) by its placeholder.
-pub struct Masker {
-    matcher: aho_corasick::AhoCorasick,
-    replacements: Vec<String>,
-    needles: Vec<Vec<u8>>,
-}
-
-impl Masker {
-    /// A masker for these credentials (`None` when there is nothing to mask). Values shorter than 8
-    /// bytes are not masked (they would match by accident).
-    pub fn new<'a>(credentials: impl IntoIterator<Item = &'a Credential>) -> Option<Masker> {
-        let mut needles: Vec<Vec<u8>> = Vec::new();
-        let mut replacements = Vec::new();
-        for c in credentials {
-            if c.value.len() < 8 {
-                continue;
-            }
-            let raw = c.value.as_bytes();
-            let forms = [
-                raw.to_vec(),
-                url::form_urlencoded::byte_serialize(raw).collect::<String>().into_bytes(),
-                percent_encode_upper(raw).into_bytes(),
-                c.value.replace('/', "\\/").into_bytes(),
-            ];
-            for f in forms {
-                if !needles.contains(&f) {
-                    needles.push(f);
-                    replacements.push(c.placeholder.as_str().to_string());
-                }
-            }
-        }
-        if needles.is_empty() {
-            return None;
-        }
-        let matcher = aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .build(&needles)
-            .ok()?;
-        Some(Masker { matcher, replacements, needles })
-    }
-
-    /// `bytes` with every known value replaced.
-    pub fn mask(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut pos = 0;
-        for m in self.matcher.find_iter(bytes) {
-            out.extend_from_slice(&bytes[pos..m.start()]);
-            out.extend_from_slice(self.replacements[m.pattern().as_usize()].as_bytes());
-            pos = m.end();
-        }
-        out.extend_from_slice(&bytes[pos..]);
-        out
-    }
-
-    /// Whether `bytes` hold a known value.
-    pub fn finds(&self, bytes: &[u8]) -> bool {
-        self.matcher.is_match(bytes)
-    }
-
-    /// How many bytes at the end of `bytes` could be the start of a value split across chunks: only
-    /// those are held back (a stream that waits on its last event, SSE, must not be delayed).
-    fn hold_back(&self, bytes: &[u8]) -> usize {
-        let longest = self.needles.iter().map(Vec::len).max().unwrap_or(1);
-        for k in (1..longest.min(bytes.len() + 1)).rev() {
-            let tail = &bytes[bytes.len() - k..];
-            if self.needles.iter().any(|n| n.len() > k && n.starts_with(tail)) {
-                return k;
-            }
-        }
-        0
-    }
-
-    /// Mask what is safe to emit from `pending` (everything when `last`), keeping a tail that could
-    /// be the start of a value split across chunks.
-    fn drain(&self, pending: &mut Vec<u8>, last: bool) -> Vec<u8> {
-        let safe = if last { pending.len() } else { pending.len() - self.hold_back(pending) };
-        let mut out = Vec::with_capacity(safe);
-        let mut pos = 0;
-        for m in self.matcher.find_iter(&pending[..]) {
-            if m.start() >= safe {
-                break;
-            }
-            out.extend_from_slice(&pending[pos..m.start()]);
-            out.extend_from_slice(self.replacements[m.pattern().as_usize()].as_bytes());
-            pos = m.end();
-        }
-        let cut = pos.max(safe);
-        out.extend_from_slice(&pending[pos..cut]);
-        pending.drain(..cut);
-        out
-    }
-}
-
-fn percent_encode_upper(raw: &[u8]) -> String {
-    raw.iter().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(b) { (*b as char).to_string() } else { format!("%{b:02X}") }).collect()
-}
-
-/// A response body with known credential values masked while it streams.
-pub struct MaskedBody<B> {
-    inner: B,
-    masker: std::sync::Arc<Masker>,
-    pending: Vec<u8>,
-    done: bool,
-}
-
-impl<B> MaskedBody<B> {
-    /// Mask `inner` with `masker`.
-    pub fn new(inner: B, masker: std::sync::Arc<Masker>) -> MaskedBody<B> {
-        MaskedBody { inner, masker, pending: Vec::new(), done: false }
-    }
-}
-
-impl<B> http_body::Body for MaskedBody<B>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
-        loop {
-            if self.done {
-                if self.pending.is_empty() {
-                    return Poll::Ready(None);
-                }
-                let this = &mut *self;
-                let out = this.masker.drain(&mut this.pending, true);
-                return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(out)))));
-            }
-            match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        let this = &mut *self;
-                        this.pending.extend_from_slice(&data);
-                        let out = this.masker.drain(&mut this.pending, false);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(out)))));
-                        }
-                    }
-                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
-                },
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.done = true,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done && self.pending.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vault::credentials::Binding;
-    use http_body_util::BodyExt;
     use zeroize::Zeroizing;
 
-    fn minter() -> (impl FnMut(Kind, Zeroizing<String>) -> Placeholder, std::rc::Rc<std::cell::RefCell<Vec<(Kind, String, Placeholder)>>>) {
+    /// What a test minter saw: kind, value, placeholder.
+    type Seen = std::rc::Rc<std::cell::RefCell<Vec<(Kind, String, Placeholder)>>>;
+
+    /// An answer, and what rewriting it should give (the body) or say (a part of the error).
+    type Case<'a> = (u16, &'a [u8], Result<&'a [u8], &'a str>);
+
+    fn minter() -> (impl FnMut(Kind, Zeroizing<String>) -> Placeholder, Seen) {
         let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let s2 = seen.clone();
         (
@@ -270,7 +133,7 @@ mod tests {
     fn a_token_response_reaches_the_connector_with_placeholders_only() {
         let (mut mint, seen) = minter();
         let body = br#"{"access_token":"AT-secret-1","token_type":"Bearer","expires_in":3600,"refresh_token":"RT-secret-1","id_token":"ID.secret","scope":"mcp.read offline_access","organization_id":"orga_1"}"#;
-        let (out, facts) = rewrite_token_response(200, body, &mut mint).unwrap();
+        let (out, facts) = rewrite_credential_response(200, body, &mut mint).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("orga_1") && text.contains("3600"));
@@ -284,61 +147,66 @@ mod tests {
     }
 
     #[test]
-    fn token_responses_that_cannot_be_read_are_refused_and_errors_pass() {
+    fn answers_that_cannot_be_read_are_refused_or_reach_the_connector_without_a_body() {
         let (mut mint, seen) = minter();
-        assert!(rewrite_token_response(200, b"access_token=AT&token_type=bearer", &mut mint).is_err());
-        assert!(rewrite_token_response(200, br#"{"access_token":{"v":"AT"}}"#, &mut mint).is_err());
-        let (out, facts) = rewrite_token_response(400, br#"{"error":"invalid_grant"}"#, &mut mint).unwrap();
-        assert_eq!(out, br#"{"error":"invalid_grant"}"#);
-        assert!(!facts.granted);
-        assert_eq!(rewrite_token_response(502, b"<html>bad gateway</html>", &mut mint).unwrap().0, b"<html>bad gateway</html>");
+        let table: &[Case] = &[
+            // 2xx: a JSON object, or nothing at all (a revocation answer).
+            (200, b"access_token=AT&token_type=bearer", Err("not a JSON object")),
+            (200, b"\x1f\x8b\x08\x00compressed", Err("not a JSON object")),
+            (201, b"[]", Err("not a JSON object")),
+            (200, br#"{"access_token":{"v":"AT"}}"#, Err("not a string")),
+            (200, br#"{"client_secret":42}"#, Err("not a string")),
+            (200, b"", Ok(b"")),
+            (200, b" \r\n", Ok(b"")),
+            // Errors: JSON objects pass (rewritten), anything else loses its body.
+            (400, br#"{"error":"invalid_grant"}"#, Ok(br#"{"error":"invalid_grant"}"#)),
+            (502, b"<html>bad gateway</html>", Ok(b"")),
+            (400, b"\x1f\x8b\x08\x00compressed", Ok(b"")),
+        ];
+        for (status, body, want) in table {
+            let got = rewrite_credential_response(*status, body, &mut mint);
+            match (got, want) {
+                (Ok((out, facts)), Ok(w)) => {
+                    assert_eq!(&out[..], *w, "{status} {}", String::from_utf8_lossy(body));
+                    assert!(!facts.granted);
+                }
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{status}: {e}"),
+                (got, _) => panic!("{status} {}: {:?}", String::from_utf8_lossy(body), got.map(|g| g.0)),
+            }
+        }
         assert!(seen.borrow().is_empty());
     }
 
     #[test]
     fn a_registration_secret_becomes_a_placeholder() {
         let (mut mint, seen) = minter();
-        let out = rewrite_registration_response(br#"{"client_id":"c1","client_secret":"CS-value","registration_access_token":"RAT-value"}"#, &mut mint).unwrap();
+        let body = br#"{"client_id":"c1","client_secret":"CS-value","registration_access_token":"RAT-value"}"#;
+        let (out, _) = rewrite_credential_response(201, body, &mut mint).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\"client_id\":\"c1\"") && !text.contains("-value"), "{text}");
-        assert_eq!(seen.borrow().len(), 2);
+        assert_eq!(seen.borrow().iter().map(|(k, _, _)| *k).collect::<Vec<_>>(), vec![Kind::ClientSecret, Kind::RegistrationToken]);
         let public = br#"{"client_id":"c2"}"#;
-        assert_eq!(rewrite_registration_response(public, &mut mint).unwrap(), public);
-    }
-
-    fn cred(value: &str) -> Credential {
-        Credential::new(Kind::AccessToken, Zeroizing::new(value.into()), Binding::default())
-    }
-
-    #[tokio::test]
-    async fn echoed_values_are_masked_across_every_chunk_boundary() {
-        let c = cred("tok/en+value=1234");
-        let masker = std::sync::Arc::new(Masker::new([&c]).unwrap());
-        let text = format!("a {} b {} c tok%2Fen%2Bvalue%3D1234 d tok\\/en+value=1234", c.value.as_str(), c.value.as_str());
-        let want = format!("a {p} b {p} c {p} d {p}", p = c.placeholder.as_str());
-        assert_eq!(String::from_utf8(masker.mask(text.as_bytes())).unwrap(), want);
-        for split in 1..text.len() {
-            let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = text
-                .as_bytes()
-                .chunks(split)
-                .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
-                .collect();
-            let inner = http_body_util::StreamBody::new(futures::stream::iter(chunks));
-            let body = MaskedBody::new(inner, masker.clone());
-            let got = body.collect().await.unwrap().to_bytes();
-            assert_eq!(String::from_utf8(got.to_vec()).unwrap(), want, "chunks of {split}");
-        }
-        assert!(Masker::new([&cred("short")]).is_none(), "too short to mask");
+        assert_eq!(rewrite_credential_response(201, public, &mut mint).unwrap().0, public);
     }
 
     #[test]
-    fn a_stream_is_held_back_only_where_a_value_could_begin() {
-        let c = cred("tok/en+value=1234");
-        let m = Masker::new([&c]).unwrap();
-        let mut pending = b"event: message\ndata: {}\n\n".to_vec();
-        assert_eq!(m.drain(&mut pending, false), b"event: message\ndata: {}\n\n", "a whole SSE event goes out at once");
-        let mut pending = b"data: tok/en".to_vec();
-        assert_eq!(m.drain(&mut pending, false), b"data: ", "the start of a value waits for the rest");
-        assert_eq!(pending, b"tok/en");
+    fn a_response_is_a_token_answer_when_a_grant_credential_went_into_its_request() {
+        use Purpose::*;
+        let table: &[(Option<Purpose>, bool, Treatment)] = &[
+            // Whatever the URL was (nothing learned, a metadata URL, an alias of the token endpoint).
+            (None, true, Treatment::Credentials),
+            (Some(ResourceMetadata), true, Treatment::Credentials),
+            (Some(Authorization), true, Treatment::Credentials),
+            // The endpoints that answer with credentials.
+            (Some(Token), false, Treatment::Credentials),
+            (Some(Registration), false, Treatment::Credentials),
+            (Some(Revocation), false, Treatment::Credentials),
+            (Some(ServerMetadata), false, Treatment::Metadata),
+            (Some(Authorization), false, Treatment::Plain),
+            (None, false, Treatment::Plain),
+        ];
+        for (purpose, grant_credential, want) in table {
+            assert_eq!(Treatment::decide(*purpose, *grant_credential), *want, "{purpose:?} {grant_credential}");
+        }
     }
 }

@@ -17,29 +17,36 @@
 //!    never fires unless something else failed.
 //! 5. **Upstream tool calls** — a JSON body's MCP `tools/call`, or an `Mcp-Name` header, naming a
 //!    withheld tool is refused, and so are routing headers that disagree with the body
-//!    ([`crate::wire::upstream_calls`]).
+//!    ([`crate::wire::upstream_calls`]); what reading the body costs is charged to the budget first.
 //! 6. **Credentials attached** — placeholders replaced by their values only where their bindings
-//!    put them; a placeholder anywhere else refuses the request ([`crate::wire::attach`]).
+//!    put them; a placeholder anywhere else refuses the request ([`crate::wire::attach`]). Answers
+//!    are asked for whole and uncompressed, and routing-override headers refused
+//!    ([`crate::wire::request_headers`]).
 //! 7. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
 //!    link-local, metadata and other special addresses ([`crate::wire::addresses`]) unless the operator
 //!    named that address; it then connects to exactly the addresses it checked.
 //! 8. **Response** — bytes counted against `max_response_bytes` while they stream; a challenge of the
-//!    endpoint and the OAuth metadata the host derived are learned from; token and registration
-//!    responses reach the connector with placeholders ([`crate::wire::inbound`]); a known credential
-//!    echoed anywhere is masked.
+//!    endpoint and the OAuth metadata the host derived are learned from; answers that may hold a
+//!    credential reach the connector with placeholders ([`crate::wire::inbound`]): how each answer is
+//!    treated is decided *before* the request is sent — the answer to a request that carried a grant
+//!    credential is a token answer whatever its URL, and the URL's purpose is read together with the
+//!    grant — and any JSON answer naming a credential member at its top level is rewritten too;
+//!    a known credential echoed anywhere is masked ([`crate::wire::masker`]).
 //!
 //! Redirects are not followed by wasi:http: a connector that wants to follow one sends a new request,
 //! which comes through this hook again, so every hop is checked against the same policy.
 
 use crate::oauth::discovery::{OAuthState, Purpose};
+use crate::oauth::scopes::ScopeSources;
 use crate::policy::{Grant, Limits, Method, Origin, Policy, Reason, Rule, Target};
-use crate::sandbox::limits::CallBudget;
+use crate::sandbox::limits::{CallBudget, JSON_PARSE_FACTOR};
 use crate::vault::call_credentials::CallCredentials;
 use crate::vault::credentials::{Binding, Credential, Kind};
 use crate::wire::attach::{self, KeyHeaders};
-use crate::wire::inbound::{self, Masker, TokenFacts};
-use crate::wire::scanner::SecondLine;
-use crate::wire::transport::{self, CappedBodyParts, Meter};
+use crate::wire::inbound::{TokenFacts, Treatment};
+use crate::wire::masker::Masker;
+use crate::wire::matchers::{MatcherCache, Matchers};
+use crate::wire::transport::{self, Meter};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::future::Future;
@@ -70,6 +77,21 @@ pub struct CallNetwork {
     pub uses_oauth: bool,
     /// The API-key headers.
     pub key_headers: KeyHeaders,
+    /// Where the connection's matchers are kept between calls.
+    pub matchers: Arc<MatcherCache>,
+    /// Where the connection's scopes come from (what it may ask for).
+    pub scopes: ScopeSources,
+    /// The redirect URI of the authorization this call begins (`None`: it begins none).
+    pub redirect_uri: Option<String>,
+}
+
+/// What the grant check decided about a request, kept until its response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Allowed {
+    /// What the URL was to the authorization when the grant allowed it.
+    pub purpose: Option<Purpose>,
+    /// The rules that allowed it: only they may open a special address for it.
+    pub rules: Grant,
 }
 
 /// Per-call outbound state shared between the hook and the call runner.
@@ -79,6 +101,8 @@ pub struct OutboundContext {
     endpoint: Option<Target>,
     /// Whether the learned OAuth URLs are granted (connection URLs granted, and an OAuth connection).
     oauth_urls: bool,
+    /// Whether the connection authorizes with OAuth.
+    uses_oauth: bool,
     /// The operator's rules, plus the endpoint's.
     fixed: Grant,
     /// The call's limits.
@@ -88,16 +112,23 @@ pub struct OutboundContext {
     /// The call's credentials (stored and minted).
     pub credentials: Arc<CallCredentials>,
     key_headers: KeyHeaders,
-    matchers: Mutex<(u64, Arc<SecondLine>, Option<Arc<Masker>>)>,
+    /// The matchers for the credentials the call knows, the generation they are for, and the bytes
+    /// charged for them to the budget.
+    matchers: Mutex<(u64, Arc<Matchers>, usize)>,
+    matcher_cache: Arc<MatcherCache>,
+    /// Why the matchers do not fit the call's budget (every request is then refused).
+    matchers_refused: Mutex<Option<String>>,
+    scopes: ScopeSources,
+    redirect_uri: Option<String>,
     /// Name resolution.
     pub resolver: Arc<dyn Resolve>,
     /// Requests made so far in this call.
     pub requests: AtomicU32,
     /// Response bytes received so far in this call.
     pub bytes_received: AtomicU64,
-    denials: Mutex<Vec<String>>,
+    denials: Arc<Mutex<Vec<String>>>,
     tool_gate: Option<ToolGate>,
-    token_facts: Mutex<Option<TokenFacts>>,
+    token_facts: Mutex<Vec<TokenFacts>>,
     /// The call's host memory budget.
     pub budget: Arc<CallBudget>,
 }
@@ -118,19 +149,24 @@ impl OutboundContext {
             connection: net.connection,
             endpoint: net.endpoint,
             oauth_urls: net.policy.connection_urls && net.uses_oauth,
+            uses_oauth: net.uses_oauth,
             fixed,
             limits,
             oauth: Mutex::new(net.oauth),
             oauth_changed: AtomicBool::new(false),
-            matchers: Mutex::new((u64::MAX, Arc::new(SecondLine::default()), None)),
+            matchers: Mutex::new((u64::MAX, Arc::new(Matchers::default()), 0)),
+            matcher_cache: net.matchers,
+            matchers_refused: Mutex::new(None),
+            scopes: net.scopes,
+            redirect_uri: net.redirect_uri,
             credentials,
             key_headers: net.key_headers,
             resolver,
             requests: AtomicU32::new(0),
             bytes_received: AtomicU64::new(0),
-            denials: Mutex::new(Vec::new()),
+            denials: Arc::new(Mutex::new(Vec::new())),
             tool_gate: None,
-            token_facts: Mutex::new(None),
+            token_facts: Mutex::new(Vec::new()),
             budget,
         }
     }
@@ -144,6 +180,9 @@ impl OutboundContext {
             oauth: OAuthState::default(),
             uses_oauth: false,
             key_headers: KeyHeaders::default(),
+            matchers: Arc::new(MatcherCache::default()),
+            scopes: ScopeSources::default(),
+            redirect_uri: None,
         };
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         OutboundContext::new(net, limits, Arc::new(CallCredentials::none()), Arc::new(SystemResolver), budget)
@@ -156,14 +195,21 @@ impl OutboundContext {
     }
 
     fn deny(&self, reason: String) -> Error {
-        let reason = self.mask(&reason);
-        // The denial reaches the operator as the call's error; the log line is for -v and `serve`.
-        tracing::info!(target: "claribi::denied", connection = %self.connection, "outbound request denied: {reason}");
-        let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
-        if d.len() < 16 {
-            d.push(reason);
-        }
+        (self.denial_sink())(self.mask(&reason));
         Error::HttpRequestDenied
+    }
+
+    /// Records a denial (already masked) from anywhere, a response body included.
+    fn denial_sink(&self) -> impl Fn(String) + Send + Sync + 'static {
+        let (denials, connection) = (self.denials.clone(), self.connection.clone());
+        move |reason| {
+            // The denial reaches the operator as the call's error; the log line is for -v and `serve`.
+            tracing::info!(target: "claribi::denied", connection = %connection, "outbound request denied: {reason}");
+            let mut d = denials.lock().unwrap_or_else(|p| p.into_inner());
+            if d.len() < 16 {
+                d.push(reason);
+            }
+        }
     }
 
     /// The first denial of this call, if any.
@@ -171,26 +217,36 @@ impl OutboundContext {
         self.denials.lock().unwrap_or_else(|p| p.into_inner()).first().cloned()
     }
 
-    /// The second-line scanner and the echo masker for the credentials the call knows now.
-    fn matchers(&self) -> (Arc<SecondLine>, Option<Arc<Masker>>) {
+    /// The second-line scanner and the echo masker for the credentials the call knows now: the
+    /// connection's, built once per set of values ([`MatcherCache`]), their size charged to the call.
+    fn matchers(&self) -> Arc<Matchers> {
         let generation = self.credentials.generation();
         let mut m = self.matchers.lock().unwrap_or_else(|p| p.into_inner());
         if m.0 != generation {
             let known = self.credentials.known();
-            let values = known.iter().map(|c| c.value.clone()).collect();
-            *m = (generation, Arc::new(SecondLine::new(values)), Masker::new(known.iter()).map(Arc::new));
+            let built = self.matcher_cache.get(self.credentials.connection_id(), &known);
+            let size = built.memory_usage();
+            self.budget.release(m.2);
+            let charged = match self.budget.charge("credential matchers", size) {
+                Ok(()) => size,
+                Err(why) => {
+                    *self.matchers_refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                    0
+                }
+            };
+            *m = (generation, built, charged);
         }
-        (m.1.clone(), m.2.clone())
+        m.1.clone()
     }
 
     /// `text` with the connection's credential values replaced by `[redacted]` (logs, errors).
     pub fn mask(&self, text: &str) -> String {
-        self.matchers().0.mask(text)
+        self.matchers().redact(text)
     }
 
     /// Whether `text` holds one of the connection's credential values, in any encoding.
     pub fn finds_value(&self, text: &str) -> bool {
-        self.matchers().0.leaks_into(text)
+        self.matchers().scan.leaks_into(text)
     }
 
     /// What the host learned of the authorization during this call, if anything changed.
@@ -203,21 +259,32 @@ impl OutboundContext {
         self.oauth.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// What the last token response of this call said (granted scope), if there was one.
-    pub fn token_facts(&self) -> Option<TokenFacts> {
-        self.token_facts.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// What every token answer of this call said (granted scope), in order.
+    pub fn token_facts(&self) -> Vec<TokenFacts> {
+        std::mem::take(&mut *self.token_facts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The scopes the connection may hold now (what it may ask for, with what was learned).
+    fn allowed_scopes(&self) -> Vec<String> {
+        self.scopes.allowed(&self.oauth())
     }
 
     /// Every rule the connection may reach now: the fixed ones and the learned OAuth URLs.
     pub fn grant(&self) -> Grant {
+        self.grant_with(&self.oauth.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn grant_with(&self, oauth: &OAuthState) -> Grant {
         match (&self.endpoint, self.oauth_urls) {
-            (Some(e), true) => self.fixed.clone().with(&self.oauth.lock().unwrap_or_else(|p| p.into_inner()).grant(e)),
+            (Some(e), true) => self.fixed.clone().with(&oauth.grant(e)),
             _ => self.fixed.clone(),
         }
     }
 
-    /// The checks that need no body and no I/O: budget and grant.
-    pub fn check_request(&self, method: Method, target: &Target) -> Result<(), Error> {
+    /// The checks that need no body and no I/O: budget and grant. What the URL is to the
+    /// authorization is read in the same instant as the grant, and kept for the response (a document
+    /// learned while the request is in flight changes neither).
+    pub fn check_request(&self, method: Method, target: &Target) -> Result<Allowed, Error> {
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         if n > self.limits.max_requests_per_call {
             return Err(self.deny(format!(
@@ -225,9 +292,19 @@ impl OutboundContext {
                 self.limits.max_requests_per_call
             )));
         }
-        let grant = self.grant();
+        let (grant, purpose) = {
+            let oauth = self.oauth.lock().unwrap_or_else(|p| p.into_inner());
+            let purpose = match &self.endpoint {
+                Some(e) if self.uses_oauth => oauth.purpose(e, method, target),
+                _ => None,
+            };
+            // Metadata is learned only where the OAuth URLs are granted; credential answers are
+            // rewritten whatever the policy says.
+            let purpose = purpose.filter(|p| self.oauth_urls || !matches!(p, Purpose::ResourceMetadata | Purpose::ServerMetadata));
+            (self.grant_with(&oauth), purpose)
+        };
         if grant.allows(method, target) {
-            return Ok(());
+            return Ok(Allowed { purpose, rules: grant.allowing(method, target) });
         }
         let origin = &target.origin;
         let on_origin: Vec<String> = grant.rules().iter().filter(|r| r.origin.matches(origin)).map(Rule::describe).collect();
@@ -248,8 +325,16 @@ impl OutboundContext {
         )))
     }
 
-    /// Read the body, scan it (second line), read its tool calls, attach the credentials.
-    pub async fn prepare(&self, method: Method, target: &Target, uri: &str, request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Error> {
+    /// Read the body, scan it (second line), read its tool calls, check a client registration,
+    /// attach the credentials. Returns the request to send and whether a grant credential went into it.
+    pub async fn prepare(
+        &self,
+        method: Method,
+        target: &Target,
+        uri: &str,
+        allowed: &Allowed,
+        request: http::Request<WasiBody>,
+    ) -> Result<(http::Request<WasiBody>, bool), Error> {
         let (mut parts, mut body) = request.into_parts();
         // Read the body, every byte counted against the call's budget as it arrives.
         let mut held = 0usize;
@@ -275,7 +360,11 @@ impl OutboundContext {
         let _held = ReleaseOnDrop(&self.budget, held);
         outcome.map_err(|why| self.deny(why))?;
         let bytes = buf.freeze();
-        let (scan, _) = self.matchers();
+        let matchers = self.matchers();
+        if let Some(why) = self.matchers_refused.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(self.deny(format!("request to {target} denied: the host cannot look for the connection's credentials within the call's budget: {why}")));
+        }
+        let scan = &matchers.scan;
         if !scan.is_empty() {
             let in_headers = parts.headers.iter().any(|(k, v)| scan.leaks_into(k.as_str()) || scan.leaks_into_bytes(v.as_bytes()));
             if in_headers || scan.leaks_into(uri) || scan.leaks_into_bytes(&bytes) {
@@ -286,6 +375,11 @@ impl OutboundContext {
             }
         }
         if let Some(gate) = &self.tool_gate {
+            // Reading a JSON body costs up to JSON_PARSE_FACTOR times its size: charged while it lasts.
+            let _parsing = self
+                .budget
+                .hold("reading request bodies for tool calls", bytes.len().saturating_mul(JSON_PARSE_FACTOR))
+                .map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
             let header = |name: http::header::HeaderName| parts.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             let all = |name: &str| parts.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
             let routing = crate::wire::upstream_calls::RoutingHeaders { methods: all("mcp-method"), names: all("mcp-name") };
@@ -306,18 +400,42 @@ impl OutboundContext {
                 }
             }
         }
+        if allowed.purpose == Some(Purpose::Registration) || crate::oauth::registration::is_registration(&bytes) {
+            let _parsing = self.budget.hold("request bodies", bytes.len().saturating_mul(JSON_PARSE_FACTOR)).map_err(|why| self.deny(why))?;
+            let allowed_scopes = self.scopes.allowed(&self.oauth());
+            let expected = crate::oauth::registration::Expected { redirect_uri: self.redirect_uri.as_deref(), allowed: &allowed_scopes };
+            crate::oauth::registration::check(&bytes, &expected).map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
+        }
+        if let Some(h) = crate::wire::request_headers::overriding_header(&parts.headers) {
+            return Err(self.deny(format!(
+                "request to {target} denied: it carries the header {h}, which some servers read as another method, path or host; the host never passes it on"
+            )));
+        }
+        crate::wire::request_headers::whole_answers_only(&mut parts.headers);
         let attached = attach::attach(method, target, uri, &mut parts.headers, &bytes, &*self.credentials, &self.key_headers)
             .map_err(|why| self.deny(format!("request to {target} denied: {why}")))?;
         if !attached.kinds.is_empty() {
             tracing::debug!(connection = %self.connection, "attached {:?} to {method} {target}", attached.kinds);
         }
+        let grant_credential = attached.grant_credential;
+        if grant_credential {
+            // A token request asks for no scope beyond what the connection may hold.
+            let form = parts.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().to_ascii_lowercase().starts_with(b"application/x-www-form-urlencoded"));
+            if form {
+                let asked: Vec<String> = url::form_urlencoded::parse(&bytes).filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>()).collect();
+                crate::oauth::scopes::judge_grant(&asked, &self.allowed_scopes())
+                    .map_err(|why| self.deny(format!("request to {target} denied: it asks the token endpoint for a scope: {why}")))?;
+            }
+        }
         let bytes = attached.body.map(Bytes::from).unwrap_or(bytes);
         let body = http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync();
-        Ok(http::Request::from_parts(parts, body))
+        Ok((http::Request::from_parts(parts, body), grant_credential))
     }
 
-    /// Resolve and check the addresses of an origin.
-    async fn addresses(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
+    /// Resolve and check the addresses of a request's origin: a special one only when a rule that
+    /// allowed this request opens it ([`Grant::allows_address`]).
+    async fn addresses(&self, method: Method, target: &Target, allowed: &Allowed) -> Result<Vec<SocketAddr>, Error> {
+        let origin = &target.origin;
         let ips = match origin.ip() {
             Some(ip) => vec![ip],
             None => {
@@ -335,9 +453,8 @@ impl OutboundContext {
         };
         // Every address must pass: an attacker's DNS answer mixing a public and a private address
         // must not get through on the second try.
-        let grant = self.grant();
         for ip in &ips {
-            if !grant.allows_address(origin, *ip) {
+            if !allowed.rules.allows_address(method, target, *ip) {
                 let what = if origin.ip().is_some() {
                     format!("request to {origin} denied: {ip} is {}", crate::wire::addresses::describe(*ip))
                 } else {
@@ -345,7 +462,7 @@ impl OutboundContext {
                 };
                 let lit = Origin { host: ip.to_string(), ..origin.clone() };
                 return Err(self.deny(format!(
-                    "{what}, which is reachable only when the operator names it (e.g. --allow-origin {lit})"
+                    "{what}, which is reachable only through a rule the operator named for that address and port (e.g. --allow-origin {lit})"
                 )));
             }
         }
@@ -358,111 +475,6 @@ impl OutboundContext {
             None => Binding::default(),
         };
         self.credentials.mint(Credential::new(kind, value, binding))
-    }
-
-    /// Read an OAuth response whole (bounded), counted against the budget.
-    async fn read_small(&self, target: &Target, body: transport::CappedBody) -> Result<Bytes, Error> {
-        match http_body_util::Limited::new(body, inbound::MAX_OAUTH_RESPONSE).collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) => match e.downcast::<Error>() {
-                Ok(e) => Err(*e),
-                Err(_) => Err(self.deny(format!(
-                    "the answer of {target} is larger than {} bytes, more than the host reads of an OAuth document",
-                    inbound::MAX_OAUTH_RESPONSE
-                ))),
-            },
-        }
-    }
-
-    /// Learn from, rewrite and mask a response before the connector reads it.
-    async fn respond(
-        &self,
-        method: Method,
-        target: &Target,
-        response: http::Response<hyper::body::Incoming>,
-        parts: CappedBodyParts,
-    ) -> Result<http::Response<WasiBody>, Error> {
-        let (mut head, incoming) = response.into_parts();
-        let status = head.status.as_u16();
-        let endpoint = self.endpoint.clone();
-        if endpoint.as_ref() == Some(target) && (status == 401 || status == 403) {
-            if let Some(h) = head.headers.get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) {
-                self.oauth.lock().unwrap_or_else(|p| p.into_inner()).learn_challenge(status, h);
-                self.oauth_changed.store(true, Ordering::SeqCst);
-            }
-        }
-        let purpose = match (&endpoint, self.oauth_urls) {
-            (Some(e), true) => self.oauth.lock().unwrap_or_else(|p| p.into_inner()).purpose(e, method, target),
-            _ => None,
-        };
-        let body = parts.wrap(incoming);
-        let rewritten: Option<Bytes> = match purpose {
-            Some(Purpose::ResourceMetadata | Purpose::ServerMetadata) if (200..300).contains(&status) => {
-                let bytes = self.read_small(target, body).await?;
-                let _held = self.budget.hold("OAuth documents", bytes.len()).map_err(|why| self.deny(why))?;
-                if let (Some(e), Ok(doc)) = (&endpoint, serde_json::from_slice::<serde_json::Value>(&bytes)) {
-                    if self.oauth.lock().unwrap_or_else(|p| p.into_inner()).learn(e, method, target, &doc) {
-                        self.oauth_changed.store(true, Ordering::SeqCst);
-                    }
-                }
-                Some(bytes)
-            }
-            Some(Purpose::Token) => {
-                let bytes = self.read_small(target, body).await?;
-                let _held = self.budget.hold("OAuth documents", bytes.len()).map_err(|why| self.deny(why))?;
-                let mut failed = None;
-                let result = inbound::rewrite_token_response(status, &bytes, &mut |kind, value| match self.mint(kind, value) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failed = Some(e);
-                        crate::vault::credentials::Placeholder::mint()
-                    }
-                });
-                let (out, facts) = result.map_err(|why| self.deny(format!("the answer of {target} was refused: {why}")))?;
-                if let Some(e) = failed {
-                    return Err(self.deny(format!("the answer of {target} was refused: {e}")));
-                }
-                if facts.granted {
-                    *self.token_facts.lock().unwrap_or_else(|p| p.into_inner()) = Some(facts);
-                }
-                Some(Bytes::from(out))
-            }
-            Some(Purpose::Registration) => {
-                let bytes = self.read_small(target, body).await?;
-                let mut failed = None;
-                let out = inbound::rewrite_registration_response(&bytes, &mut |kind, value| match self.mint(kind, value) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failed = Some(e);
-                        crate::vault::credentials::Placeholder::mint()
-                    }
-                })
-                .map_err(|why| self.deny(format!("the answer of {target} was refused: {why}")))?;
-                if let Some(e) = failed {
-                    return Err(self.deny(format!("the answer of {target} was refused: {e}")));
-                }
-                Some(Bytes::from(out))
-            }
-            _ => {
-                let (_, masker) = self.matchers();
-                mask_headers(&mut head.headers, masker.as_deref());
-                let body: WasiBody = match masker {
-                    Some(m) => inbound::MaskedBody::new(body, m).boxed_unsync(),
-                    None => body.boxed_unsync(),
-                };
-                return Ok(http::Response::from_parts(head, body));
-            }
-        };
-        let (_, masker) = self.matchers();
-        mask_headers(&mut head.headers, masker.as_deref());
-        let bytes = rewritten.unwrap_or_default();
-        let bytes = match &masker {
-            Some(m) if m.finds(&bytes) => Bytes::from(m.mask(&bytes)),
-            _ => bytes,
-        };
-        head.headers.remove(http::header::TRANSFER_ENCODING);
-        head.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
-        Ok(http::Response::from_parts(head, http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync()))
     }
 }
 
@@ -540,16 +552,22 @@ impl WasiHttpHooks for Outbound {
                 return Err(ctx.deny(format!("request with method {} denied: only GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS are ever granted", crate::errors::one_line(request.method().as_str()))));
             };
             let target = Target::parse(&uri).map_err(|e| ctx.deny(format!("request denied: {e}")))?;
-            ctx.check_request(method, &target)?;
-            let request = ctx.prepare(method, &target, &uri, request).await?;
-            let addrs = ctx.addresses(&target.origin).await?;
+            let allowed = ctx.check_request(method, &target)?;
+            let (request, grant_credential) = ctx.prepare(method, &target, &uri, &allowed, request).await?;
+            // How the answer is treated is decided now, before anything is sent.
+            let treatment = Treatment::decide(allowed.purpose, grant_credential);
+            let addrs = ctx.addresses(method, &target, &allowed).await?;
             let meter: Arc<dyn Meter> = ctx.clone();
             let (response, io_done, parts) = transport::send(meter, ctx.limits.call_timeout, target.origin.clone(), addrs, request, options).await?;
-            let response = ctx.respond(method, &target, response, parts).await?;
+            let (head, incoming) = response.into_parts();
+            let response = http::Response::from_parts(head, parts.wrap(incoming));
+            let response = ctx.respond(method, &target, treatment, response).await?;
             Ok((response, io_done))
         })
     }
 }
+
+mod respond;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The second line: the connection's secret values looked for in every request a connector sends,
-//! in every encoding a secret takes on the wire, and masked in everything it says (logs, errors).
+//! in every encoding a secret takes on the wire. (What a connector says — logs, errors, results — is
+//! masked by [`crate::wire::masker`], in one pass.)
 //!
 //! The first line is that a connector never holds a credential value at all
 //! ([`crate::vault::credentials`]): it has placeholders, and the host attaches values only where they
@@ -24,8 +25,6 @@ pub struct SecondLine {
     matcher: Option<aho_corasick::AhoCorasick>,
     /// The automaton could not be built: every scan then reports a leak (fail closed).
     broken: bool,
-    /// What [`Self::mask`] replaces: each whole secret, as is and in its URL forms.
-    mask_needles: Vec<Zeroizing<String>>,
 }
 
 fn percent_encode(raw: &[u8], lower: bool) -> String {
@@ -73,8 +72,10 @@ impl SecondLine {
     /// Secrets shorter than this are not scanned for (they would match by accident).
     pub const MIN_LEN: usize = 8;
     /// Only this many leading bytes of a secret are scanned for: a request that carries the whole
-    /// secret carries its prefix, and the automaton stays small whatever size a connector stores.
-    pub const SCANNED_PREFIX: usize = 512;
+    /// secret carries its prefix, and the automaton stays small whatever the values (about 1 KiB of
+    /// needles per value, whatever its length). A value sharing its first 64 bytes with a credential
+    /// (another JWT of the same issuer) is refused as that credential would be.
+    pub const SCANNED_PREFIX: usize = 64;
 
     /// Most secret values one scanner holds: the connection's stored secrets plus what the
     /// call receives. A connector that stores more in one call is refused
@@ -112,7 +113,6 @@ impl SecondLine {
             secrets: secrets.into_iter().filter(|s| s.len() >= Self::MIN_LEN).collect(),
             matcher: None,
             broken: false,
-            mask_needles: Vec::new(),
         };
         g.rebuild();
         g
@@ -127,12 +127,6 @@ impl SecondLine {
                 needles.push(Zeroizing::new(text.into_bytes()));
             }
         }
-        self.mask_needles = self
-            .secrets
-            .iter()
-            .flat_map(|s| std::iter::once(s.as_str().to_string()).chain(url_forms(s.as_bytes())))
-            .map(Zeroizing::new)
-            .collect();
         needles.retain(|n| n.len() >= Self::MIN_LEN);
         self.broken = false;
         self.matcher = if needles.is_empty() {
@@ -169,15 +163,9 @@ impl SecondLine {
         self.secrets.is_empty()
     }
 
-    /// Replace every secret in `text` (as is, or percent/form-encoded) with `[redacted]`.
-    pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for needle in &self.mask_needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), "[redacted]");
-            }
-        }
-        out
+    /// Heap bytes the scanner holds (charged to the call's budget).
+    pub fn memory_usage(&self) -> usize {
+        self.matcher.as_ref().map_or(0, |m| m.memory_usage()) + self.secrets.iter().map(|s| s.len() + 24).sum::<usize>()
     }
 }
 
@@ -234,10 +222,23 @@ mod tests {
     }
 
     #[test]
-    fn masking_hides_every_secret() {
-        let g = SecondLine::new(vec![Zeroizing::new("supersecret123".into())]);
-        assert_eq!(g.mask("token=supersecret123!"), "token=[redacted]!");
+    fn a_short_secret_is_not_scanned_for() {
         let short = SecondLine::new(vec![Zeroizing::new("abc".into())]);
         assert!(!short.leaks_into("abc"), "too short to scan for");
+    }
+
+    /// The largest scanner a connection can make the host build: as many values as a call may hold,
+    /// each as long as the host accepts. Its size is what a call is charged (printed, not asserted).
+    #[test]
+    fn the_largest_scanner_stays_small_and_fast_to_build() {
+        use rand::Rng;
+        let values: Vec<Zeroizing<String>> = (0..SecondLine::MAX_GUARDED)
+            .map(|_| Zeroizing::new(rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(crate::vault::credentials::MAX_VALUE_LEN).map(char::from).collect()))
+            .collect();
+        let started = std::time::Instant::now();
+        let g = SecondLine::new(values.clone());
+        let took = started.elapsed();
+        assert!(g.leaks_into(&format!("x={}", values[77].as_str())));
+        println!("bench: second line over {} values of {} bytes: {} KiB, built in {took:?}", values.len(), values[0].len(), g.memory_usage() / 1024);
     }
 }

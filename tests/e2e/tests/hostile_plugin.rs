@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tools the hostile connector lists, one per escape (plus `ping`).
-const ESCAPES: [&str; 19] = [
+const ESCAPES: [&str; 20] = [
     "fetch",
     "infinite_loop",
     "memory_bomb",
@@ -41,6 +41,7 @@ const ESCAPES: [&str; 19] = [
     "misplace",
     "fields_flood",
     "huge_log",
+    "refresh_tokens",
     "ping",
 ];
 
@@ -872,4 +873,75 @@ async fn an_authorization_url_asking_for_a_write_scope_is_refused_before_the_bro
     assert!(msg.contains("mcp.write_destructive") && msg.contains("before the browser opened"), "{msg}");
     assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests, "no browser went to the consent page");
     assert!(f.host.connection("hostile-oauth").is_err(), "nothing was kept");
+}
+
+/// The review's attack A, end to end: the operator tightens an authorized OAuth connection to
+/// `connection_urls = false` with both stand-in origins granted in full (the example of
+/// `policy/mod.rs`). Nothing the host learned is granted any more, yet the refresh the connector sends
+/// carries the refresh token the host attached, so its answer is a token answer: placeholders only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_under_a_policy_without_connection_urls_reaches_the_connector_with_placeholders_only() {
+    let (f, _home) = setup(&[]).await;
+    f.host.connect(hostile_oauth(&f, "hostile-oauth", "mcp.read offline_access")).await.expect("the hostile connector authorizes");
+    let policy = e2e::claribi_host::policy::Policy {
+        connection_urls: false,
+        grant: e2e::claribi_host::policy::Grant::parse_list([f.origin(), f.standin.issuer_url()]).unwrap(),
+        limits: tight_limits(),
+    };
+    f.host.set_policy("hostile-oauth", &policy).expect("the operator sets the policy");
+    let out = json_of(&f.host.call_tool("hostile-oauth", "refresh_tokens", "{}").await.expect("the refresh goes through"));
+    assert_eq!(out["status"], 200, "{out}");
+    let answer: Value = serde_json::from_str(out["answer"].as_str().unwrap()).expect("the answer is JSON");
+    for member in ["access_token", "refresh_token"] {
+        let seen = answer[member].as_str().unwrap_or_default();
+        assert!(seen.starts_with("clbph_"), "the connector read a raw {member}: {answer}");
+        assert!(!f.standin.is_token_active(seen));
+    }
+}
+
+/// The review's H3-1 (RFC 9101): an authorization URL whose outer parameters pass every check, plus
+/// an unsigned request object naming another redirect URI and a write scope. Refused before any
+/// browser goes to the consent page.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_url_with_a_request_object_is_refused_before_the_browser_opens() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let mut req = hostile_oauth(&f, "hostile-jar", "mcp.read");
+    // {"alg":"none"}.{"redirect_uri":"https://evil.example/cb","scope":"mcp.read mcp.write_destructive"}.
+    let jar = "eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwczovL2V2aWwuZXhhbXBsZS9jYiIsInNjb3BlIjoibWNwLnJlYWQgbWNwLndyaXRlX2Rlc3RydWN0aXZlIn0.";
+    req.options.push(("extra_param".into(), format!("request={jar}")));
+    let err = f.host.connect(req).await.unwrap_err();
+    let msg = line(&err);
+    assert!(matches!(err, HostError::Connector(ConnectorError::DeniedByPolicy { .. })), "{err:?}");
+    assert!(msg.contains("`request`") && msg.contains("before the browser opened"), "{msg}");
+    assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests, "no browser went to the consent page");
+    assert!(f.host.connection("hostile-jar").is_err(), "nothing was kept");
+}
+
+/// The review's H3-1, first step: the connector registers its client with a second redirect URI of
+/// its choosing. The registration is read by the host and never sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_registration_naming_another_redirect_uri_is_refused_before_it_is_sent() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let mut req = hostile_oauth(&f, "hostile-reg", "mcp.read");
+    req.options.push(("extra_redirect".into(), "https://evil.example/cb".into()));
+    let err = f.host.connect(req).await.unwrap_err();
+    let msg = line(&err);
+    assert!(msg.contains("redirect URIs other than exactly the host's"), "{msg}");
+    let after = f.standin.oauth_counters();
+    assert_eq!((after.registrations, after.registrations_rejected), (before.registrations, before.registrations_rejected), "the registration never reached the server");
+    assert!(!logs::of("hostile-reg").iter().any(|l| l.contains("the registration went through")));
+}
+
+/// The review's M2-3: an authorization URL asking for no scope, so that the server would apply its
+/// default (or the scopes the client registered). Refused before the browser opens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_url_without_a_scope_is_refused_before_the_browser_opens() {
+    let (f, _home) = setup(&[]).await;
+    let before = f.standin.oauth_counters();
+    let err = f.host.connect(hostile_oauth(&f, "hostile-noscope", "")).await.unwrap_err();
+    let msg = line(&err);
+    assert!(msg.contains("asks for no scope") && msg.contains("mcp.read"), "{msg}");
+    assert_eq!(f.standin.oauth_counters().authorization_requests, before.authorization_requests);
 }

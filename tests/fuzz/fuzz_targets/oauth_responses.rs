@@ -1,13 +1,13 @@
 //! What an authorization server or a resource server sends back, as the host reads it: challenges,
 //! protected-resource and authorization-server metadata (learning never panics, and what it learns is
 //! only ever URLs the grant can parse), token and registration responses (a rewritten answer never
-//! holds the value it replaced).
+//! holds the value it replaced; the streaming reader of top-level credential members misses none).
 #![no_main]
 use claribi_fuzz::oauth::challenge;
 use claribi_fuzz::oauth::discovery::OAuthState;
 use claribi_fuzz::policy::{Method, Target};
 use claribi_fuzz::vault::credentials::Placeholder;
-use claribi_fuzz::wire::inbound;
+use claribi_fuzz::wire::{inbound, json_members};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,20 +29,26 @@ fuzz_target!(|data: &[u8]| {
             let _ = rule.describe();
         }
     }
-    let mut minted: Vec<String> = Vec::new();
-    let mut mint = |_, v: zeroize::Zeroizing<String>| {
-        minted.push(v.to_string());
-        Placeholder::mint()
-    };
-    if let Ok((out, _)) = inbound::rewrite_token_response(200, data, &mut mint) {
-        let out = String::from_utf8_lossy(&out).into_owned();
-        for v in &minted {
-            // A value that is also the text of another member (or a key) may remain; a value long
-            // enough to be a credential and unique in the input must not.
-            if v.len() >= 16 && text.matches(v.as_str()).count() == 1 {
-                assert!(!out.contains(v.as_str()), "a rewritten token response still holds a value it replaced");
+    for status in [200, 400] {
+        let mut minted: Vec<String> = Vec::new();
+        let mut mint = |_, v: zeroize::Zeroizing<String>| {
+            minted.push(v.to_string());
+            Placeholder::mint()
+        };
+        if let Ok((out, _)) = inbound::rewrite_credential_response(status, data, &mut mint) {
+            let out = String::from_utf8_lossy(&out).into_owned();
+            for v in &minted {
+                // A value that is also the text of another member (or a key) may remain; a value long
+                // enough to be a credential and unique in the input must not.
+                if v.len() >= 16 && text.matches(v.as_str()).count() == 1 {
+                    assert!(!out.contains(v.as_str()), "a rewritten answer still holds a value it replaced");
+                }
             }
         }
     }
-    let _ = inbound::rewrite_registration_response(data, &mut |_, _| Placeholder::mint());
+    // The streaming reader finds a credential member at the top level whenever serde_json does.
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(data) {
+        let named = json_members::CREDENTIAL_MEMBERS.iter().any(|(m, _)| o.contains_key(*m));
+        assert!(!named || json_members::names_a_credential(data), "a top-level credential member was missed");
+    }
 });

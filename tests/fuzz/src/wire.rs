@@ -6,5 +6,7 @@ pub mod addresses;
 pub mod attach;
 #[path = "../../../host/src/wire/inbound.rs"]
 pub mod inbound;
+#[path = "../../../host/src/wire/json_members.rs"]
+pub mod json_members;
 #[path = "../../../host/src/wire/upstream_calls.rs"]
 pub mod upstream_calls;
