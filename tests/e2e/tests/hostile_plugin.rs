@@ -887,6 +887,7 @@ async fn a_refresh_under_a_policy_without_connection_urls_reaches_the_connector_
         connection_urls: false,
         grant: e2e::claribi_host::policy::Grant::parse_list([f.origin(), f.standin.issuer_url()]).unwrap(),
         limits: tight_limits(),
+        tools: Default::default(),
     };
     f.host.set_policy("hostile-oauth", &policy).expect("the operator sets the policy");
     let out = json_of(&f.host.call_tool("hostile-oauth", "refresh_tokens", "{}").await.expect("the refresh goes through"));
