@@ -229,6 +229,8 @@ async fn main() -> anyhow::Result<()> {
             },
             list_ttl_ms: args.list_ttl_ms,
             input_required_tool: args.input_required_tool,
+            tool_changes: Default::default(),
+            extra_tools: Vec::new(),
         },
         sessions_required: matches!(args.sessions, Sessions::Required),
         port: args.port,
