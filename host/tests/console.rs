@@ -100,6 +100,9 @@ impl World {
         self.b.find("[data-connector=close]");
         self.b.click("[data-connector=close] details summary");
         self.b.fill("#endpoint-close", &self.standin().url());
+        // The stand-in's authorization server is another loopback port: the operator names it.
+        let origin = self.standin().base_url().trim_end_matches('/').to_string();
+        self.b.fill("#origins-close", &format!("{origin} {}", self.standin().issuer_url()));
     }
 
     /// Authorize with Close CRM: the popup's consent page, `decision` pressed; back to the main window

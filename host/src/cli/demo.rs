@@ -57,6 +57,7 @@ pub async fn console(listen: &str, no_browser: bool) -> Result<(), HostError> {
     let host = std::sync::Arc::new(HostService::open(HostConfig::new(dir.path()))?);
     let options = claribi_host::console::ConsoleOptions {
         close_endpoint: Some(standin.url()),
+        close_allow_origins: vec![standin.base_url().trim_end_matches('/').to_string(), standin.issuer_url()],
         banner: Some(format!(
             "Demo: the Close CRM card points at a local Close stand-in ({}), with seeded data; the data directory is temporary.",
             standin.url()

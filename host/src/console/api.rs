@@ -419,10 +419,11 @@ async fn connectors(State(st): State<Arc<AppState>>) -> Response {
                     ("close", Some(e)) => e.clone(),
                     _ => i.default_endpoint.clone(),
                 };
+                let allow_origins = if spec == "close" { st.options.close_allow_origins.clone() } else { vec![] };
                 out.push(json!({
                     "id": spec, "name": i.display_name, "version": i.version, "description": i.description,
                     "default_endpoint": endpoint, "scopes": i.scopes, "auth_methods": methods,
-                    "needs_endpoint": i.default_endpoint.is_empty(),
+                    "needs_endpoint": i.default_endpoint.is_empty(), "allow_origins": allow_origins,
                 }));
             }
             Ok::<_, HostError>(out)
@@ -472,6 +473,16 @@ fn with_cookie(mut r: Response, cookie: &str) -> Response {
     r
 }
 
+/// The origins the operator allowed beyond the connection's own URLs (`allow_origins` of a setup).
+fn allow_origins(body: &Value) -> Option<Vec<String>> {
+    let list: Vec<String> = body
+        .get("allow_origins")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).take(16).collect())
+        .unwrap_or_default();
+    (!list.is_empty()).then_some(list)
+}
+
 async fn start_setup(State(st): State<Arc<AppState>>, Extension(SessionId(sid)): Extension<SessionId>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
@@ -510,7 +521,8 @@ async fn start_setup(State(st): State<Arc<AppState>>, Extension(SessionId(sid)):
         endpoint,
         credentials,
         scopes: vec![],
-        allow_origins: None,
+        // The operator's explicit widening (the card's "Also allow origins").
+        allow_origins: allow_origins(&body),
         policy: None,
         options: vec![],
     };

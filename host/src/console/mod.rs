@@ -36,6 +36,9 @@ use std::sync::Arc;
 pub struct ConsoleOptions {
     /// Endpoint the Close card proposes instead of the connector's (the demo's stand-in).
     pub close_endpoint: Option<String>,
+    /// Origins the Close card proposes to allow beyond the endpoint (the demo's stand-in, whose
+    /// authorization server is another loopback port: a special address only an operator may name).
+    pub close_allow_origins: Vec<String>,
     /// A line shown at the top of every page (the demo says what it runs against).
     pub banner: Option<String>,
 }

@@ -269,7 +269,10 @@
       h('div', { className: 'actions' }, h('button', { className: 'primary', id: 'connect-key-' + c.id, onclick: function () {
         start(c, 'api-key', endpoint.value, keyInput, area, err);
       } }, 'Connect with API key')));
-    var endpointField = h('div', {}, h('label', { for: 'endpoint-' + c.id }, 'Endpoint', c.needs_endpoint ? h('span', { className: 'req' }, '*') : null), endpoint);
+    var origins = h('input', { type: 'text', id: 'origins-' + c.id, value: (c.allow_origins || []).join(' '), placeholder: 'https://auth.example.com' });
+    var endpointField = h('div', {}, h('label', { for: 'endpoint-' + c.id }, 'Endpoint', c.needs_endpoint ? h('span', { className: 'req' }, '*') : null), endpoint,
+      h('label', { for: 'origins-' + c.id }, 'Also allow origins'), origins,
+      h('p', { className: 'help' }, 'Optional, space-separated: origins the connection may reach beyond its endpoint and the OAuth URLs its metadata names (an explicit widening, like --allow-origin).'));
     var body = [
       h('div', { className: 'card-top' }, h('div', { className: 'monogram ' + c.id }, isClose ? 'C' : 'M'),
         h('div', {}, h('h3', {}, c.name), h('span', { className: 'muted small' }, isClose ? 'Hosted MCP server · OAuth or API key' : 'Any MCP server (Streamable HTTP)'))),
@@ -294,6 +297,8 @@
     clear(err);
     var popup = method === 'oauth' ? openPopup() : null;
     var body = { connector: c.id, method: method, endpoint: endpoint.trim() };
+    var extra = document.getElementById('origins-' + c.id);
+    if (extra && extra.value.trim()) body.allow_origins = extra.value.trim().split(/[\s,]+/);
     if (keyInput) { body.api_key = keyInput.value; keyInput.value = ''; }
     var waiting = h('div', { className: 'panel', id: 'authorizing' },
       steps(1), spinner(method === 'oauth' ? 'Waiting for the authorization window: sign in to ' + c.name + ' and grant the read scope there.' : 'Checking the credentials with ' + c.name + '…'),
