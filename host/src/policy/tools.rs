@@ -153,7 +153,7 @@ pub fn filter(blocklist: &Blocklist, tools: Vec<ListedTool>) -> ToolListing {
     let mut listing = ToolListing { tools: vec![], blocked: vec![], ttl_ms: None, cache_scope: None, filtered_by: Some(blocklist.fingerprint()) };
     let mut seen = std::collections::HashSet::new();
     for t in tools {
-        let printable = crate::errors::one_line(&t.name);
+        let printable = crate::text::one_line(&t.name);
         if !valid_tool_name(&t.name) {
             listing.blocked.push(BlockedTool {
                 name: printable,
