@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
+mod generation;
 mod pins;
 pub use pins::{Approval, PendingReview};
 
@@ -353,6 +354,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "credentials kept out of connectors: kinds, placeholders, bindings; learned OAuth URLs", MIGRATION_V2),
     (3, "dashboard pins (calls, never results)", MIGRATION_V3),
     (4, "tool definitions pinned at approval, pending reviews, approvals", pins::MIGRATION_V4),
+    (5, "a generation counter every write a call prepares from changes", generation::MIGRATION_V5),
 ];
 
 /// A call pinned to the console's dashboard (never its result).
@@ -1008,7 +1010,7 @@ mod tests {
     use super::*;
     use crate::policy::Target;
 
-    fn record(name: &str) -> ConnectionRecord {
+    pub(super) fn record(name: &str) -> ConnectionRecord {
         ConnectionRecord {
             id: format!("conn_{name}"),
             name: name.into(),
