@@ -35,6 +35,21 @@ pub struct ToolOutput {
     pub content: Vec<Content>,
 }
 
+impl ToolOutput {
+    /// The size of the result's content blocks in bytes, for the call log: counted, not serialized
+    /// again (the structured copy of a result, when there is one, repeats its text block).
+    pub fn approximate_bytes(&self) -> usize {
+        self.content
+            .iter()
+            .map(|c| match c {
+                Content::Text { text } => text.len(),
+                Content::Image { data, .. } | Content::Audio { data, .. } => data.len(),
+                Content::Other { value } => value.as_str().map_or(0, str::len),
+            })
+            .sum()
+    }
+}
+
 /// A connector's tool result as the host's type.
 pub fn tool_output(r: wit::ToolResult) -> Result<ToolOutput, HostError> {
     let structured = match r.structured_content {

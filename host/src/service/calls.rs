@@ -9,7 +9,8 @@
 //!   └─ run: fresh instance, the wire's checks on every request          (crate::service::run)
 //! ```
 
-use super::{log_call, HostService};
+use super::prepared::Prepared;
+use super::{log_call, HostService, RunOptions};
 use crate::errors::{ConnectorError, HostError};
 use crate::policy::tools::{self, BlockedTool, ToolListing};
 use crate::sandbox::outputs::{self, ToolOutput};
@@ -79,6 +80,11 @@ impl HostService {
 
     /// The checks that need no listing: the name rules, and the tools the last listing withheld.
     pub fn check_callable(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+        self.check_callable_given(c, tool, &self.withheld(c)?)
+    }
+
+    /// [`Self::check_callable`], with the withheld tools already read (a call's prepared state).
+    fn check_callable_given(&self, c: &ConnectionRecord, tool: &str, withheld: &[BlockedTool]) -> Result<(), HostError> {
         if !tools::valid_tool_name(tool) {
             return Err(HostError::Usage(format!(
                 "`{}` is not a valid tool name; list the tools with `claribi-host tools {}`",
@@ -89,7 +95,7 @@ impl HostService {
         if let Some(r) = self.blocklist.check_name(tool) {
             return Err(HostError::Blocked { tool: tool.to_string(), reason: r.to_string() });
         }
-        if let Some(reason) = BlockedTool::reason_for(&self.withheld(c)?, tool) {
+        if let Some(reason) = BlockedTool::reason_for(withheld, tool) {
             return Err(HostError::Blocked { tool: tool.to_string(), reason });
         }
         Ok(())
@@ -99,7 +105,8 @@ impl HostService {
     /// listing offered (so a tool withheld for its annotations, or one the listing never showed,
     /// cannot be called by name). Without a listing, or when the tool is not in the last one, the
     /// tools are listed once more first. Runs before the connector is instantiated for the call.
-    async fn ensure_listed(&self, c: &ConnectionRecord, tool: &str) -> Result<(), HostError> {
+    async fn ensure_listed(&self, p: &Prepared, tool: &str) -> Result<(), HostError> {
+        let c = &p.record;
         let unknown = || {
             HostError::Connector(ConnectorError::UnknownTool {
                 message: format!("connection `{}` offers no tool named `{tool}`; list its tools with `claribi-host tools {}`", c.name, c.name),
@@ -108,17 +115,19 @@ impl HostService {
         // The answer the cached listing gives while it is fresh (see `list_tools_of`): an engine
         // inventing tool names does not cost a listing (and the vendor's rate limit) per call, and a
         // listing is never trusted beyond the server's TTL.
+        let answer = |offered: Option<bool>| offered.map(|o| if o { Ok(()) } else { Err(unknown()) });
+        if let Some(answer) = answer(p.offered(tool, &self.blocklist_fingerprint, Store::now())) {
+            return answer;
+        }
+        // Read again from the store: another call may have listed while this one waited.
         let cached = || -> Result<Option<Result<(), HostError>>, HostError> {
             let Some(listed) = self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? else { return Ok(None) };
             let hints = ToolListing { ttl_ms: listed.ttl_ms, ..ToolListing::default() };
             if listed.filtered_by.as_deref() != Some(self.blocklist_fingerprint.as_str()) || !hints.fresh(Store::now() - listed.listed_at) {
                 return Ok(None);
             }
-            Ok(Some(if listed.offered { Ok(()) } else { Err(unknown()) }))
+            Ok(answer(Some(listed.offered)))
         };
-        if let Some(answer) = cached()? {
-            return answer;
-        }
         // One listing at a time per connection; whoever waited finds the fresh one.
         let gate = {
             let mut map = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,28 +149,30 @@ impl HostService {
 
     /// Call one tool. The blocklist is applied before anything else.
     pub async fn call_tool(&self, name: &str, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
-        let c = self.connection(name)?;
+        let p = self.prepared(name)?;
         let started = Instant::now();
         // Every outcome from here on is logged once and recorded on the connection.
-        let result = self.call_tool_checked(&c, tool, arguments).await;
-        self.record_outcome(&c, &result);
-        log_call(&c.name, tool, started, &result.as_ref().map(|o| serde_json::to_vec(o).map(|v| v.len()).unwrap_or(0)));
+        let result = self.call_tool_checked(&p, tool, arguments).await;
+        self.record_outcome(&p.record, &result);
+        log_call(&p.record.name, tool, started, &result.as_ref().map(ToolOutput::approximate_bytes));
         result
     }
 
-    async fn call_tool_checked(&self, c: &ConnectionRecord, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
-        self.check_callable(c, tool)?;
+    async fn call_tool_checked(&self, p: &Prepared, tool: &str, arguments: &str) -> Result<ToolOutput, HostError> {
+        let c = &p.record;
+        self.check_callable_given(c, tool, &p.withheld)?;
         let args: Value = serde_json::from_str(arguments)
             .map_err(|e| HostError::Usage(format!("the arguments are not valid JSON ({e}); pass a JSON object such as '{{}}'")))?;
         if !args.is_object() {
             return Err(HostError::Usage("the arguments must be a JSON object, e.g. '{\"id\": \"lead_123\"}'".into()));
         }
-        self.ensure_listed(c, tool).await?;
+        self.ensure_listed(p, tool).await?;
         let plugin = self.plugin_for(c).await?;
         let tool_name = tool.to_string();
         let args_text = args.to_string();
+        let options = RunOptions { withheld: Some(p.withheld.clone()), ..RunOptions::default() };
         let ran = self
-            .run(c, &plugin, Default::default(), move |b, s| {
+            .run(c, &plugin, options, move |b, s| {
                 Box::pin(async move { b.claribi_data_source_connector().call_call_tool(s, &tool_name, &args_text).await })
             })
             .await?;

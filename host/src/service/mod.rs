@@ -8,12 +8,14 @@
 //! | [`calls`] | listing tools and calling one: the checks before a connector is instantiated |
 //! | [`console_flow`] | the console's setup order: authorize a pending connection first, name it last |
 //! | [`reviews`] | tool definitions pinned at approval: changed and new tools wait for the operator |
+//! | [`prepared`] | what a call reads about its connection, kept while the store's generation stands |
 //! | [`run`] | running one export for a connection: the call's sandbox, network and credentials |
 
 pub mod authorization;
 pub mod calls;
 pub mod connect;
 pub mod console_flow;
+mod prepared;
 pub mod reviews;
 pub(crate) mod run;
 
@@ -95,6 +97,8 @@ pub struct HostService {
     _key_use: crate::vault::locks::KeyUseLock,
     /// Per connection id: held while a call lists the tools again (see `ensure_listed`).
     relisting: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What calls prepared per connection, valid while the store's generation stands.
+    prepared: prepared::PreparedCache,
     /// The credential matchers of each connection, built once per set of values.
     matchers: Arc<crate::wire::matchers::MatcherCache>,
 }
@@ -164,6 +168,7 @@ impl HostService {
             resolver: config.resolver,
             _key_use: key_use,
             relisting: Default::default(),
+            prepared: Default::default(),
             matchers: Default::default(),
         })
     }

@@ -39,6 +39,9 @@ pub(crate) struct RunOptions {
     pub minted: Vec<Credential>,
     /// The redirect URI of the authorization the call begins (a client registration must name it).
     pub redirect_uri: Option<String>,
+    /// The tools the last listing withheld, when the caller already read them (a call's prepared
+    /// state); else they are read from the store.
+    pub withheld: Option<Arc<Vec<BlockedTool>>>,
 }
 
 /// What a call returned, and what the host saw during it.
@@ -67,10 +70,13 @@ impl HostService {
         KeyHeaders { key: c.api_key_header.clone().filter(|h| h != "authorization"), scope }
     }
 
-    fn tool_gate(&self, c: &ConnectionRecord) -> Result<ToolGate, HostError> {
+    fn tool_gate(&self, c: &ConnectionRecord, withheld: Option<Arc<Vec<BlockedTool>>>) -> Result<ToolGate, HostError> {
         // The blocklist on the wire: no upstream `tools/call` of a name the rules block or the last
         // listing withheld (for its annotations), whatever the connector was asked to do.
-        let withheld = self.withheld(c)?;
+        let withheld = match withheld {
+            Some(w) => w,
+            None => Arc::new(self.withheld(c)?),
+        };
         let blocklist = self.blocklist.clone();
         Ok(Arc::new(move |tool: &str| blocklist.check_name(tool).map(|r| r.to_string()).or_else(|| BlockedTool::reason_for(&withheld, tool))))
     }
@@ -105,7 +111,7 @@ impl HostService {
         let limits = c.policy.limits;
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         let outbound = Arc::new(
-            OutboundContext::new(net, limits, credentials, self.resolver.clone(), budget).with_tool_gate(self.tool_gate(c)?),
+            OutboundContext::new(net, limits, credentials, self.resolver.clone(), budget).with_tool_gate(self.tool_gate(c, options.withheld.clone())?),
         );
         let call = CallConnection {
             record: c.clone(),
