@@ -199,6 +199,11 @@ impl HostService {
 
     /// Load the component a connection runs.
     pub(crate) async fn plugin_for(&self, c: &ConnectionRecord) -> Result<Arc<LoadedPlugin>, HostError> {
+        // A component this process loaded was hashed when it was loaded (the runtime keys loaded
+        // components by the digest of the bytes it compiled): no file read, no hash per call.
+        if let Some(plugin) = self.runtime.loaded(&c.plugin_digest) {
+            return Ok(plugin);
+        }
         let path = self.plugin_path(&c.plugin_digest);
         let bytes = std::fs::read(&path).map_err(|e| {
             HostError::Storage(format!("the component of connection `{}` is missing ({}: {e}); connect it again", c.name, path.display()))
