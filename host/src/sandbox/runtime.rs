@@ -8,9 +8,15 @@
 //!   code is trusted native code and must never come from elsewhere.
 //! * **Pre-instantiate** once per component: imports are resolved against the [`Linker`] then, not per
 //!   call.
-//! * **Instantiate** per call (tens of microseconds): every call gets a new [`Store`] with its own
+//! * **Instantiate** per call (microseconds): every call gets a new [`Store`] with its own
 //!   memory, its own outbound budget and its own deadline, so nothing leaks between calls or
-//!   connections.
+//!   connections. Instances come from wasmtime's **pooling allocator** ([`Allocator::Pooling`]):
+//!   slots for `2 × max_instances` instances reserved up front, each memory slot as large as the
+//!   policy file allows (`memory_mib` ≤ 4096) with the per-connection limit still enforced by the
+//!   [`wasmtime::ResourceLimiter`], and linear memories initialised copy-on-write from the
+//!   component's data image. A slot is wiped (`madvise`) when its store drops, so a later call never
+//!   sees an earlier one's memory. Where the pool cannot be reserved (a tight `ulimit -v`), the host
+//!   falls back to allocating on demand and says so in its log.
 //!
 //! # What a guest gets
 //!
@@ -158,6 +164,38 @@ impl Drop for Runtime {
     }
 }
 
+/// How instances get their memory, tables and stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// Slots reserved once, reused per call (the default).
+    Pooling,
+    /// `mmap` per instance (wasmtime's default; the benchmark's baseline).
+    OnDemand,
+}
+
+/// The pooling allocator's sizes for `max_instances` concurrent calls.
+fn pooling_config(max_instances: usize) -> wasmtime::PoolingAllocationConfig {
+    // Twice the semaphore's bound: a store is dropped just after its permit, and loading a component
+    // (describe) runs an instance too.
+    let slots = u32::try_from(max_instances.max(1).saturating_mul(2).saturating_add(2)).unwrap_or(u32::MAX);
+    let mut p = wasmtime::PoolingAllocationConfig::new();
+    p.total_component_instances(slots)
+        // A Rust wasip2 component is one main module plus wit-component's small shim and fixup
+        // modules; third-party components get room beyond that.
+        .total_core_instances(slots.saturating_mul(16))
+        .max_core_instances_per_component(16)
+        .total_memories(slots.saturating_mul(2))
+        .max_memories_per_component(2)
+        .total_tables(slots.saturating_mul(8))
+        .max_tables_per_component(8)
+        .max_tables_per_module(4)
+        .total_stacks(slots)
+        // The largest memory a policy may grant (`memory_mib` ≤ 4096); the limiter holds each call to
+        // its connection's own.
+        .max_memory_size(4096 * 1024 * 1024);
+    p
+}
+
 /// The hex SHA-256 of some bytes.
 pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -169,7 +207,21 @@ impl Runtime {
     /// A runtime caching compiled code under `cache_dir` (`None`: no disk cache), allowing at most
     /// `max_instances` concurrent instances.
     pub fn new(cache_dir: Option<PathBuf>, max_instances: usize) -> Result<Runtime, HostError> {
+        match Self::with_allocator(cache_dir.clone(), max_instances, Allocator::Pooling) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::warn!("cannot reserve the instance pool ({e}); instances are allocated on demand");
+                Self::with_allocator(cache_dir, max_instances, Allocator::OnDemand)
+            }
+        }
+    }
+
+    /// [`Runtime::new`] with a chosen allocator (the benchmark compares the two).
+    pub fn with_allocator(cache_dir: Option<PathBuf>, max_instances: usize, allocator: Allocator) -> Result<Runtime, HostError> {
         let mut config = Config::new();
+        if allocator == Allocator::Pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling_config(max_instances)));
+        }
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         // Guest code may use 1 MiB of native stack; the fiber it runs on has 4 MiB, so a host function
@@ -306,6 +358,11 @@ impl Runtime {
         Component::new(&self.engine, bytes).map_err(|e| {
             HostError::InvalidPlugin(format!("the file is not a loadable WebAssembly component: {}", root_cause(&e)))
         })
+    }
+
+    /// The component with this digest, if this process loaded it already (its bytes were hashed then).
+    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedPlugin>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
     }
 
     /// Load a component: compile (once per process), pre-instantiate, and ask it to describe itself.
