@@ -477,7 +477,7 @@ impl ServerHandler for EngineServer {
         }
         let result = match outcome {
             Ok(out) => {
-                let connector = self.host.connection(&connection).map(|c| c.connector_id).unwrap_or_default();
+                let connector = self.host.connector_id(&connection).unwrap_or_default();
                 engine_result(&self.results, &out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
             }
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {

@@ -63,6 +63,11 @@ fn offered_in(listing: Option<&(i64, ToolListing)>, tool: &str, fingerprint: &st
 }
 
 impl HostService {
+    /// The connector a connection runs (its `describe` id), from the prepared state.
+    pub fn connector_id(&self, name: &str) -> Result<String, HostError> {
+        Ok(self.prepared(name)?.record.connector_id.clone())
+    }
+
     /// The prepared state of connection `name` (see the module docs).
     pub(crate) fn prepared(&self, name: &str) -> Result<Arc<Prepared>, HostError> {
         let generation = self.store.generation().map_err(HostError::Storage)?;
