@@ -344,10 +344,10 @@ fn single_text_json(content: &[ToolContent]) -> Option<String> {
     if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
         return None;
     }
-    match serde_json::from_str::<Value>(trimmed) {
-        Ok(Value::Object(_) | Value::Array(_)) => Some(trimmed.to_owned()),
-        _ => None,
-    }
+    // Checked, not built: a document that starts with `{` or `[` and parses is an object or an array,
+    // and the host parses it once (it needs the value); building it here too would be a second parse
+    // of every result, with every allocation, inside the guest.
+    serde_json::from_str::<serde::de::IgnoredAny>(trimmed).ok().map(|_| trimmed.to_owned())
 }
 
 fn content_block(c: ToolContent) -> WitContent {

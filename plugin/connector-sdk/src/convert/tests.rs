@@ -361,6 +361,8 @@ fn structured_content_is_the_servers_or_else_the_single_json_text_block() {
     for not_structured in [
         json!({ "content": [{ "type": "text", "text": "42" }] }),
         json!({ "content": [{ "type": "text", "text": "{broken" }] }),
+        json!({ "content": [{ "type": "text", "text": "{\"a\":1} and more" }] }),
+        json!({ "content": [{ "type": "text", "text": "[1, 2" }] }),
         json!({ "content": [{ "type": "text", "text": "{}" }, { "type": "text", "text": "{}" }] }),
         json!({ "content": [] }),
     ] {
