@@ -56,8 +56,19 @@ impl TopLevelMembers {
         if self.found.is_some() {
             return None;
         }
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.in_string {
+                if !self.escape && self.key.is_none() {
+                    // Inside a string that is not a top-level key (a result's text, most of a body):
+                    // nothing matters until its next quote or backslash.
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(j) => i += j,
+                        None => return None,
+                    }
+                }
+                let b = bytes[i];
+                i += 1;
                 if self.escape {
                     self.escape = false;
                     self.push(b);
@@ -70,7 +81,7 @@ impl TopLevelMembers {
                         self.expect_key = false;
                         if let Some(name) = credential_member(&raw) {
                             self.found = Some(name);
-                            return Some(i + 1);
+                            return Some(i);
                         }
                     }
                 } else {
@@ -78,6 +89,8 @@ impl TopLevelMembers {
                 }
                 continue;
             }
+            let b = bytes[i];
+            i += 1;
             match b {
                 b'"' => {
                     self.in_string = true;
