@@ -94,19 +94,19 @@ pub fn listed_tools(tools: Vec<wit::Tool>) -> Vec<ListedTool> {
 
 /// What a connector hands back, with the connection's credential values replaced by `[redacted]`.
 pub trait MaskSecrets {
-    /// Mask every text the value carries with `mask`.
-    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String);
+    /// Mask every text the value carries with `mask`, which returns the masked text, or `None` when
+    /// the text holds nothing to mask (so a clean result is neither copied nor compared).
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> Option<String>);
 }
 
-fn mask_in_place(text: &mut String, mask: &dyn Fn(&str) -> String) {
-    let masked = mask(text);
-    if masked != *text {
+fn mask_in_place(text: &mut String, mask: &dyn Fn(&str) -> Option<String>) {
+    if let Some(masked) = mask(text) {
         *text = masked;
     }
 }
 
 impl MaskSecrets for wit::ToolResult {
-    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> Option<String>) {
         if let Some(s) = &mut self.structured_content {
             mask_in_place(s, mask);
         }
@@ -128,7 +128,7 @@ pub fn cache_scope_name(scope: wit::CacheScope) -> &'static str {
 }
 
 impl MaskSecrets for wit::ToolListing {
-    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> Option<String>) {
         for t in &mut self.tools {
             for text in [&mut t.title, &mut t.description, &mut t.output_schema].into_iter().flatten() {
                 mask_in_place(text, mask);
@@ -141,7 +141,7 @@ impl MaskSecrets for wit::ToolListing {
 }
 
 impl MaskSecrets for wit::Account {
-    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> String) {
+    fn mask_secrets(&mut self, mask: &dyn Fn(&str) -> Option<String>) {
         if let Some(n) = &mut self.display_name {
             mask_in_place(n, mask);
         }
@@ -151,15 +151,15 @@ impl MaskSecrets for wit::Account {
 /// The authorization URL is checked by the host itself (endpoint, redirect URI, PKCE, state,
 /// resource, scopes); it carries no credential value a connector could know.
 impl MaskSecrets for wit::AuthorizationRequest {
-    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> String) {}
+    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> Option<String>) {}
 }
 
 impl MaskSecrets for wit::ConnectorInfo {
-    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> String) {}
+    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> Option<String>) {}
 }
 
 impl MaskSecrets for () {
-    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> String) {}
+    fn mask_secrets(&mut self, _: &dyn Fn(&str) -> Option<String>) {}
 }
 
 #[cfg(test)]
@@ -176,7 +176,7 @@ mod tests {
                 wit::ContentBlock::Image(wit::Media { data: "SECRET-1".into(), mime_type: "image/png".into() }),
             ],
         };
-        r.mask_secrets(&|t| t.replace("SECRET-1", "[redacted]"));
+        r.mask_secrets(&|t| t.contains("SECRET-1").then(|| t.replace("SECRET-1", "[redacted]")));
         let out = tool_output(r).unwrap();
         assert!(!format!("{out:?}").contains("SECRET-1"));
     }

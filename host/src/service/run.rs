@@ -130,7 +130,7 @@ impl HostService {
         let token_facts = outbound.token_facts();
         let (value, mut host) = match result {
             Ok((Ok(mut r), host)) => {
-                r.mask_secrets(&|t| outbound.mask(t));
+                r.mask_secrets(&|t| outbound.mask_found(t));
                 (r, host)
             }
             Ok((Err(e), _)) => {

@@ -194,10 +194,15 @@ impl Masker {
 
     /// `text` with every known value replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
+        self.redact_found(text).unwrap_or_else(|| text.to_string())
+    }
+
+    /// [`Self::redact`], or `None` when `text` holds no known value.
+    pub fn redact_found(&self, text: &str) -> Option<String> {
         if !self.finds(text.as_bytes()) {
-            return text.to_string();
+            return None;
         }
-        String::from_utf8_lossy(&self.mask_as(text.as_bytes(), Replace::Redacted)).into_owned()
+        Some(String::from_utf8_lossy(&self.mask_as(text.as_bytes(), Replace::Redacted)).into_owned())
     }
 
     fn replacement(&self, echo: &Echo, replace: Replace) -> &[u8] {

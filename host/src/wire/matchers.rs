@@ -36,10 +36,12 @@ impl Matchers {
 
     /// `text` with every value replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
-        match &self.echo {
-            Some(m) => m.redact(text),
-            None => text.to_string(),
-        }
+        self.redact_found(text).unwrap_or_else(|| text.to_string())
+    }
+
+    /// [`Self::redact`], or `None` when `text` holds no value.
+    pub fn redact_found(&self, text: &str) -> Option<String> {
+        self.echo.as_ref().and_then(|m| m.redact_found(text))
     }
 }
 

@@ -244,6 +244,11 @@ impl OutboundContext {
         self.matchers().redact(text)
     }
 
+    /// [`Self::mask`], or `None` when `text` holds no credential value (nothing copied).
+    pub fn mask_found(&self, text: &str) -> Option<String> {
+        self.matchers().redact_found(text)
+    }
+
     /// Whether `text` holds one of the connection's credential values, in any encoding.
     pub fn finds_value(&self, text: &str) -> bool {
         self.matchers().scan.leaks_into(text)
