@@ -312,9 +312,10 @@ fn capability_error(served: &str, required: &ClientCapabilities) -> ErrorData {
     ErrorData::new(ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY, message, Some(json!({ "requiredCapabilities": required })))
 }
 
-fn vendor_json(out: &ToolOutput) -> Option<Value> {
-    if let Some(v) = &out.structured_content {
-        return Some(v.clone());
+/// The vendor's JSON, taken out of `out` (no copy) when it came as structured content.
+fn vendor_json(out: &mut ToolOutput) -> Option<Value> {
+    if let Some(v) = out.structured_content.take() {
+        return Some(v);
     }
     match out.content.as_slice() {
         [Content::Text { text }] => serde_json::from_str::<Value>(text).ok().filter(|v| v.is_object() || v.is_array()),
@@ -355,20 +356,16 @@ pub fn provenance(connection: &str, tool: &str, connector: &str) -> Value {
 }
 
 /// Shape a successful call for the engine; `source` ([`provenance`], or `null`) goes into `_meta`.
-pub fn engine_result(results: &Continuations, out: &ToolOutput, max_bytes: usize, source: &Value) -> CallToolResult {
+pub fn engine_result(results: &Continuations, mut out: ToolOutput, max_bytes: usize, source: &Value) -> CallToolResult {
     let with_source = |mut r: CallToolResult| {
         if !source.is_null() {
-            let mut meta = r.meta.take().map(|m| serde_json::to_value(m).unwrap_or_default()).unwrap_or_else(|| Value::Object(Map::new()));
-            if let Value::Object(m) = &mut meta {
-                m.insert("claribi/provenance".into(), source.clone());
-            }
-            r.meta = serde_json::from_value(meta).ok();
+            r.meta.get_or_insert_with(rmcp::model::MetaObject::new).0.insert("claribi/provenance".into(), source.clone());
         }
         r
     };
-    let Some(vendor) = vendor_json(out) else {
+    let Some(vendor) = vendor_json(&mut out) else {
         // Not JSON (images, audio, prose): pass the blocks through as the vendor sent them.
-        return with_source(CallToolResult::success(pass_through(out)));
+        return with_source(CallToolResult::success(pass_through(&out)));
     };
     let shaped = results.shape_from(vendor, max_bytes, source.clone());
     let mut content = vec![ContentBlock::text(shaped.text)];
@@ -378,8 +375,8 @@ pub fn engine_result(results: &Continuations, out: &ToolOutput, max_bytes: usize
         content: out.content.iter().filter(|c| !matches!(c, Content::Text { .. })).cloned().collect(),
     }));
     let mut meta = Map::new();
-    if let Some(t) = shaped.table {
-        content.push(ContentBlock::text(format!("clariBI table view (columns with types, rows, pagination): {t}")));
+    if let (Some(t), Some(text)) = (shaped.table, shaped.table_text) {
+        content.push(ContentBlock::text(format!("clariBI table view (columns with types, rows, pagination): {text}")));
         meta.insert("claribi/table".into(), t);
     }
     if let Some(chart) = shaped.chart {
@@ -389,7 +386,7 @@ pub fn engine_result(results: &Continuations, out: &ToolOutput, max_bytes: usize
     meta.insert("claribi/summarized".into(), Value::Bool(shaped.summarized));
     let mut r = CallToolResult::success(content);
     r.structured_content = Some(shaped.structured);
-    r.meta = serde_json::from_value(Value::Object(meta)).ok();
+    r.meta = Some(rmcp::model::MetaObject(meta));
     with_source(r)
 }
 
@@ -478,7 +475,7 @@ impl ServerHandler for EngineServer {
         let result = match outcome {
             Ok(out) => {
                 let connector = self.host.connector_id(&connection).unwrap_or_default();
-                engine_result(&self.results, &out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
+                engine_result(&self.results, out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
             }
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {
                 return Err(ErrorData::invalid_params(format!("Unknown tool: {}", crate::errors::one_line(&served)), None));
@@ -558,7 +555,7 @@ mod tests {
             structured_content: None,
             content: vec![Content::Text { text: r#"{"data":[{"id":"a","value":1}],"has_more":false}"#.into() }],
         };
-        let r = engine_result(&Continuations::default(), &out, 10_000, &Value::Null);
+        let r = engine_result(&Continuations::default(), out.clone(), 10_000, &Value::Null);
         assert_eq!(r.structured_content.as_ref().unwrap()["data"][0]["id"], "a");
         assert_eq!(r.content.len(), 2);
         assert_eq!(r.is_error, Some(false));
@@ -570,7 +567,7 @@ mod tests {
     fn a_list_with_a_category_and_a_number_comes_with_the_proposed_bar_chart() {
         let text = r#"{"data":[{"source":"Web","count":12},{"source":"Referral","count":5},{"source":"Event","count":9}]}"#;
         let out = ToolOutput { structured_content: None, content: vec![Content::Text { text: text.into() }] };
-        let r = engine_result(&Continuations::default(), &out, 10_000, &Value::Null);
+        let r = engine_result(&Continuations::default(), out.clone(), 10_000, &Value::Null);
         let meta = serde_json::to_value(&r.meta).unwrap();
         let chart = &meta["claribi/chart"];
         let vendor: Value = serde_json::from_str(text).unwrap();
@@ -579,7 +576,7 @@ mod tests {
         assert_eq!(chart["mark"]["type"].as_str().or(chart["mark"].as_str()), Some("bar"), "{chart}");
         // A single record proposes nothing.
         let one = ToolOutput { structured_content: None, content: vec![Content::Text { text: r#"{"id":"a","name":"x"}"#.into() }] };
-        let meta = serde_json::to_value(&engine_result(&Continuations::default(), &one, 10_000, &Value::Null).meta).unwrap();
+        let meta = serde_json::to_value(&engine_result(&Continuations::default(), one.clone(), 10_000, &Value::Null).meta).unwrap();
         assert!(meta.get("claribi/chart").is_none(), "{meta}");
     }
 
@@ -592,7 +589,7 @@ mod tests {
                 Content::Image { data: "aGk=".into(), mime_type: "image/png".into() },
             ],
         };
-        let r = engine_result(&Continuations::default(), &out, 10_000, &Value::Null);
+        let r = engine_result(&Continuations::default(), out.clone(), 10_000, &Value::Null);
         let v = serde_json::to_value(&r.content).unwrap();
         assert_eq!(v.as_array().unwrap().len(), 2);
         assert_eq!(v[1]["type"], "image");
@@ -607,7 +604,7 @@ mod tests {
                 Content::Image { data: "aGk=".into(), mime_type: "image/png".into() },
             ],
         };
-        let r = engine_result(&Continuations::default(), &out, 10_000, &Value::Null);
+        let r = engine_result(&Continuations::default(), out.clone(), 10_000, &Value::Null);
         assert!(r.structured_content.is_none());
         let v = serde_json::to_value(&r.content).unwrap();
         assert_eq!(v[0]["text"], "plain words");

@@ -235,6 +235,8 @@ pub struct EngineResult {
     pub text: String,
     /// The table view, for list-like results (within the size budget).
     pub table: Option<Value>,
+    /// `table` serialized (once: its size decides whether it fits, and it travels as a text block).
+    pub table_text: Option<String>,
     /// The chart the host proposes for the table view (a Vega-Lite spec, see
     /// [`crate::engine::charts`]), when it proposes one.
     pub chart: Option<Value>,
@@ -406,7 +408,7 @@ impl Continuations {
         }
         head.insert("claribi".into(), Value::Object(note));
         let structured = Value::Object(head);
-        EngineResult { text: structured.to_string(), structured, table: None, chart: None, summarized: true }
+        EngineResult { text: structured.to_string(), structured, table: None, table_text: None, chart: None, summarized: true }
     }
 
     /// Shape a vendor result for the engine (see the module docs). `max_bytes` bounds the text the
@@ -432,13 +434,15 @@ impl Continuations {
             let view = table_view(&structured);
             let chart = view.as_ref().and_then(|t| crate::engine::charts::propose(t, &t.source));
             let table = view.map(|t| serde_json::to_value(t).unwrap_or(Value::Null));
-            let with_table = table.as_ref().map(size).unwrap_or(0) + text.len();
+            let table_text = table.as_ref().map(Value::to_string);
+            let with_table = table_text.as_ref().map_or(0, String::len) + text.len();
             // The table roughly doubles the size; drop it (and its chart) rather than overflow the budget.
             let fits = with_table <= max_bytes * 2;
             return EngineResult {
                 text,
                 structured,
                 table: table.filter(|_| fits),
+                table_text: table_text.filter(|_| fits),
                 chart: chart.filter(|_| fits),
                 summarized: false,
             };
@@ -485,7 +489,7 @@ impl Continuations {
                     json!({"summarized": true, "note": format!("The result ({} bytes) was too large to return whole; long values were shortened.", text.len())}),
                 );
                 let structured = Value::Object(o);
-                EngineResult { text: structured.to_string(), structured, table: None, chart: None, summarized: true }
+                EngineResult { text: structured.to_string(), structured, table: None, table_text: None, chart: None, summarized: true }
             }
         }
     }
