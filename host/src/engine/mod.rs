@@ -517,7 +517,9 @@ pub async fn serve_http(
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let addr = listener.local_addr().map_err(|e| HostError::Usage(e.to_string()))?;
     let ct = tokio_util::sync::CancellationToken::new();
-    let mut config = StreamableHttpServerConfig::default().with_cancellation_token(ct.clone());
+    // A 2026-07-28 request whose handler sends nothing before its result is answered with plain JSON
+    // (no SSE framing to write or for the engine to read); one that reports progress still streams.
+    let mut config = StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()).with_json_response(true);
     config.allowed_hosts = vec![
         "localhost".into(),
         "127.0.0.1".into(),
