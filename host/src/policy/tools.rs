@@ -141,6 +141,12 @@ impl ToolListing {
     pub fn fresh(&self, age_secs: i64) -> bool {
         age_secs >= 0 && (age_secs as u64 + 1).saturating_mul(1000) <= self.reuse_ms()
     }
+
+    /// Whether this listing, made at `listed_at`, may answer for the connection `now` (Unix seconds):
+    /// filtered under the blocklist whose fingerprint is `fingerprint`, and [`Self::fresh`].
+    pub fn reusable(&self, fingerprint: &str, listed_at: i64, now: i64) -> bool {
+        self.filtered_by.as_deref() == Some(fingerprint) && self.fresh(now - listed_at)
+    }
 }
 
 /// Whether a tool name is one the host serves: 1 to 128 characters of `A-Z a-z 0-9 _ . - /`.

@@ -64,8 +64,7 @@ impl HostService {
             return Ok(None);
         };
         let Ok(listing) = serde_json::from_str::<ToolListing>(&json) else { return Ok(None) };
-        let current = listing.filtered_by.as_deref() == Some(self.blocklist_fingerprint.as_str());
-        Ok((current && listing.fresh(Store::now() - listed_at)).then_some(listing))
+        Ok(listing.reusable(&self.blocklist_fingerprint, listed_at, Store::now()).then_some(listing))
     }
 
     /// The tools the last listing of a connection withheld (none before a first listing).
@@ -122,8 +121,8 @@ impl HostService {
         // Read again from the store: another call may have listed while this one waited.
         let cached = || -> Result<Option<Result<(), HostError>>, HostError> {
             let Some(listed) = self.store.listed_tool(&c.id, tool).map_err(HostError::Storage)? else { return Ok(None) };
-            let hints = ToolListing { ttl_ms: listed.ttl_ms, ..ToolListing::default() };
-            if listed.filtered_by.as_deref() != Some(self.blocklist_fingerprint.as_str()) || !hints.fresh(Store::now() - listed.listed_at) {
+            let hints = ToolListing { ttl_ms: listed.ttl_ms, filtered_by: listed.filtered_by, ..ToolListing::default() };
+            if !hints.reusable(&self.blocklist_fingerprint, listed.listed_at, Store::now()) {
                 return Ok(None);
             }
             Ok(answer(Some(listed.offered)))

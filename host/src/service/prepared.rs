@@ -56,10 +56,7 @@ impl Prepared {
 
 fn offered_in(listing: Option<&(i64, ToolListing)>, tool: &str, fingerprint: &str, now: i64) -> Option<bool> {
     let (listed_at, listing) = listing?;
-    if listing.filtered_by.as_deref() != Some(fingerprint) || !listing.fresh(now - listed_at) {
-        return None;
-    }
-    Some(listing.tools.iter().any(|t| t.name == tool))
+    listing.reusable(fingerprint, *listed_at, now).then(|| listing.tools.iter().any(|t| t.name == tool))
 }
 
 impl HostService {
