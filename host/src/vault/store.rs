@@ -17,8 +17,12 @@ use std::path::Path;
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
+mod audit;
+mod engine_tokens;
 mod generation;
 mod pins;
+pub use audit::{parse_since, AuditEntry, AuditQuery};
+pub use engine_tokens::EngineTokenRecord;
 pub use pins::{Approval, PendingReview};
 
 /// How a connection authenticates (mirrors the WIT `auth-method`).
@@ -355,6 +359,8 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "dashboard pins (calls, never results)", MIGRATION_V3),
     (4, "tool definitions pinned at approval, pending reviews, approvals", pins::MIGRATION_V4),
     (5, "a generation counter every write a call prepares from changes", generation::MIGRATION_V5),
+    (6, "engine tokens (hashed)", engine_tokens::MIGRATION_V6),
+    (7, "the audit trail of engine calls", audit::MIGRATION_V7),
 ];
 
 /// A call pinned to the console's dashboard (never its result).
