@@ -196,6 +196,17 @@ async fn serve_over_stdio_answers_initialize_tools_list_and_tools_call() {
 
         let (ok, err) = serve.finish();
         assert!(ok, "serve exits cleanly when stdin closes: {err:?}");
+
+        // Each call is in the audit trail, attributed to the engine on stdio.
+        let o = cli(&d, &["audit", "--json"], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let trail: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+        let seen: Vec<(&str, &str, &str)> =
+            trail.iter().map(|e| (e["engine"].as_str().unwrap(), e["tool"].as_str().unwrap(), e["outcome"].as_str().unwrap())).collect();
+        assert_eq!(seen[..3], [("stdio", "org_info", "ok"), ("stdio", "fetch_lead", "ok"), ("stdio", "fetch_lead", error["kind"].as_str().unwrap())]);
+        assert_eq!(seen[3], ("stdio", "delete_lead", "unknown-tool"));
+        assert_eq!(seen.len(), 4, "{trail:#?}");
+        assert!(!stdout(&o).contains(&lead.id), "arguments are kept as a digest only");
     })
     .await
     .unwrap();
@@ -638,9 +649,12 @@ fn assert_one_line_error(o: &Output, needle: &str) {
 }
 
 #[test]
-fn serve_refuses_to_listen_beyond_loopback_in_one_line() {
+fn serve_refuses_to_listen_beyond_loopback_without_engine_tokens_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    assert_one_line_error(&cli(dir.path(), &["serve", "--http", "0.0.0.0:1"], None), "loopback only");
-    assert_one_line_error(&cli(dir.path(), &["serve", "--http", "[::]:8765"], None), "loopback only");
+    assert_one_line_error(&cli(dir.path(), &["serve", "--http", "0.0.0.0:1"], None), "needs engine tokens");
+    assert_one_line_error(&cli(dir.path(), &["serve", "--http", "[::]:8765"], None), "needs engine tokens");
+    let o = cli(dir.path(), &["serve", "--tls-cert", "c.pem"], None);
+    assert_eq!((o.status.code(), stderr(&o).lines().count()), (Some(2), 1), "a usage error in one line: {}", stderr(&o));
+    assert!(stderr(&o).contains("--http") && stderr(&o).contains("--tls-key"), "{}", stderr(&o));
     assert_one_line_error(&cli(dir.path(), &["serve", "--http", "localhost-ish"], None), "not an address");
 }

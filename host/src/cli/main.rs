@@ -195,6 +195,34 @@ enum Command {
     },
     /// Show the write-tool blocklist in force.
     Blocklist,
+    /// Bearer tokens for AI engines calling `serve --http` (required off loopback): create (shown once,
+    /// stored hashed), list, revoke.
+    EngineToken {
+        #[command(subcommand)]
+        action: EngineTokenAction,
+    },
+    /// The audit trail of engine calls: time, engine token, connection, tool, SHA-256 of the arguments,
+    /// bytes, duration, outcome, replica. Never arguments, results or secrets.
+    Audit {
+        /// Only calls to this connection.
+        #[arg(long, value_name = "NAME")]
+        connection: Option<String>,
+        /// Only calls since then: a duration back from now (15m, 2h, 7d), an RFC 3339 time or a date.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many calls (the newest).
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the database's pending migrations (every start does too) and report its schema version.
+    Migrate {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Each connection's state (ready, needs-reconnect, insufficient-scope) and last error.
     Status {
         /// Check each connection now (one request per connection) instead of showing the last outcome.
@@ -207,9 +235,20 @@ enum Command {
     /// Serve the read tools of every connection to an AI engine over MCP (stdio, or Streamable HTTP
     /// with --http).
     Serve {
-        /// Listen for MCP Streamable HTTP on this loopback address (e.g. 127.0.0.1:8765) instead of stdio.
+        /// Listen for MCP Streamable HTTP on this address (e.g. 127.0.0.1:8765) instead of stdio. A
+        /// non-loopback address needs engine tokens (`engine-token create`) and --tls-cert/--tls-key.
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// With --http: serve HTTPS with this PEM certificate chain.
+        #[arg(long, value_name = "FILE", requires_all = ["http", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// With --http: the PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE", requires_all = ["http", "tls_cert"])]
+        tls_key: Option<PathBuf>,
+        /// With --http: a host name engines reach this server by (accepted in `Host` and `Origin`
+        /// besides loopback and the bound address); repeat for several.
+        #[arg(long = "public-name", value_name = "HOST", requires = "http")]
+        public_names: Vec<String>,
         /// Results larger than this many bytes are summarized (row count, first rows, a cursor).
         #[arg(long, default_value_t = 32768, value_name = "BYTES")]
         max_result_bytes: usize,
@@ -258,6 +297,29 @@ enum Command {
         /// Calls per measurement.
         #[arg(long, default_value_t = 200)]
         iterations: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum EngineTokenAction {
+    /// Create a token for one engine and print it (the only time it is shown; only its hash is kept).
+    Create {
+        /// The engine's name (letters, digits, -, _ and .), recorded with each of its calls.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The tokens, when made, and whether they are revoked (never the tokens).
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: the next request that carries it is refused, by every process on this database.
+    Revoke {
+        /// The token's name.
+        name: String,
     },
 }
 
@@ -489,10 +551,10 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             }
             output::status(&rows, json);
         }
-        Command::Serve { http, max_result_bytes, bare_names } => {
+        Command::Serve { http, max_result_bytes, bare_names, tls_cert, tls_key, public_names } => {
             let host = std::sync::Arc::new(host);
             let server = claribi_host::engine::EngineServer::new(
-                host,
+                host.clone(),
                 claribi_host::engine::EngineOptions { max_result_bytes: max_result_bytes.max(1024), bare_names },
             );
             match http {
@@ -501,25 +563,83 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                     let addr: std::net::SocketAddr = addr
                         .parse()
                         .map_err(|_| HostError::Usage(format!("--http `{addr}` is not an address like 127.0.0.1:8765")))?;
-                    if !addr.ip().is_loopback() {
-                        return Err(HostError::Usage(format!(
-                            "--http {addr}: serve listens on loopback only (127.0.0.1 or [::1]); put a proxy in front for anything else"
-                        )));
-                    }
+                    let tls = match (tls_cert, tls_key) {
+                        (Some(cert), Some(key)) => Some(claribi_host::engine::tls::server_config(&cert, &key).map_err(HostError::Usage)?),
+                        _ => None,
+                    };
+                    // Refuse before binding: a non-loopback address without tokens or TLS.
+                    let active = host.store().active_engine_tokens().map_err(HostError::Storage)?;
+                    claribi_host::engine::access::Admission::decide(addr, active, tls.is_some()).map_err(HostError::Usage)?;
+                    let scheme = if tls.is_some() { "https" } else { "http" };
                     let listener = tokio::net::TcpListener::bind(addr)
                         .await
                         .map_err(|e| HostError::Usage(format!("cannot listen on {addr}: {e}")))?;
                     let bound = listener.local_addr().map_err(|e| HostError::Usage(e.to_string()))?;
-                    eprintln!("serving MCP (Streamable HTTP) on http://{bound}/mcp; Ctrl-C stops");
+                    eprintln!("serving MCP (Streamable HTTP) on {scheme}://{bound}/mcp; Ctrl-C stops");
                     let shutdown = async {
+                        #[cfg(unix)]
+                        {
+                            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                            tokio::select! {
+                                _ = tokio::signal::ctrl_c() => {}
+                                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                            }
+                        }
+                        #[cfg(not(unix))]
                         let _ = tokio::signal::ctrl_c().await;
                     };
-                    claribi_host::engine::serve_http(server, listener, shutdown).await?;
+                    let options = claribi_host::engine::HttpOptions { tls, public_names };
+                    claribi_host::engine::serve_http_with(server, listener, options, shutdown).await?;
                 }
             }
         }
         Command::Console { listen, no_browser, .. } => {
             console(std::sync::Arc::new(host), &listen, no_browser, claribi_host::console::ConsoleOptions::default()).await?;
+        }
+        Command::EngineToken { action } => match action {
+            EngineTokenAction::Create { name, json } => {
+                use claribi_host::engine::access;
+                access::validate_name(&name).map_err(HostError::Usage)?;
+                let token = access::generate();
+                host.store().insert_engine_token(&name, &access::digest(&token)).map_err(HostError::Usage)?;
+                if json {
+                    output::print_json(&json!({"name": name, "token": token.as_str()}));
+                } else {
+                    println!("engine token `{name}` (shown once; only its hash is kept):");
+                    println!("{}", token.as_str());
+                    eprintln!("give it to the engine as `Authorization: Bearer <token>`; revoke it with `claribi-host engine-token revoke {name}`");
+                }
+            }
+            EngineTokenAction::List { json } => output::engine_tokens(&host.store().engine_tokens().map_err(HostError::Storage)?, json),
+            EngineTokenAction::Revoke { name } => {
+                if !host.store().revoke_engine_token(&name).map_err(HostError::Storage)? {
+                    return Err(HostError::Usage(format!(
+                        "no working engine token is named `{}`; see `claribi-host engine-token list`",
+                        claribi_host::errors::one_line(&name)
+                    )));
+                }
+                println!("revoked engine token `{name}`; requests carrying it are refused from now on");
+            }
+        },
+        Command::Audit { connection, since, limit, json } => {
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let since_ms = since.map(|s| claribi_host::vault::store::parse_since(&s, now_ms)).transpose().map_err(HostError::Usage)?;
+            let query = claribi_host::vault::store::AuditQuery { connection, since_ms, limit: limit.max(1) };
+            output::audit(&host.store().audit(&query).map_err(HostError::Storage)?, json);
+        }
+        Command::Migrate { json } => {
+            // Opening the store applied whatever was pending.
+            let version = host.store().schema_version().map_err(HostError::Storage)?;
+            let migrations = claribi_host::vault::store::MIGRATIONS;
+            if json {
+                let list: Vec<_> = migrations.iter().map(|(v, what, _)| json!({"version": v, "what": what, "applied": *v <= version})).collect();
+                output::print_json(&json!({"database": host.data_dir().join("claribi.db"), "schema_version": version, "migrations": list}));
+            } else {
+                println!("{}: schema version {version}", host.data_dir().join("claribi.db").display());
+                for (v, what, _) in migrations {
+                    println!("  {} {v}  {what}", if *v <= version { "applied" } else { "pending" });
+                }
+            }
         }
         Command::Blocklist => {
             for (id, re) in host.blocklist().rules() {

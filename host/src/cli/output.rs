@@ -1,7 +1,7 @@
 //! Human tables and `--json` output for the CLI.
 
 use claribi_host::service::{ConnectOutcome, Content, SecretBinding, ToolListing, ToolOutput};
-use claribi_host::vault::store::{ConnectionRecord, PendingReview};
+use claribi_host::vault::store::{AuditEntry, ConnectionRecord, EngineTokenRecord, PendingReview};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -354,4 +354,74 @@ mod tests {
         assert!(t.contains("has_more: false"));
         assert!(render_table(&json!({"name": "x"})).is_none());
     }
+}
+
+fn utc_secs(unix_secs: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_secs, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|| unix_secs.to_string())
+}
+
+fn utc(unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| unix_ms.to_string())
+}
+
+/// `claribi-host engine-token list`.
+pub fn engine_tokens(list: &[EngineTokenRecord], json: bool) {
+    if json {
+        print_json(&list);
+        return;
+    }
+    if list.is_empty() {
+        println!("no engine tokens; `serve --http` answers loopback only. Create one with `claribi-host engine-token create NAME`");
+        return;
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                utc_secs(t.created_at),
+                t.revoked_at.map(|r| format!("revoked {}", utc_secs(r))).unwrap_or_else(|| "working".into()),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["NAME", "CREATED", "STATE"], &rows));
+}
+
+/// `claribi-host audit`.
+pub fn audit(entries: &[AuditEntry], json: bool) {
+    if json {
+        let v: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+                v["at"] = json!(utc(e.at_ms));
+                v
+            })
+            .collect();
+        print_json(&v);
+        return;
+    }
+    if entries.is_empty() {
+        println!("no engine calls recorded for that selection");
+        return;
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                utc(e.at_ms),
+                clip(&e.engine, 24),
+                clip(&e.connection, 24),
+                clip(&e.tool, 40),
+                e.outcome.clone(),
+                e.bytes.to_string(),
+                e.duration_ms.to_string(),
+                e.arguments_sha256.chars().take(12).collect(),
+                clip(&e.replica, 32),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["TIME (UTC)", "ENGINE", "CONNECTION", "TOOL", "OUTCOME", "BYTES", "MS", "ARGS SHA-256", "REPLICA"], &rows));
 }

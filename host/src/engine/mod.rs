@@ -21,8 +21,12 @@
 //!   whose data source needs a client capability (sampling, elicitation, roots) is
 //!   `MissingRequiredClientCapability` (-32021) naming those the engine did not declare: connectors
 //!   are read-only and pass none of them on, so the engine should use another tool.
-//! * Over HTTP the server listens on loopback only and accepts only loopback `Host` headers and, when a
-//!   request carries one, its own `Origin` (DNS-rebinding protection).
+//! * Over HTTP the server listens on loopback, or on any address once engine tokens and TLS are
+//!   configured ([`access`], [`tls`]); it accepts only `Host` headers that name it and, when a request
+//!   carries one, its own `Origin` (DNS-rebinding protection).
+//! * **Audit.** Every call is recorded in the store's audit trail (time, the engine token's name,
+//!   connection, tool, SHA-256 of the arguments, bytes, duration, outcome, replica) and never its
+//!   arguments or result ([`crate::vault::store::AuditEntry`]).
 //!
 //! ## Both eras of MCP
 //!
@@ -45,12 +49,15 @@
 //! (sampling, elicitation, roots), neither on a response stream nor as an `input_required` result.
 //! It offers tools only: no prompts, resources or completion.
 
+pub mod access;
 pub mod charts;
 pub mod results;
+pub mod tls;
 
 use crate::errors::{ConnectorError, HostError};
 use crate::engine::results::Continuations;
-use crate::service::{log_call, Content, HostService, ToolInfo, ToolOutput};
+use crate::service::{log_call, Content, HostService, ToolInfo, ToolOutput, RESERVED_NAME};
+use crate::vault::store::AuditEntry;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock, ErrorCode,
     ErrorData, Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
@@ -431,10 +438,91 @@ impl ServerHandler for EngineServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let at_ms = unix_ms();
+        let started = Instant::now();
         let served = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
+        let args_text = args.to_string();
+        let mut facts = CallFacts { connection: String::new(), tool: crate::errors::one_line(&served).chars().take(200).collect(), bytes: 0, outcome: None };
+        let answer = self.answer(&served, &args_text, &context, &mut facts).await;
+        self.audit(&context, at_ms, started, &args_text, facts, &answer);
+        answer
+    }
+}
+
+/// What the audit trail records of a call beyond its time and arguments.
+struct CallFacts {
+    connection: String,
+    tool: String,
+    bytes: usize,
+    /// Set where the answer alone does not say (an unknown or blocked tool answered as invalid params).
+    outcome: Option<&'static str>,
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Who sent a request: the engine token's name put there by [`access::require_engine`], or `stdio`.
+fn engine_of(context: &RequestContext<RoleServer>) -> String {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<access::EngineIdentity>())
+        .map(|id| id.0.clone())
+        .unwrap_or_else(|| access::STDIO_ENGINE.into())
+}
+
+/// The audit trail's outcome of an answer: `ok`, or the error's kind.
+fn outcome_of(answer: &Result<CallToolResponse, ErrorData>) -> String {
+    match answer {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => r
+            .structured_content
+            .as_ref()
+            .and_then(|s| s["error"]["kind"].as_str())
+            .unwrap_or("error")
+            .to_string(),
+        Ok(_) => "ok".into(),
+        Err(e) if e.code == ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY => "missing-client-capability".into(),
+        Err(e) if e.code == ErrorCode::INVALID_PARAMS => "invalid-params".into(),
+        Err(_) => "error".into(),
+    }
+}
+
+impl EngineServer {
+    /// Record one engine call in the store's audit trail (never its arguments or result: their digest
+    /// and size). A failure to record is logged; the engine has its answer either way.
+    fn audit(&self, context: &RequestContext<RoleServer>, at_ms: i64, started: Instant, args_text: &str, facts: CallFacts, answer: &Result<CallToolResponse, ErrorData>) {
+        use sha2::Digest;
+        let entry = AuditEntry {
+            at_ms,
+            engine: engine_of(context),
+            connection: facts.connection,
+            tool: facts.tool,
+            arguments_sha256: hex::encode(sha2::Sha256::digest(args_text.as_bytes())),
+            bytes: facts.bytes as u64,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: facts.outcome.map(str::to_string).unwrap_or_else(|| outcome_of(answer)),
+            replica: self.host.replica().to_string(),
+        };
+        if let Err(e) = self.host.store().record_audit(&entry) {
+            tracing::error!(connection = %entry.connection, tool = %entry.tool, "the audit trail could not record a call: {e}");
+        }
+    }
+
+    /// Answer one `tools/call`.
+    async fn answer(
+        &self,
+        served: &str,
+        args_text: &str,
+        context: &RequestContext<RoleServer>,
+        facts: &mut CallFacts,
+    ) -> Result<CallToolResponse, ErrorData> {
         if served == NEXT_ROWS {
+            facts.connection = RESERVED_NAME.into();
+            facts.tool = "next_rows".into();
             let started = Instant::now();
+            let args: Value = serde_json::from_str(args_text).unwrap_or(Value::Null);
             let cursor = args.get("cursor").and_then(Value::as_str).unwrap_or("");
             let source = self.results.source_of(cursor).unwrap_or(Value::Null);
             let page = self.results.next(cursor, self.options.max_result_bytes).ok_or_else(|| {
@@ -444,6 +532,7 @@ impl ServerHandler for EngineServer {
             log_call("claribi", NEXT_ROWS, started, &page.as_ref().map(|p| p.text.len()));
             let result = match page {
                 Ok(page) => {
+                    facts.bytes = page.text.len();
                     let mut r = CallToolResult::success(vec![ContentBlock::text(page.text)]);
                     r.structured_content = Some(page.structured);
                     if !source.is_null() {
@@ -455,36 +544,42 @@ impl ServerHandler for EngineServer {
             };
             return Ok(CallToolResponse::Complete(result));
         }
-        let (connection, tool) = match self.resolve(&served).await {
+        let (connection, tool) = match self.resolve(served).await {
             Ok(resolved) => resolved,
             Err(e) => {
-                let name: String = crate::errors::one_line(&served).chars().take(200).collect();
+                let name: String = crate::errors::one_line(served).chars().take(200).collect();
                 let unknown = HostError::Connector(ConnectorError::UnknownTool { message: format!("no served tool named `{name}`") });
                 log_call("", &name, Instant::now(), &Err::<usize, _>(unknown));
+                facts.outcome = Some("unknown-tool");
                 return Err(e);
             }
         };
-        let progress = Progress::of(&context);
+        facts.connection = connection.clone();
+        facts.tool = tool.clone();
+        let progress = Progress::of(context);
         if let Some(p) = &progress {
             p.report(0.0, format!("Calling `{tool}` of `{connection}`")).await;
         }
-        let outcome = self.host.call_tool(&connection, &tool, &args.to_string()).await;
+        let outcome = self.host.call_tool(&connection, &tool, args_text).await;
         if let Some(p) = &progress {
             p.report(1.0, format!("`{connection}` answered")).await;
         }
         let result = match outcome {
             Ok(out) => {
+                facts.bytes = out.approximate_bytes();
                 let connector = self.host.connector_id(&connection).unwrap_or_default();
                 engine_result(&self.results, out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
             }
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {
-                return Err(ErrorData::invalid_params(format!("Unknown tool: {}", crate::errors::one_line(&served)), None));
+                facts.outcome = Some("unknown-tool");
+                return Err(ErrorData::invalid_params(format!("Unknown tool: {}", crate::errors::one_line(served)), None));
             }
             Err(e @ HostError::Connector(ConnectorError::UnknownTool { .. })) => {
+                facts.outcome = Some("unknown-tool");
                 return Err(ErrorData::invalid_params(e.to_string(), None));
             }
             Err(e) => match missing_capabilities(&e, context.client_capabilities().as_ref()) {
-                Some(required) => return Err(capability_error(&served, &required)),
+                Some(required) => return Err(capability_error(served, &required)),
                 None => error_result(&e),
             },
         };
@@ -506,45 +601,80 @@ pub async fn serve_stdio(server: EngineServer) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Serve Streamable HTTP on `listener` at `/mcp` until `shutdown` resolves. Only loopback `Host`
-/// headers are accepted.
+/// How `serve --http` listens beyond its address.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    /// Terminate TLS with this configuration ([`tls::server_config`]); required off loopback.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Host names (besides loopback and the bound address) that requests may carry in `Host`, and
+    /// whose `https://` (or `http://`) origin a browser request may carry: the names engines reach
+    /// this server by.
+    pub public_names: Vec<String>,
+}
+
+/// Serve Streamable HTTP on a loopback `listener` at `/mcp` until `shutdown` resolves, without TLS
+/// (see [`serve_http_with`]).
 pub async fn serve_http(
     server: EngineServer,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), HostError> {
+    serve_http_with(server, listener, HttpOptions::default(), shutdown).await
+}
+
+/// Serve Streamable HTTP on `listener` at `/mcp` until `shutdown` resolves: requests are admitted by
+/// engine token ([`access`]; decided from the bound address, the tokens in the store and whether TLS
+/// is on), carry a `Host` that names this server (loopback, the bound address, or one of
+/// `public_names`) and, when they carry an `Origin`, this server's own origin.
+pub async fn serve_http_with(
+    server: EngineServer,
+    listener: tokio::net::TcpListener,
+    options: HttpOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), HostError> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let addr = listener.local_addr().map_err(|e| HostError::Usage(e.to_string()))?;
+    let store = server.host.shared_store();
+    let active = store.active_engine_tokens().map_err(HostError::Storage)?;
+    let admission = access::Admission::decide(addr, active, options.tls.is_some()).map_err(HostError::Usage)?;
     let ct = tokio_util::sync::CancellationToken::new();
     // A 2026-07-28 request whose handler sends nothing before its result is answered with plain JSON
     // (no SSE framing to write or for the engine to read); one that reports progress still streams.
     let mut config = StreamableHttpServerConfig::default().with_cancellation_token(ct.clone()).with_json_response(true);
-    config.allowed_hosts = vec![
-        "localhost".into(),
-        "127.0.0.1".into(),
-        "[::1]".into(),
-        format!("localhost:{}", addr.port()),
-        format!("127.0.0.1:{}", addr.port()),
-        format!("[::1]:{}", addr.port()),
-    ];
-    // A request that carries an Origin must come from this server's own origin (MCP transport
-    // security); requests without one (non-browser clients) pass.
-    config.allowed_origins = vec![
-        format!("http://localhost:{}", addr.port()),
-        format!("http://127.0.0.1:{}", addr.port()),
-        format!("http://[::1]:{}", addr.port()),
-    ];
+    let scheme = if options.tls.is_some() { "https" } else { "http" };
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()];
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        names.push(match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        });
+    }
+    names.extend(options.public_names.iter().map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()));
+    // A Host header must name this server and its port (DNS-rebinding protection); a request that
+    // carries an Origin must come from this server's own origin (MCP transport security); requests
+    // without one (non-browser clients) pass.
+    config.allowed_hosts = names.iter().map(|n| format!("{n}:{}", addr.port())).collect();
+    config.allowed_hosts.extend(names.iter().cloned());
+    config.allowed_origins = names.iter().map(|n| format!("{scheme}://{n}:{}", addr.port())).collect();
     let service = StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config);
-    let router = axum::Router::new().nest_service("/mcp", service);
+    let gate = access::Gate { store, admission };
+    let router = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(gate, access::require_engine));
     let stop = ct.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await
-        .map_err(|e| HostError::Usage(format!("the MCP HTTP server failed: {e}")))
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
+    let served = match options.tls {
+        None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await,
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls).map_err(|e| HostError::Usage(format!("cannot listen on {addr}: {e}")))?;
+            axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+        }
+    };
+    served.map_err(|e| HostError::Usage(format!("the MCP HTTP server failed: {e}")))
 }
 
 #[cfg(test)]

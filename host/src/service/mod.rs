@@ -101,6 +101,17 @@ pub struct HostService {
     prepared: prepared::PreparedCache,
     /// The credential matchers of each connection, built once per set of values.
     matchers: Arc<crate::wire::matchers::MatcherCache>,
+    /// Which replica this process is, in the audit trail.
+    replica: String,
+}
+
+/// This process's name in the audit trail: `CLARIBI_REPLICA_ID`, else the host name and process id.
+fn replica_id() -> String {
+    if let Some(id) = std::env::var("CLARIBI_REPLICA_ID").ok().map(|s| crate::errors::one_line(&s)).filter(|s| !s.trim().is_empty()) {
+        return id.chars().take(100).collect();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{}:{}", if host.is_empty() { "host" } else { &host }, std::process::id())
 }
 
 /// The connection name the host keeps for its own served tools.
@@ -170,7 +181,18 @@ impl HostService {
             relisting: Default::default(),
             prepared: Default::default(),
             matchers: Default::default(),
+            replica: replica_id(),
         })
+    }
+
+    /// This process's name in the audit trail (`CLARIBI_REPLICA_ID`, else host name and process id).
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// The database, shared (for what outlives a borrow: `serve`'s engine-token check).
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// The data directory.

@@ -11,6 +11,7 @@ use crate::vendor::{CredentialKind, Vendor, Wording};
 use mcp_client::error::one_line;
 use mcp_client::model::{ContentBlock, Tool};
 use mcp_client::{McpError, ToolCallResult, ToolContent};
+#[cfg(test)]
 use serde_json::Value;
 
 /// What an error is about, to choose the right case and message.
