@@ -22,6 +22,8 @@
 //! | the database | [`store`] |
 //! | errors as data | [`errors`] |
 //! | what the engine sees: MCP server, catalogue, results | [`engine`], [`results`] |
+//! | who may call `serve --http` (engine tokens), TLS, the audit trail | [`engine::access`], [`engine::tls`], [`vault::store::AuditEntry`] |
+//! | the vendor's rate budget, shared by every process on the store | [`policy::rate_budget`], [`wire::outbound::rate`] |
 //! | the web console (Data Sources, Settings, Explore, Dashboard) | [`console`] |
 //!
 //! # Worked example

@@ -49,6 +49,7 @@
 pub mod blocklist;
 mod file;
 pub mod pinning;
+pub mod rate_budget;
 pub mod tools;
 mod grant;
 mod limits;

@@ -70,6 +70,16 @@ impl HostService {
         KeyHeaders { key: c.api_key_header.clone().filter(|h| h != "authorization"), scope }
     }
 
+    /// The rate-budget scopes of a connection's endpoint requests: its key, and the organization it
+    /// reaches (the account its connector described) with the vendor's organization factor.
+    fn rate_scopes(&self, c: &ConnectionRecord) -> crate::wire::outbound::rate::RateScopes {
+        let mut scopes = vec![(format!("key:{}", c.id), 1)];
+        if let Some(account) = c.account.as_deref().filter(|a| !a.is_empty()) {
+            scopes.push((format!("org:{}:{account}", c.connector_id), crate::policy::rate_budget::org_factor(&c.connector_id)));
+        }
+        crate::wire::outbound::rate::RateScopes { store: self.store.clone(), scopes }
+    }
+
     fn tool_gate(&self, c: &ConnectionRecord, withheld: Option<Arc<Vec<BlockedTool>>>) -> Result<ToolGate, HostError> {
         // The blocklist on the wire: no upstream `tools/call` of a name the rules block or the last
         // listing withheld (for its annotations), whatever the connector was asked to do.
@@ -111,7 +121,9 @@ impl HostService {
         let limits = c.policy.limits;
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         let outbound = Arc::new(
-            OutboundContext::new(net, limits, credentials, self.resolver.clone(), budget).with_tool_gate(self.tool_gate(c, options.withheld.clone())?),
+            OutboundContext::new(net, limits, credentials, self.resolver.clone(), budget)
+                .with_tool_gate(self.tool_gate(c, options.withheld.clone())?)
+                .with_rate_budget(self.rate_scopes(c)),
         );
         let call = CallConnection {
             record: c.clone(),

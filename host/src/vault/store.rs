@@ -21,6 +21,7 @@ mod audit;
 mod engine_tokens;
 mod generation;
 mod pins;
+mod rate_budgets;
 pub use audit::{parse_since, AuditEntry, AuditQuery};
 pub use engine_tokens::EngineTokenRecord;
 pub use pins::{Approval, PendingReview};
@@ -252,6 +253,10 @@ pub struct ListedTool {
 /// The database.
 pub struct Store {
     db: Mutex<Connection>,
+    /// A second connection to the same file for the vendor's rate budgets, which need no durability:
+    /// its commits are not synced to disk (`synchronous = OFF`), so metering a request costs no
+    /// fsync. `None` for an in-memory store (which uses `db`).
+    rates: Option<Mutex<Connection>>,
 }
 
 fn now() -> i64 {
@@ -361,6 +366,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "a generation counter every write a call prepares from changes", generation::MIGRATION_V5),
     (6, "engine tokens (hashed)", engine_tokens::MIGRATION_V6),
     (7, "the audit trail of engine calls", audit::MIGRATION_V7),
+    (8, "the vendor's rate budgets, shared by every process on the store", rate_budgets::MIGRATION_V8),
 ];
 
 /// A call pinned to the console's dashboard (never its result).
@@ -449,7 +455,10 @@ impl Store {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").map_err(db_err)?;
         let mut conn = conn;
         migrate(&mut conn).map_err(|e| format!("cannot initialise {}: {e}; is it a claribi database?", path.display()))?;
-        Ok(Store { db: Mutex::new(conn) })
+        let rates = Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        rates.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
+        rates.execute_batch("PRAGMA synchronous = OFF;").map_err(db_err)?;
+        Ok(Store { db: Mutex::new(conn), rates: Some(Mutex::new(rates)) })
     }
 
     /// An in-memory database (tests).
@@ -457,7 +466,7 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(db_err)?;
         migrate(&mut conn)?;
-        Ok(Store { db: Mutex::new(conn) })
+        Ok(Store { db: Mutex::new(conn), rates: None })
     }
 
     /// The schema version of the database.
@@ -467,6 +476,14 @@ impl Store {
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection the rate budgets are kept through (see `rates`).
+    fn rates_db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match &self.rates {
+            Some(r) => r.lock().unwrap_or_else(|p| p.into_inner()),
+            None => self.db(),
+        }
     }
 
     fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionRecord> {

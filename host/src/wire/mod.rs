@@ -3,6 +3,7 @@
 //! | file | decides |
 //! |---|---|
 //! | [`outbound`] | the send hook: the checks in order, for every request and response of every connector |
+//! | [`outbound::rate`] | the vendor's rate budget taken before an endpoint request goes out, learned from its answers |
 //! | [`attach`] | the one place a credential value enters a request: placeholders replaced only where bound |
 //! | [`inbound`] | responses rewritten before a connector reads them: token and registration responses |
 //! | [`json_members`] | whether a JSON answer names a credential member at its top level, read while it streams |

@@ -24,7 +24,10 @@
 //!    ([`crate::wire::request_headers`]).
 //! 7. **DNS and addresses** — the hook resolves the name itself and refuses loopback, private,
 //!    link-local, metadata and other special addresses ([`crate::wire::addresses`]) unless the operator
-//!    named that address; it then connects to exactly the addresses it checked.
+//!    named that address; it then connects to exactly the addresses it checked. Before that, a
+//!    request to the endpoint's origin takes from the vendor's rate budget the store keeps for every
+//!    process ([`rate`]): when it is spent, the host waits for a near reset or answers with its own
+//!    429 and the retry time, so the vendor never sees the request.
 //! 8. **Response** — bytes counted against `max_response_bytes` while they stream; a challenge of the
 //!    endpoint and the OAuth metadata the host derived are learned from; answers that may hold a
 //!    credential reach the connector with placeholders ([`crate::wire::inbound`]): how each answer is
@@ -131,6 +134,8 @@ pub struct OutboundContext {
     token_facts: Mutex<Vec<TokenFacts>>,
     /// The call's host memory budget.
     pub budget: Arc<CallBudget>,
+    /// The vendor's rate budget the endpoint requests take from (`None`: unmetered).
+    rate: Option<rate::RateScopes>,
 }
 
 const ENDPOINT_METHODS: &[Method] = &[Method::Get, Method::Post, Method::Delete];
@@ -168,6 +173,7 @@ impl OutboundContext {
             tool_gate: None,
             token_facts: Mutex::new(Vec::new()),
             budget,
+            rate: None,
         }
     }
 
@@ -186,6 +192,12 @@ impl OutboundContext {
         };
         let budget = Arc::new(CallBudget::new(limits.host_memory_bytes));
         OutboundContext::new(net, limits, Arc::new(CallCredentials::none()), Arc::new(SystemResolver), budget)
+    }
+
+    /// Take the endpoint's requests from these rate-budget scopes ([`rate`]).
+    pub fn with_rate_budget(mut self, scopes: rate::RateScopes) -> Self {
+        self.rate = Some(scopes);
+        self
     }
 
     /// Read request bodies for upstream `tools/call`s and refuse those `gate` refuses.
@@ -561,10 +573,15 @@ impl WasiHttpHooks for Outbound {
             let (request, grant_credential) = ctx.prepare(method, &target, &uri, &allowed, request).await?;
             // How the answer is treated is decided now, before anything is sent.
             let treatment = Treatment::decide(allowed.purpose, grant_credential);
+            if let Some(spent) = ctx.take_rate_budget(&target).await {
+                let done: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+                return Ok((spent, done));
+            }
             let addrs = ctx.addresses(method, &target, &allowed).await?;
             let meter: Arc<dyn Meter> = ctx.clone();
             let (response, io_done, parts) = transport::send(meter, ctx.limits.call_timeout, target.origin.clone(), addrs, request, options).await?;
             let (head, incoming) = response.into_parts();
+            ctx.learn_rate_budget(&target, head.status.as_u16(), &head.headers);
             let response = http::Response::from_parts(head, parts.wrap(incoming));
             let response = ctx.respond(method, &target, treatment, response).await?;
             Ok((response, io_done))
@@ -572,6 +589,7 @@ impl WasiHttpHooks for Outbound {
     }
 }
 
+pub mod rate;
 mod respond;
 
 #[cfg(test)]

@@ -99,6 +99,7 @@
 
 pub mod aggregation;
 pub mod auth;
+pub mod budget;
 pub mod catalog;
 pub mod consent;
 pub mod cursor;
@@ -118,6 +119,7 @@ pub mod tools;
 pub use auth::{Grant, TokenRecord, TokenStatus, TokenTable};
 pub use catalog::{AnnotationStyle, Scope};
 pub use data::{Dataset, DatasetConfig};
+pub use budget::{BudgetCounts, RateBudget};
 pub use faults::{FaultCountersSnapshot, FaultTarget, Faults, RateLimitFault};
 pub use oauth::{
     s256_challenge, ConsentOrganization, IssuedToken, OAuthError, TokenKind,

@@ -158,6 +158,7 @@ pub(crate) struct Shared {
     base_url: String,
     sessions_required: bool,
     faults: Arc<FaultState>,
+    budget: Arc<crate::budget::BudgetState>,
     /// `requestState` values of `input_required` results not yet answered (single use).
     pending_input: Mutex<PendingInput>,
 }
@@ -979,6 +980,7 @@ impl StandIn {
             base_url,
             sessions_required: config.sessions_required,
             faults: Arc::new(FaultState::new(config.faults.clone(), counters.clone())),
+            budget: Arc::default(),
             pending_input: Mutex::new(PendingInput::default()),
         });
         let ct = CancellationToken::new();
@@ -1017,6 +1019,10 @@ impl StandIn {
                     .layer(middleware::from_fn_with_state(
                         shared.faults.clone(),
                         faults::inject,
+                    ))
+                    .layer(middleware::from_fn_with_state(
+                        shared.budget.clone(),
+                        crate::budget::enforce,
                     ))
                     .layer(middleware::from_fn_with_state(app.clone(), guard)),
             )
@@ -1205,6 +1211,15 @@ impl StandIn {
     /// Every Nth POST from now on gets HTTP 500 (`None` or `Some(0)` = off).
     pub fn set_fail_every_nth(&self, nth: Option<u32>) {
         self.shared.faults.update(true, |f| f.fail_every_nth = nth);
+    }
+    /// Keep a rate budget on `POST /mcp` (`None` = off; see [`crate::budget`]). Setting it starts
+    /// its counts afresh.
+    pub fn set_rate_budget(&self, budget: Option<crate::budget::RateBudget>) {
+        self.shared.budget.set(budget);
+    }
+    /// What the rate budget admitted and refused since it was set.
+    pub fn rate_budget_counts(&self) -> crate::budget::BudgetCounts {
+        self.shared.budget.counts()
     }
     /// The next `times` `tools/call` requests get HTTP 429 (`None` = off).
     pub fn set_rate_limit(&self, rate_limit: Option<RateLimitFault>) {

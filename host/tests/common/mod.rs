@@ -1,0 +1,200 @@
+//! Helpers shared by the tests that run `claribi-host serve --http` as engines see it: the binary, its
+//! CLI, a running server and the port it bound, and one HTTP(S) request per connection.
+#![allow(dead_code)]
+
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+pub const KEY_VAR: &str = "CLARIBI_TEST_CLOSE_KEY";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
+    cmd.env_remove("CLARIBI_HOME").env_remove(KEY_VAR).env_remove("CLARIBI_LOG").env_remove("CLARIBI_REPLICA_ID");
+    cmd
+}
+
+pub fn cli(dir: &std::path::Path, args: &[&str]) -> Output {
+    bin().arg("--data-dir").arg(dir).args(args).output().expect("the binary runs")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A failure: exit code 1, exactly one line on stderr, nothing on stdout.
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(o.stdout.is_empty());
+}
+
+pub fn create_token(dir: &std::path::Path, name: &str) -> String {
+    let o = cli(dir, &["engine-token", "create", name, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["name"], name);
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// A self-signed certificate for `localhost`, `claribi.test` and 127.0.0.1: (cert PEM, key PEM, DER).
+pub fn certificate() -> (String, String, Vec<u8>) {
+    let names = vec!["localhost".to_string(), "claribi.test".to_string(), "127.0.0.1".to_string()];
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names).unwrap();
+    (cert.pem(), key_pair.serialize_pem(), cert.der().to_vec())
+}
+
+/// `serve --http ADDR …` running, and the port it bound.
+pub struct Serving {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(dir: &std::path::Path, args: &[&str], replica: &str) -> Serving {
+    let mut child = bin()
+        .env("CLARIBI_REPLICA_ID", replica)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = loop {
+        let l = rx.recv_timeout(WAIT).expect("serve says where it listens");
+        if l.contains("serving MCP") {
+            break l;
+        }
+    };
+    let port = line
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix("/mcp;"))
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a port in: {line}"));
+    Serving { child, port }
+}
+
+/// The TLS client configuration that trusts only the test's certificate.
+pub fn trusting(der: &[u8]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(der.to_vec())).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// One HTTP request on its own connection (HTTPS when `tls` is given, verified for `localhost`):
+/// (status, `WWW-Authenticate`, the JSON-RPC answer or the body's text).
+pub async fn post(port: u16, tls: Option<&Arc<rustls::ClientConfig>>, headers: &[(&str, &str)], body: &Value) -> (u16, String, Value) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+    let mut req = http::Request::post("/mcp")
+        .header("Host", format!("localhost:{port}"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    // A Host given by the caller replaces the default.
+    let mut req = req.body(Full::new(bytes::Bytes::from(body.to_string()))).unwrap();
+    if let Some((_, h)) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.headers_mut().insert(http::header::HOST, http::HeaderValue::from_str(h).unwrap());
+    }
+    let response = match tls {
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let stream = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await.expect("TLS handshake");
+            send(hyper_util::rt::TokioIo::new(stream), req).await
+        }
+        None => send(hyper_util::rt::TokioIo::new(tcp), req).await,
+    };
+    let status = response.status().as_u16();
+    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let sse = response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+    let body = text(&response.into_body().collect().await.unwrap().to_bytes());
+    let value = if sse {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("id").is_some())
+            .unwrap_or(Value::Null)
+    } else {
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
+    };
+    (status, challenge, value)
+}
+
+pub async fn send<T>(io: hyper_util::rt::TokioIo<T>, req: http::Request<Full<bytes::Bytes>>) -> http::Response<hyper::body::Incoming>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("HTTP/1.1");
+    tokio::spawn(conn);
+    tokio::time::timeout(WAIT, sender.send_request(req)).await.expect("an answer in time").expect("a response")
+}
+
+/// A stateless (MCP 2026-07-28) `tools/call`: no session, everything on the request.
+pub fn call(id: u64, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": tool, "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "engine-test", "version": "1"}
+        }
+    }})
+}
+
+pub fn call_headers<'a>(tool: &'a str, bearer: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut h = vec![("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", tool)];
+    if let Some(b) = bearer {
+        h.push(("Authorization", b));
+    }
+    h
+}
+
+pub fn sha256(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+
+/// Connect `close` to the stand-in with its API key, through the CLI.
+pub fn connect_close(dir: &std::path::Path, s: &close_standin::StandIn) {
+    let o = bin()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &s.url(), "--api-key-env", KEY_VAR])
+        .args(["--allow-origin", s.base_url().trim_end_matches('/')])
+        .env(KEY_VAR, s.api_key())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "connect: {}", text(&o.stderr));
+}

@@ -1,0 +1,118 @@
+//! Several `serve --http` replicas on one store: the vendor's rate budget is one count for all of
+//! them, so an engine's fan-out across replicas waits for the vendor's windows (or is told
+//! `rate-limited` with a retry time) instead of tripping the vendor's 429s; and the audit trail names
+//! the replica that answered each call.
+
+use close_standin::{RateBudget, StandIn, StandInConfig};
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s() {
+    let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
+    // Close's kind of budget: a window of 2 s admitting 6 requests, counted from its first.
+    let budget = RateBudget { limit: 6, window_secs: 2 };
+    s.set_rate_budget(Some(budget));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    tokio::task::block_in_place(|| connect_close(&d, &s));
+    let org = s.dataset().organization.id.clone();
+    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+
+    // 36 calls at once, alternating between the replicas.
+    const CALLS: u64 = 36;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..CALLS {
+        let port = replicas[(i % 2) as usize].port;
+        tasks.push(tokio::spawn(async move {
+            post(port, None, &call_headers("close__org_info", None), &call(i + 1, "close__org_info", json!({}))).await
+        }));
+    }
+    let (mut ok, mut limited, mut retry_ms) = (0, 0, 0u64);
+    for t in tasks {
+        let (status, _, r) = t.await.unwrap();
+        assert_eq!(status, 200, "{r}");
+        if r["result"]["isError"] == false {
+            assert_eq!(r["result"]["structuredContent"]["organization"]["id"], org.as_str(), "{r}");
+            ok += 1;
+        } else {
+            let e = &r["result"]["structuredContent"]["error"];
+            assert_eq!(e["kind"], "rate-limited", "the only failure is a rate limit with a retry time: {r}");
+            let retry = e["retry_after_ms"].as_u64().unwrap_or_else(|| panic!("a retry time: {r}"));
+            assert!(retry > 0 && retry <= 2_000 * 2, "{retry}");
+            retry_ms = retry_ms.max(retry);
+            limited += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let counts = s.rate_budget_counts();
+    eprintln!(
+        "{CALLS} calls over two replicas in {elapsed:?}: {ok} answered, {limited} rate-limited by the host; the vendor admitted {} requests, at most {} in one window, refused {}",
+        counts.admitted, counts.most_in_one_window, counts.refused
+    );
+    assert_eq!(ok + limited, CALLS, "every call answered");
+    assert_eq!(counts.refused, 0, "no request reached the vendor past its budget");
+    assert!(counts.most_in_one_window <= budget.limit);
+    assert!(ok >= budget.limit as u64, "at least a window's worth answered: {ok}");
+
+    // Once the window the host named has passed, a call goes through again.
+    tokio::time::sleep(Duration::from_millis(retry_ms)).await;
+    let (_, _, r) = post(replicas[1].port, None, &call_headers("close__org_info", None), &call(99, "close__org_info", json!({}))).await;
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    assert_eq!(s.rate_budget_counts().refused, 0);
+
+    // The audit trail names the replica that answered each call.
+    let o = cli(&d, &["audit", "--json"]);
+    let trail: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let by = |replica: &str| trail.iter().filter(|e| e["replica"] == replica).count() as u64;
+    assert_eq!((by("replica-a"), by("replica-b")), (CALLS / 2, CALLS / 2 + 1), "{trail:#?}");
+    let limited_in_trail = trail.iter().filter(|e| e["outcome"] == "rate-limited").count() as u64;
+    assert_eq!(limited_in_trail, limited);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas() {
+    let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
+    let budget = RateBudget { limit: 10, window_secs: 20 };
+    s.set_rate_budget(Some(budget));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    tokio::task::block_in_place(|| connect_close(&d, &s));
+    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let port = replicas[(i % 2) as usize].port;
+        tasks.push(tokio::spawn(async move {
+            post(port, None, &call_headers("close__org_info", None), &call(i + 1, "close__org_info", json!({}))).await.2
+        }));
+    }
+    let (mut ok, mut limited) = (0u32, 0u32);
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r["result"]["isError"] == false {
+            ok += 1;
+            continue;
+        }
+        let e = &r["result"]["structuredContent"]["error"];
+        assert_eq!(e["kind"], "rate-limited", "{r}");
+        let retry = e["retry_after_ms"].as_u64().expect("a retry time");
+        // The vendor says `reset` in whole seconds, rounded up: the host's view ends at most 1 s later.
+        assert!(retry > 5_000 && retry <= 21_000, "the window's end, not a guess: {retry}");
+        limited += 1;
+    }
+    let elapsed = started.elapsed();
+    let counts = s.rate_budget_counts();
+    eprintln!("16 calls with the budget nearly spent: {ok} answered, {limited} rate-limited in {elapsed:?}; the vendor admitted {}, refused {}", counts.admitted, counts.refused);
+    assert_eq!(counts.refused, 0, "the vendor never answered 429");
+    assert_eq!(counts.admitted, u64::from(budget.limit), "the whole window was used, and no more");
+    assert!(limited > 0 && ok + limited == 16);
+    assert!(elapsed < Duration::from_secs(15), "failed fast instead of waiting out a 20 s window: {elapsed:?}");
+    let o = cli(&d, &["audit", "--json"]);
+    let trail: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(trail.iter().filter(|e| e["outcome"] == "rate-limited").count() as u32, limited);
+}
