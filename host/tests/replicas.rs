@@ -116,3 +116,46 @@ async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_b
     let trail: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(trail.iter().filter(|e| e["outcome"] == "rate-limited").count() as u32, limited);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls() {
+    const TTL_SECS: u64 = 8;
+    let s = StandIn::start(StandInConfig {
+        oauth: close_standin::OAuthSwitches { access_token_ttl_secs: TTL_SECS, ..Default::default() },
+        ..StandInConfig::default()
+    })
+    .await
+    .expect("stand-in starts");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (url, origin, issuer) = (s.url(), s.base_url().trim_end_matches('/').to_string(), s.issuer_url());
+    let o = tokio::task::block_in_place(|| {
+        cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--headless", "--allow-origin", &origin, "--allow-origin", &issuer])
+    });
+    assert!(o.status.success(), "connect: {}", text(&o.stderr));
+    let connected = Instant::now();
+    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+    assert_eq!(s.oauth_counters().refreshes, 0);
+    // Let the access token expire, then call 200 times at once, half through each replica.
+    tokio::time::sleep(Duration::from_secs(TTL_SECS).saturating_sub(connected.elapsed()) + Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let port = replicas[(i % 2) as usize].port;
+        let tool = if i % 3 == 0 { "close__find_lead_statuses" } else { "close__org_info" };
+        tasks.push(tokio::spawn(async move { post(port, None, &call_headers(tool, None), &call(i + 1, tool, json!({}))).await }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        let (status, _, r) = t.await.unwrap();
+        assert_eq!((status, r["result"]["isError"].clone()), (200, json!(false)), "{r}");
+        answered += 1;
+    }
+    let elapsed = started.elapsed();
+    let oauth = s.oauth_counters();
+    eprintln!("200 calls over two replicas with an expired token: {answered} answered in {elapsed:?}, {} refresh(es)", oauth.refreshes);
+    assert!(elapsed < Duration::from_secs(TTL_SECS), "the run fits in one token lifetime, so one refresh is right: {elapsed:?}");
+    assert_eq!(oauth.refreshes, 1, "single flight across both processes");
+    assert_eq!(oauth.refresh_token_reuse_detections, 0, "no rotated-out refresh token was used");
+    assert_eq!(s.live_refresh_tokens(), 1, "no rotation lost");
+}
