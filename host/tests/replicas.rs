@@ -159,3 +159,88 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls() {
     assert_eq!(oauth.refresh_token_reuse_detections, 0, "no rotated-out refresh token was used");
     assert_eq!(s.live_refresh_tokens(), 1, "no rotation lost");
 }
+
+/// A stateless (MCP 2026-07-28) `tools/list`: the served tool names.
+async fn served_tools(port: u16) -> Vec<String> {
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "engine-test", "version": "1"}
+    }}});
+    let (status, _, r) = post(port, None, &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")], &list).await;
+    assert_eq!(status, 200, "{r}");
+    r["result"]["tools"].as_array().expect("tools").iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+}
+
+async fn call_on(port: u16, id: u64, tool: &str, args: Value) -> Value {
+    let (status, _, r) = post(port, None, &call_headers(tool, None), &call(id, tool, args)).await;
+    assert_eq!(status, 200, "{r}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one() {
+    let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    tokio::task::block_in_place(|| connect_close(&d, &s));
+    // The whole list as the connection returns it, outside `serve` (the reference).
+    let whole = tokio::task::block_in_place(|| cli(&d, &["call", "close", "get_fields", "{}", "--json"]));
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    let whole: Value = serde_json::from_slice(&whole.stdout).unwrap();
+    let whole: Value = match &whole["structured_content"] {
+        Value::Null => serde_json::from_str(whole["content"][0]["text"].as_str().expect("a text block")).unwrap(),
+        v => v.clone(),
+    };
+    let reference = whole["object_types"].as_array().expect("object_types").clone();
+
+    // Small enough that the list takes several pages, large enough that each element fits whole.
+    let small = ["--http", "127.0.0.1:0", "--max-result-bytes", "16384"];
+    let mut a = serve(&d, &small, "replica-a");
+    let b = serve(&d, &small, "replica-b");
+
+    // The catalogue is the same whichever replica answers.
+    let (on_a, on_b) = (served_tools(a.port).await, served_tools(b.port).await);
+    assert_eq!(on_a.len(), 67, "{on_a:?}");
+    assert_eq!(on_a, on_b);
+
+    // A shortened result started on one replica continues on the other, page by page, alternating.
+    let first = call_on(a.port, 1, "close__get_fields", json!({})).await;
+    let first = &first["result"]["structuredContent"];
+    assert_eq!(first["claribi"]["summarized"], true, "{first}");
+    let mut rows = first["object_types"].as_array().unwrap().clone();
+    let mut cursor = first["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+    let mut pages = 1;
+    let ports = [b.port, a.port];
+    while let Some(c) = cursor {
+        let page = call_on(ports[pages % 2], 10 + pages as u64, "claribi__next_rows", json!({"cursor": c})).await;
+        let page = &page["result"]["structuredContent"];
+        rows.extend(page["object_types"].as_array().unwrap_or_else(|| panic!("rows on page {pages}: {page}")).iter().cloned());
+        cursor = page["claribi"]["continue"]["arguments"]["cursor"].as_str().map(str::to_string);
+        pages += 1;
+    }
+    assert!(pages >= 3, "the result took several pages: {pages}");
+    let types = |v: &[Value]| v.iter().map(|t| t["type"].as_str().unwrap_or("?").to_string()).collect::<Vec<_>>();
+    assert_eq!(types(&rows), types(&reference), "every element, in order, across both replicas");
+    assert!(rows == reference, "each element whole");
+
+    // One replica is lost mid-run: a result it shortened is continued by the other.
+    let started_on_a = call_on(a.port, 50, "close__get_fields", json!({})).await;
+    let cursor = started_on_a["result"]["structuredContent"]["claribi"]["continue"]["arguments"]["cursor"].as_str().unwrap().to_string();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let page = call_on(b.port, 51, "claribi__next_rows", json!({"cursor": cursor})).await;
+    assert_eq!(page["result"]["isError"], false, "{page}");
+    let org = call_on(b.port, 52, "close__org_info", json!({})).await;
+    assert_eq!(org["result"]["structuredContent"]["organization"]["id"], s.dataset().organization.id.as_str());
+
+    // A third replica joins; a disconnect made by the CLI is seen by both at once.
+    let c = serve(&d, &small, "replica-c");
+    assert_eq!(served_tools(c.port).await.len(), 67);
+    let o = tokio::task::block_in_place(|| cli(&d, &["disconnect", "close"]));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(served_tools(b.port).await, ["claribi__next_rows"], "replica b sees the disconnect");
+    assert_eq!(served_tools(c.port).await, ["claribi__next_rows"], "replica c sees the disconnect");
+    let gone = call_on(c.port, 60, "close__org_info", json!({})).await;
+    assert_eq!(gone["error"]["code"], -32602, "{gone}");
+}

@@ -51,6 +51,7 @@
 
 pub mod access;
 pub mod charts;
+pub mod continuations;
 pub mod results;
 pub mod tls;
 
@@ -105,6 +106,9 @@ struct Listed {
 
 /// A catalogue and until when it may be served.
 struct Cached {
+    /// The store's generation it was listed at: a connection added, changed or removed by any
+    /// process (a disconnect from the CLI, say) changes it, and the catalogue is listed again.
+    generation: i64,
     until: Instant,
     list: Arc<Vec<Listed>>,
 }
@@ -121,14 +125,17 @@ pub struct EngineServer {
 impl EngineServer {
     /// A server over `host`.
     pub fn new(host: Arc<HostService>, options: EngineOptions) -> EngineServer {
-        EngineServer { host, options, results: Arc::new(Continuations::default()), cache: Arc::default() }
+        // Rows of shortened results live in the store, sealed, so any replica on it can continue them.
+        let rows = continuations::StoredRows { store: host.shared_store(), keys: host.shared_keys() };
+        EngineServer { host, options, results: Arc::new(Continuations::shared(Arc::new(rows))), cache: Arc::default() }
     }
 
     /// The tools of every usable connection, and until when they may be served: for a minute, or
     /// until the soonest `ttlMs` a data source gave its listing.
     async fn catalogue(&self) -> Result<(Arc<Vec<Listed>>, Instant), HostError> {
+        let generation = self.host.store().generation().map_err(HostError::Storage)?;
         if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if Instant::now() < c.until {
+            if Instant::now() < c.until && c.generation == generation {
                 return Ok((c.list.clone(), c.until));
             }
         }
@@ -171,7 +178,7 @@ impl EngineServer {
         let list = Arc::new(out);
         // A data source's TTL counts from when it was asked, not from when the slowest one answered.
         let until = started + ttl;
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached { until, list: list.clone() });
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Cached { generation, until, list: list.clone() });
         Ok((list, until))
     }
 

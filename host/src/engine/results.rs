@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Array fields that hold the rows of a list-like result, most likely first.
 const ROW_FIELDS: &[&str] = &["data", "rows", "items", "results", "records", "tools", "users", "pipelines"];
@@ -246,8 +246,10 @@ pub struct EngineResult {
 
 /// Where a shortened result's remaining elements are kept: the array field they belong to, the
 /// vendor's other fields are not repeated.
+#[derive(Serialize, serde::Deserialize)]
 struct Pending {
-    at: Instant,
+    /// Unix ms when it was kept.
+    at_ms: i64,
     field: String,
     rows: Vec<Value>,
     total: usize,
@@ -258,16 +260,41 @@ struct Pending {
     source: Value,
 }
 
-/// Rows kept for `claribi__next_rows`, in memory, for a while.
+/// Where rows kept for `claribi__next_rows` live when they must outlive this process and be read by
+/// any replica (the store, sealed: see `crate::engine::continuations`). Each entry is the serialized
+/// rows under its cursor, with their provenance beside them in clear.
+pub trait RowStore: Send + Sync {
+    /// Keep `rows` under `cursor` until `expires_at_ms`.
+    fn put(&self, cursor: &str, expires_at_ms: i64, source: &str, rows: &[u8]) -> Result<(), String>;
+    /// Take (and forget) the rows under `cursor`, if it is known and not expired at `now_ms`.
+    fn take(&self, cursor: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String>;
+    /// The provenance kept with `cursor`, if it is known and not expired.
+    fn source(&self, cursor: &str, now_ms: i64) -> Result<Option<String>, String>;
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Rows kept for `claribi__next_rows` for a while: in this process's memory, or in a [`RowStore`]
+/// every replica reads.
 pub struct Continuations {
     entries: Mutex<HashMap<String, Pending>>,
     ttl: Duration,
     max_entries: usize,
+    shared: Option<std::sync::Arc<dyn RowStore>>,
 }
 
 impl Default for Continuations {
     fn default() -> Self {
-        Continuations { entries: Mutex::new(HashMap::new()), ttl: Duration::from_secs(15 * 60), max_entries: 64 }
+        Continuations { entries: Mutex::new(HashMap::new()), ttl: Duration::from_secs(15 * 60), max_entries: 64, shared: None }
+    }
+}
+
+impl Continuations {
+    /// Keep rows in `rows` instead of in memory, so any process reading it can continue a result.
+    pub fn shared(rows: std::sync::Arc<dyn RowStore>) -> Continuations {
+        Continuations { shared: Some(rows), ..Continuations::default() }
     }
 }
 
@@ -309,35 +336,65 @@ fn shrink(v: &Value, max: usize) -> Value {
 impl Continuations {
     #[allow(clippy::too_many_arguments)]
     fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>, source: Value) -> String {
+        let now = unix_ms();
+        let ttl_ms = self.ttl.as_millis() as i64;
+        let t = token();
+        let pending = Pending { at_ms: now, field, rows, total, offset, table, source };
+        if let Some(shared) = &self.shared {
+            let kept = serde_json::to_vec(&pending)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| shared.put(&t, now + ttl_ms, &pending.source.to_string(), &bytes));
+            match kept {
+                Ok(()) => return t,
+                // The cursor is handed out anyway: continuing it says it is unknown, and the engine
+                // calls the original tool again.
+                Err(e) => {
+                    tracing::warn!("rows for claribi__next_rows could not be kept: {e}");
+                    return t;
+                }
+            }
+        }
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        e.retain(|_, p| now.duration_since(p.at) < self.ttl);
+        e.retain(|_, p| now - p.at_ms < ttl_ms);
         if e.len() >= self.max_entries {
-            if let Some(oldest) = e.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = e.iter().min_by_key(|(_, p)| p.at_ms).map(|(k, _)| k.clone()) {
                 e.remove(&oldest);
             }
         }
-        let t = token();
-        e.insert(t.clone(), Pending { at: now, field, rows, total, offset, table, source });
+        e.insert(t.clone(), pending);
         t
     }
 
     /// The next elements of a shortened result, within `max_bytes`; `None` if the cursor is unknown,
     /// used up or expired.
     pub fn next(&self, cursor: &str, max_bytes: usize) -> Option<EngineResult> {
-        let p = {
-            let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let p = e.remove(cursor)?;
-            if p.at.elapsed() >= self.ttl {
-                return None;
+        let now = unix_ms();
+        let p = match &self.shared {
+            Some(shared) => {
+                let bytes = shared.take(cursor, now).unwrap_or_else(|e| {
+                    tracing::warn!("rows for claribi__next_rows could not be read: {e}");
+                    None
+                })?;
+                serde_json::from_slice::<Pending>(&bytes).ok()?
             }
-            p
+            None => {
+                let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                let p = e.remove(cursor)?;
+                if now - p.at_ms >= self.ttl.as_millis() as i64 {
+                    return None;
+                }
+                p
+            }
         };
         Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes, p.source))
     }
 
     /// Where the rows behind `cursor` came from (as [`Continuations::shape_from`] was told).
     pub fn source_of(&self, cursor: &str) -> Option<Value> {
+        if let Some(shared) = &self.shared {
+            let text = shared.source(cursor, unix_ms()).ok()??;
+            return serde_json::from_str(&text).ok();
+        }
         let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         e.get(cursor).map(|p| p.source.clone())
     }

@@ -190,6 +190,12 @@ impl HostService {
         &self.replica
     }
 
+    /// The master keys, shared (for what `serve` seals besides secrets: rows kept for
+    /// `claribi__next_rows`).
+    pub fn shared_keys(&self) -> Arc<MasterKeys> {
+        self.keys.clone()
+    }
+
     /// The database, shared (for what outlives a borrow: `serve`'s engine-token check).
     pub fn shared_store(&self) -> Arc<Store> {
         self.store.clone()

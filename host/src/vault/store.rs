@@ -18,11 +18,13 @@ use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 mod audit;
+mod continuations;
 mod engine_tokens;
 mod generation;
 mod pins;
 mod rate_budgets;
 pub use audit::{parse_since, AuditEntry, AuditQuery};
+pub use continuations::SealedRows;
 pub use engine_tokens::EngineTokenRecord;
 pub use pins::{Approval, PendingReview};
 
@@ -367,6 +369,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "engine tokens (hashed)", engine_tokens::MIGRATION_V6),
     (7, "the audit trail of engine calls", audit::MIGRATION_V7),
     (8, "the vendor's rate budgets, shared by every process on the store", rate_budgets::MIGRATION_V8),
+    (9, "rows kept for claribi__next_rows, sealed, for any replica", continuations::MIGRATION_V9),
 ];
 
 /// A call pinned to the console's dashboard (never its result).
