@@ -229,6 +229,24 @@ async fn bench(standin: &StandIn, large: &StandIn, data_dir: &std::path::Path, i
     println!("  direct     p50 {}  p99 {}", ms(n50), ms(n99));
     println!("  via serve  p50 {}  p99 {}", ms(s50), ms(s99));
     println!("  added      p50 +{}  ({:.2}x)", ms(s50.saturating_sub(n50)), ratio(s50, n50));
+    // What a call costs the store: each operation is one statement or transaction (a round trip
+    // with a networked database).
+    let counted = 20u64;
+    let before = host.store().operations();
+    for _ in 0..counted {
+        host.call_tool("bench", "find_opportunities", ARGS).await?;
+    }
+    let direct_ops = host.store().operations() - before;
+    let before = host.store().operations();
+    for _ in 0..counted {
+        tokio::task::block_in_place(|| through_serve.call())?;
+    }
+    let served_ops = host.store().operations() - before;
+    println!(
+        "store ops    per call: {:.1} direct, {:.1} via serve (statements or transactions on the store; the rate budget takes 2, the audit trail 1)",
+        direct_ops as f64 / counted as f64,
+        served_ops as f64 / counted as f64
+    );
     let _ = stop_tx.send(());
     let _ = serving.await;
 

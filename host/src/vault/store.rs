@@ -259,6 +259,9 @@ pub struct Store {
     /// its commits are not synced to disk (`synchronous = OFF`), so metering a request costs no
     /// fsync. `None` for an in-memory store (which uses `db`).
     rates: Option<Mutex<Connection>>,
+    /// How many times either connection was taken (one statement or one transaction each): what a
+    /// call costs the store, as `claribi-host bench` reports it.
+    operations: std::sync::atomic::AtomicU64,
 }
 
 fn now() -> i64 {
@@ -461,7 +464,7 @@ impl Store {
         let rates = Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         rates.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
         rates.execute_batch("PRAGMA synchronous = OFF;").map_err(db_err)?;
-        Ok(Store { db: Mutex::new(conn), rates: Some(Mutex::new(rates)) })
+        Ok(Store { db: Mutex::new(conn), rates: Some(Mutex::new(rates)), operations: Default::default() })
     }
 
     /// An in-memory database (tests).
@@ -469,7 +472,7 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(db_err)?;
         migrate(&mut conn)?;
-        Ok(Store { db: Mutex::new(conn), rates: None })
+        Ok(Store { db: Mutex::new(conn), rates: None, operations: Default::default() })
     }
 
     /// The schema version of the database.
@@ -478,13 +481,22 @@ impl Store {
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many store operations (a statement or a transaction) this handle has run.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The connection the rate budgets are kept through (see `rates`).
     fn rates_db(&self) -> std::sync::MutexGuard<'_, Connection> {
         match &self.rates {
-            Some(r) => r.lock().unwrap_or_else(|p| p.into_inner()),
+            Some(r) => {
+                self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r.lock().unwrap_or_else(|p| p.into_inner())
+            }
             None => self.db(),
         }
     }
