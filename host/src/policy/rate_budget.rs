@@ -59,8 +59,14 @@ pub fn unmetered(state: Option<Budget>, now_ms: i64) -> Option<Budget> {
 pub enum Take {
     /// Send; the budget after this request.
     Go(Budget),
-    /// Not before this time (Unix ms).
-    Wait { until_ms: i64 },
+    /// Not before this time (Unix ms). `learning`: another request is learning the budget, and its
+    /// answer may come any moment (look again soon); otherwise nothing changes before `until_ms`.
+    Wait { until_ms: i64, learning: bool },
+}
+
+/// Whether `b` is the hold [`take`] puts on a scope while its first answer is awaited.
+fn is_learning_hold(b: &Budget) -> bool {
+    !b.learned && b.limit == 1 && b.window_ms == LEARNING_MS
 }
 
 /// Take one request from `state` at `now_ms`.
@@ -75,7 +81,7 @@ pub fn take(state: Option<Budget>, now_ms: i64) -> Take {
             Take::Go(Budget { remaining: b.limit - 1, reset_at_ms: now_ms + b.window_ms, ..b })
         }
         Some(b) if b.remaining > 0 => Take::Go(Budget { remaining: b.remaining - 1, ..b }),
-        Some(b) => Take::Wait { until_ms: b.reset_at_ms },
+        Some(b) => Take::Wait { until_ms: b.reset_at_ms, learning: is_learning_hold(&b) },
     }
 }
 
@@ -139,9 +145,14 @@ impl Observed {
 
 /// The budget after an answer observed at `now_ms`: a new window takes the answer's figures; within
 /// the same window the lower count wins (requests other processes sent may not be in this answer).
+///
+/// An answer that gives no limit (a bare 429, say), to a scope that knows none, holds the scope to
+/// what it says until its reset and then lets it learn again: it is not taken for the vendor's limit.
 pub fn learn(state: Option<Budget>, seen: Observed, now_ms: i64) -> Budget {
     let reset_at_ms = now_ms + seen.reset_ms;
-    let limit = seen.limit.or(state.filter(|b| b.learned).map(|b| b.limit)).unwrap_or(seen.remaining.max(1)).max(1);
+    let Some(limit) = seen.limit.or(state.filter(|b| b.learned).map(|b| b.limit)).map(|l| l.max(1)) else {
+        return Budget { limit: seen.remaining.max(1), remaining: seen.remaining, reset_at_ms, window_ms: seen.reset_ms.max(1), learned: false };
+    };
     match state {
         Some(b) if b.learned && now_ms < b.reset_at_ms && (reset_at_ms - b.reset_at_ms).abs() < 1_000 => Budget {
             limit,
@@ -186,7 +197,7 @@ mod tests {
     fn nothing_known_lets_one_request_learn_while_others_wait() {
         let Take::Go(b) = take(None, 1_000) else { panic!() };
         assert!(!b.learned);
-        assert_eq!(take(Some(b), 1_100), Take::Wait { until_ms: 1_000 + LEARNING_MS });
+        assert_eq!(take(Some(b), 1_100), Take::Wait { until_ms: 1_000 + LEARNING_MS, learning: true });
         // The answer never came: after the learning hold, another request learns.
         assert!(matches!(take(Some(b), 1_000 + LEARNING_MS), Take::Go(Budget { learned: false, .. })));
     }
@@ -211,9 +222,19 @@ mod tests {
         let Take::Go(b) = take(Some(b), 10_100) else { panic!() };
         let Take::Go(b) = take(Some(b), 10_200) else { panic!() };
         assert_eq!(b.remaining, 0);
-        assert_eq!(take(Some(b), 10_300), Take::Wait { until_ms: 13_000 });
+        assert_eq!(take(Some(b), 10_300), Take::Wait { until_ms: 13_000, learning: false });
         let Take::Go(b) = take(Some(b), 13_000) else { panic!("the window refills") };
         assert_eq!((b.remaining, b.reset_at_ms), (2, 16_000));
+    }
+
+    #[test]
+    fn a_bare_429_holds_the_scope_until_its_reset_and_is_not_taken_for_the_limit() {
+        let b = learn(None, Observed { limit: None, remaining: 0, reset_ms: 3_000 }, 0);
+        assert_eq!(take(Some(b), 100), Take::Wait { until_ms: 3_000, learning: false });
+        assert!(matches!(take(Some(b), 3_000), Take::Go(Budget { limit: 1, learned: false, .. })), "learns again after the reset");
+        // A scope that knew its limit keeps it.
+        let known = learn(None, Observed { limit: Some(50), remaining: 10, reset_ms: 1_000 }, 0);
+        assert_eq!(learn(Some(known), Observed { limit: None, remaining: 0, reset_ms: 30_000 }, 2_000).limit, 50);
     }
 
     #[test]

@@ -45,15 +45,18 @@ impl Store {
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         let mut after = Vec::with_capacity(scopes.len());
-        let mut wait_until = None;
+        let mut wait: Option<(i64, bool)> = None;
         for scope in scopes {
             match rate_budget::take(read(&tx, scope)?, now_ms) {
                 Take::Go(b) => after.push((scope, b)),
-                Take::Wait { until_ms } => wait_until = Some(wait_until.unwrap_or(0).max(until_ms)),
+                Take::Wait { until_ms, learning } => {
+                    let (until, any_learning) = wait.unwrap_or((0, false));
+                    wait = Some((until.max(until_ms), any_learning || learning));
+                }
             }
         }
-        if let Some(until_ms) = wait_until {
-            return Ok(Take::Wait { until_ms });
+        if let Some((until_ms, learning)) = wait {
+            return Ok(Take::Wait { until_ms, learning });
         }
         for (scope, b) in &after {
             write(&tx, scope, b)?;
@@ -107,7 +110,7 @@ mod tests {
         assert_eq!(s.rate_budget("org:close:o").unwrap().map(|b| (b.limit, b.remaining)), Some((6, 6)));
         assert!(matches!(s.take_rate_budget(&scopes, 1).unwrap(), Take::Go(_)));
         assert!(matches!(s.take_rate_budget(&scopes, 2).unwrap(), Take::Go(_)));
-        assert_eq!(s.take_rate_budget(&scopes, 3).unwrap(), Take::Wait { until_ms: 10_000 }, "the key is spent");
+        assert_eq!(s.take_rate_budget(&scopes, 3).unwrap(), Take::Wait { until_ms: 10_000, learning: false }, "the key is spent");
         assert_eq!(s.rate_budget("org:close:o").unwrap().unwrap().remaining, 4, "a refused request takes from no scope");
         // Another key of the organization still has its own requests and the organization's.
         let other = ["key:b".to_string(), "org:close:o".to_string()];

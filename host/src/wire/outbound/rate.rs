@@ -21,8 +21,8 @@ use wasmtime_wasi_http::WasiBody;
 
 /// The longest a request waits for a window's reset (less when the call's time limit is short).
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
-/// How often a waiting request looks again (another process may have learned the budget).
-const POLL: Duration = Duration::from_millis(100);
+/// How often a request waiting for another one's first answer looks again.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The rate-budget scopes a call's endpoint requests take from.
 pub struct RateScopes {
@@ -53,12 +53,15 @@ impl OutboundContext {
             let now = unix_ms();
             match rate.store.take_rate_budget(&names, now) {
                 Ok(Take::Go(_)) => return None,
-                Ok(Take::Wait { until_ms }) => {
+                Ok(Take::Wait { until_ms, learning }) => {
                     let left = Duration::from_millis((until_ms - now).max(0) as u64);
                     if started.elapsed() + left > max_wait {
                         return Some(self.spent(until_ms - now));
                     }
-                    tokio::time::sleep(left.clamp(Duration::from_millis(5), POLL)).await;
+                    // A learning request's answer may come any moment; a spent window refills at its
+                    // reset (a little later for each waiter, so they do not all ask at once).
+                    let nap = if learning { left.min(POLL) } else { left + Duration::from_millis(rand::random::<u64>() % 20) };
+                    tokio::time::sleep(nap.max(Duration::from_millis(1))).await;
                 }
                 Err(e) => {
                     tracing::warn!(connection = %self.connection, "the rate budget could not be read ({e}); the request goes out unmetered");
