@@ -155,7 +155,7 @@ async fn an_engine_off_loopback_needs_a_working_token_over_tls_and_each_call_is_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_loopback_server_closes_to_tokenless_requests_once_a_token_exists() {
+async fn a_loopback_server_closes_to_tokenless_requests_once_a_token_exists_and_stays_closed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let server = serve(&d, &["--http", "127.0.0.1:0"], "loopback-1");
@@ -176,4 +176,15 @@ async fn a_loopback_server_closes_to_tokenless_requests_once_a_token_exists() {
     with.push(("Authorization", &bearer));
     let (status, _, _) = post(server.port, None, &with, &list).await;
     assert_eq!(status, 200);
+    // Revoking the only token does not reopen the listener to everyone on the machine.
+    let o = cli(&d, &["engine-token", "revoke", "local-engine"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (status, _, _) = post(server.port, None, &headers, &list).await;
+    assert_eq!(status, 401, "still closed after the last token is revoked");
+    let (status, _, _) = post(server.port, None, &with, &list).await;
+    assert_eq!(status, 401, "and the revoked token is refused");
+    drop(server);
+    // A loopback listener a proxy exposes under a public name needs a working token from the start.
+    let fresh = tempfile::tempdir().unwrap();
+    assert_one_line_error(&cli(fresh.path(), &["serve", "--http", "127.0.0.1:0", "--public-name", "claribi.example"]), "create an engine token first");
 }

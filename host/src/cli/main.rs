@@ -568,8 +568,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
                         _ => None,
                     };
                     // Refuse before binding: a non-loopback address without tokens or TLS.
-                    let active = host.store().active_engine_tokens().map_err(HostError::Storage)?;
-                    claribi_host::engine::access::Admission::decide(addr, active, tls.is_some()).map_err(HostError::Usage)?;
+                    let tokens = claribi_host::engine::access::Tokens::of(host.store()).map_err(HostError::Storage)?;
+                    claribi_host::engine::access::Admission::decide(addr, tokens, tls.is_some(), !public_names.is_empty()).map_err(HostError::Usage)?;
                     let scheme = if tls.is_some() { "https" } else { "http" };
                     let listener = tokio::net::TcpListener::bind(addr)
                         .await

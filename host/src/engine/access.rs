@@ -11,15 +11,16 @@
 //!
 //! | address      | engine tokens | TLS (`--tls-cert`/`--tls-key`) | requests                                 |
 //! |--------------|---------------|--------------------------------|------------------------------------------|
-//! | loopback     | none          | any                            | admitted without a token (`loopback`)    |
-//! | loopback     | ≥ 1           | any                            | a working token required                 |
+//! | loopback     | none ever made| any                            | admitted without a token (`loopback`)    |
+//! | loopback     | any made      | any                            | a working token required                 |
+//! | loopback + `--public-name` | none working | any               | refused at start: create a token first   |
 //! | non-loopback | none          | any                            | refused at start: create a token first   |
 //! | non-loopback | ≥ 1           | no                             | refused at start: a token would travel in clear |
 //! | non-loopback | ≥ 1           | yes                            | a working token required, always         |
 //!
 //! Whether a loopback listener needs a token is read per request, so a token created while `serve`
-//! runs closes it at once. A non-loopback listener never admits a request without a working token,
-//! even after the last one is revoked. The `Host` and `Origin` checks (DNS rebinding) apply either way.
+//! runs closes it at once, and it stays closed: revoking every token does not reopen it. A
+//! non-loopback listener never admits a request without a working token. The `Host` and `Origin` checks (DNS rebinding) apply either way.
 
 use crate::vault::store::Store;
 use sha2::{Digest, Sha256};
@@ -79,6 +80,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     ))
 }
 
+/// How many engine tokens the store holds: ever made (revoked included), and working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tokens {
+    pub made: usize,
+    pub working: usize,
+}
+
+impl Tokens {
+    /// Read from the store.
+    pub fn of(store: &Store) -> Result<Tokens, String> {
+        Ok(Tokens { made: store.engine_tokens_made()?, working: store.active_engine_tokens()? })
+    }
+}
+
 /// How `serve --http` admits requests (see the module docs' table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -89,10 +104,22 @@ pub enum Admission {
 }
 
 impl Admission {
-    /// Decide at start, from the address, how many tokens work, and whether TLS is configured.
-    pub fn decide(bind: SocketAddr, active_tokens: usize, tls: bool) -> Result<Admission, String> {
+    /// Decide at start, from the address, how many tokens were ever made and how many work, whether
+    /// TLS is configured, and whether public names were given (a loopback address behind a proxy
+    /// that serves the world is not a private listener).
+    pub fn decide(bind: SocketAddr, tokens: Tokens, tls: bool, public_names: bool) -> Result<Admission, String> {
+        let active_tokens = tokens.working;
+        if bind.ip().is_loopback() && !public_names {
+            return Ok(if tokens.made > 0 { Admission::TokensRequired } else { Admission::LoopbackOpen });
+        }
         if bind.ip().is_loopback() {
-            return Ok(if active_tokens > 0 { Admission::TokensRequired } else { Admission::LoopbackOpen });
+            return if active_tokens > 0 {
+                Ok(Admission::TokensRequired)
+            } else {
+                Err(format!(
+                    "--http {bind} with --public-name serves whoever reaches that name; create an engine token first with `claribi-host engine-token create NAME`"
+                ))
+            };
         }
         if active_tokens == 0 {
             return Err(format!(
@@ -138,7 +165,8 @@ impl Gate {
                     Err(e) => Err(Refusal::Unavailable(e)),
                 }
             }
-            None if self.admission == Admission::LoopbackOpen => match self.store.active_engine_tokens() {
+            // Open only while no token was ever made: revoking the last one does not reopen it.
+            None if self.admission == Admission::LoopbackOpen => match self.store.engine_tokens_made() {
                 Ok(0) => Ok(EngineIdentity(LOOPBACK_ENGINE.into())),
                 Ok(_) => Err(Refusal::Missing),
                 Err(e) => Err(Refusal::Unavailable(e)),
@@ -199,20 +227,25 @@ mod tests {
     #[test]
     fn where_serve_may_listen() {
         use Admission::*;
-        let table: &[(&str, usize, bool, Result<Admission, &str>)] = &[
-            ("127.0.0.1:8765", 0, false, Ok(LoopbackOpen)),
-            ("[::1]:8765", 0, true, Ok(LoopbackOpen)),
-            ("127.0.0.1:8765", 2, false, Ok(TokensRequired)),
-            ("0.0.0.0:8765", 0, true, Err("create one with `claribi-host engine-token create NAME`")),
-            ("10.0.0.5:8765", 1, false, Err("pass --tls-cert FILE --tls-key FILE")),
-            ("0.0.0.0:8765", 1, true, Ok(TokensRequired)),
-            ("[::]:8765", 3, true, Ok(TokensRequired)),
+        let t = |made, working| Tokens { made, working };
+        let table: &[(&str, Tokens, bool, bool, Result<Admission, &str>)] = &[
+            ("127.0.0.1:8765", t(0, 0), false, false, Ok(LoopbackOpen)),
+            ("[::1]:8765", t(0, 0), true, false, Ok(LoopbackOpen)),
+            ("127.0.0.1:8765", t(2, 2), false, false, Ok(TokensRequired)),
+            ("127.0.0.1:8765", t(1, 0), false, false, Ok(TokensRequired)),
+            ("127.0.0.1:8765", t(0, 0), false, true, Err("with --public-name serves whoever reaches that name")),
+            ("127.0.0.1:8765", t(1, 1), false, true, Ok(TokensRequired)),
+            ("0.0.0.0:8765", t(0, 0), true, false, Err("create one with `claribi-host engine-token create NAME`")),
+            ("0.0.0.0:8765", t(3, 0), true, false, Err("create one with `claribi-host engine-token create NAME`")),
+            ("10.0.0.5:8765", t(1, 1), false, false, Err("pass --tls-cert FILE --tls-key FILE")),
+            ("0.0.0.0:8765", t(1, 1), true, false, Ok(TokensRequired)),
+            ("[::]:8765", t(3, 3), true, true, Ok(TokensRequired)),
         ];
-        for (bind, tokens, tls, want) in table {
-            match (Admission::decide(addr(bind), *tokens, *tls), want) {
-                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{bind} {tokens} {tls}"),
+        for (bind, tokens, tls, public, want) in table {
+            match (Admission::decide(addr(bind), *tokens, *tls, *public), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{bind} {tokens:?} {tls}"),
                 (Err(got), Err(want)) => assert!(got.contains(want) && !got.contains('\n'), "{bind}: {got}"),
-                (got, want) => panic!("{bind} {tokens} {tls}: got {got:?}, want {want:?}"),
+                (got, want) => panic!("{bind} {tokens:?} {tls}: got {got:?}, want {want:?}"),
             }
         }
     }
@@ -244,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_admits_working_tokens_and_opens_loopback_only_while_none_exist() {
+    fn the_gate_admits_working_tokens_and_opens_loopback_only_while_none_was_ever_made() {
         let store = Arc::new(Store::in_memory().unwrap());
         let open = Gate { store: store.clone(), admission: Admission::LoopbackOpen };
         let strict = Gate { store: store.clone(), admission: Admission::TokensRequired };
@@ -260,6 +293,6 @@ mod tests {
         store.revoke_engine_token("engine-a").unwrap();
         assert_eq!(strict.admit(Some(&header)), Err(Refusal::Unknown), "revoked: refused at the next request");
         assert_eq!(strict.admit(None), Err(Refusal::Missing), "no token left: a strict gate stays shut");
-        assert_eq!(open.admit(None), Ok(EngineIdentity(LOOPBACK_ENGINE.into())));
+        assert_eq!(open.admit(None), Err(Refusal::Missing), "revoking the last token does not reopen loopback");
     }
 }

@@ -1,8 +1,10 @@
 //! Where `serve` keeps the rows of shortened results for `claribi__next_rows`: in the store, sealed
 //! under the master key ([`crate::vault::store`]), so that the engine's next request may reach any
-//! replica on the same store and a restarted replica still continues what it started. The cursor is
-//! kept only as its SHA-256; the rows' provenance (connection, tool, connector) is kept beside them in
-//! clear, since `serve` marks the page with it before reading the rows.
+//! replica on the same store and a restarted replica still continues what it started. A row is kept
+//! under the SHA-256 of the engine's name and the cursor (also the sealing's associated data), so only
+//! the engine that received the cursor can continue it; the rows' provenance (connection, tool,
+//! connector) is kept beside them in clear, since `serve` marks the page with it before reading the
+//! rows, and a connection's rows are deleted with it.
 
 use crate::engine::results::RowStore;
 use crate::vault::sealing::{MasterKeys, Sealed};
@@ -19,16 +21,21 @@ pub struct StoredRows {
     pub keys: Arc<MasterKeys>,
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 fn digest(cursor: &str) -> String {
     hex::encode(Sha256::digest(cursor.as_bytes()))
 }
 
 impl RowStore for StoredRows {
-    fn put(&self, cursor: &str, expires_at_ms: i64, source: &str, rows: &[u8]) -> Result<(), String> {
+    fn put(&self, cursor: &str, expires_at_ms: i64, connection: &str, source: &str, rows: &[u8]) -> Result<(), String> {
         let key = digest(cursor);
         let sealed = self.keys.seal(SEALED_AS, &key, rows)?;
-        let now = expires_at_ms.saturating_sub(15 * 60 * 1000);
-        self.store.put_continuation(&key, expires_at_ms, now, source, &SealedRows { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext })
+        let now = unix_ms();
+        let rows = SealedRows { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext };
+        self.store.put_continuation(&key, expires_at_ms, now, connection, source, &rows)
     }
 
     fn take(&self, cursor: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
@@ -72,6 +79,17 @@ mod tests {
         }
         assert_eq!(got, list, "every row, in order, alternating between the two");
         assert!(a.next(&cursor, 2_000).is_none(), "a cursor works once");
+        // A cursor made for one engine is unknown to another.
+        let owned = a.shape_for("engine-a", json!({"data": list.clone()}), 2_000, json!({"connection": "close"}));
+        let mine = owned.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().unwrap().to_string();
+        assert!(b.source_for("engine-b", &mine).is_none() && b.next_for("engine-b", &mine, 2_000).is_none(), "another engine's cursor");
+        assert!(b.next_for("engine-a", &mine, 2_000).is_some(), "its own engine continues it on any replica");
+        // Disconnecting deletes a connection's rows.
+        let again = a.shape_for("engine-a", json!({"data": list.clone()}), 2_000, json!({"connection": "close"}));
+        let pending = again.structured["claribi"]["continue"]["arguments"]["cursor"].as_str().unwrap().to_string();
+        store.insert_connection(&crate::vault::store::tests_support::record("close")).unwrap();
+        store.delete_connection("conn_close").unwrap();
+        assert!(b.next_for("engine-a", &pending, 2_000).is_none(), "deleted with its connection");
         // Nothing in the store holds a row in clear.
         let other = rows(&store);
         let again = other.shape_from(json!({"data": (0..50).map(|i| json!({"secret_note": format!("note-{i}-{}", "y".repeat(40))})).collect::<Vec<_>>()}), 1_500, json!(null));

@@ -370,7 +370,12 @@ pub fn provenance(connection: &str, tool: &str, connector: &str) -> Value {
 }
 
 /// Shape a successful call for the engine; `source` ([`provenance`], or `null`) goes into `_meta`.
-pub fn engine_result(results: &Continuations, mut out: ToolOutput, max_bytes: usize, source: &Value) -> CallToolResult {
+pub fn engine_result(results: &Continuations, out: ToolOutput, max_bytes: usize, source: &Value) -> CallToolResult {
+    engine_result_for("", results, out, max_bytes, source)
+}
+
+/// [`engine_result`] for the engine `owner`: only it may continue a shortened result.
+pub fn engine_result_for(owner: &str, results: &Continuations, mut out: ToolOutput, max_bytes: usize, source: &Value) -> CallToolResult {
     let with_source = |mut r: CallToolResult| {
         if !source.is_null() {
             r.meta.get_or_insert_with(rmcp::model::MetaObject::new).0.insert("claribi/provenance".into(), source.clone());
@@ -381,7 +386,7 @@ pub fn engine_result(results: &Continuations, mut out: ToolOutput, max_bytes: us
         // Not JSON (images, audio, prose): pass the blocks through as the vendor sent them.
         return with_source(CallToolResult::success(pass_through(&out)));
     };
-    let shaped = results.shape_from(vendor, max_bytes, source.clone());
+    let shaped = results.shape_for(owner, vendor, max_bytes, source.clone());
     let mut content = vec![ContentBlock::text(shaped.text)];
     // Images, audio and resources that came with the JSON pass through beside it.
     content.extend(pass_through(&ToolOutput {
@@ -451,8 +456,9 @@ impl ServerHandler for EngineServer {
         let args = Value::Object(request.arguments.unwrap_or_default());
         let args_text = args.to_string();
         let mut facts = CallFacts { connection: String::new(), tool: crate::errors::one_line(&served).chars().take(200).collect(), bytes: 0, outcome: None };
-        let answer = self.answer(&served, &args_text, &context, &mut facts).await;
-        self.audit(&context, at_ms, started, &args_text, facts, &answer);
+        let engine = engine_of(&context);
+        let answer = self.answer(&engine, &served, &args_text, &context, &mut facts).await;
+        self.audit(engine, at_ms, started, &args_text, facts, &answer);
         answer
     }
 }
@@ -499,11 +505,11 @@ fn outcome_of(answer: &Result<CallToolResponse, ErrorData>) -> String {
 impl EngineServer {
     /// Record one engine call in the store's audit trail (never its arguments or result: their digest
     /// and size). A failure to record is logged; the engine has its answer either way.
-    fn audit(&self, context: &RequestContext<RoleServer>, at_ms: i64, started: Instant, args_text: &str, facts: CallFacts, answer: &Result<CallToolResponse, ErrorData>) {
+    fn audit(&self, engine: String, at_ms: i64, started: Instant, args_text: &str, facts: CallFacts, answer: &Result<CallToolResponse, ErrorData>) {
         use sha2::Digest;
         let entry = AuditEntry {
             at_ms,
-            engine: engine_of(context),
+            engine,
             connection: facts.connection,
             tool: facts.tool,
             arguments_sha256: hex::encode(sha2::Sha256::digest(args_text.as_bytes())),
@@ -520,19 +526,21 @@ impl EngineServer {
     /// Answer one `tools/call`.
     async fn answer(
         &self,
+        engine: &str,
         served: &str,
         args_text: &str,
         context: &RequestContext<RoleServer>,
         facts: &mut CallFacts,
     ) -> Result<CallToolResponse, ErrorData> {
         if served == NEXT_ROWS {
-            facts.connection = RESERVED_NAME.into();
             facts.tool = "next_rows".into();
             let started = Instant::now();
             let args: Value = serde_json::from_str(args_text).unwrap_or(Value::Null);
             let cursor = args.get("cursor").and_then(Value::as_str).unwrap_or("");
-            let source = self.results.source_of(cursor).unwrap_or(Value::Null);
-            let page = self.results.next(cursor, self.options.max_result_bytes).ok_or_else(|| {
+            let source = self.results.source_for(engine, cursor).unwrap_or(Value::Null);
+            // A page of vendor rows is audited under the connection they came from.
+            facts.connection = source.get("connection").and_then(Value::as_str).unwrap_or(RESERVED_NAME).to_string();
+            let page = self.results.next_for(engine, cursor, self.options.max_result_bytes).ok_or_else(|| {
                 HostError::Usage("that cursor is unknown, used up or expired; call the original tool again".into())
             });
             // The same one line per call as every connector call, so nothing is missing from the log.
@@ -575,7 +583,7 @@ impl EngineServer {
             Ok(out) => {
                 facts.bytes = out.approximate_bytes();
                 let connector = self.host.connector_id(&connection).unwrap_or_default();
-                engine_result(&self.results, out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
+                engine_result_for(engine, &self.results, out, self.options.max_result_bytes, &provenance(&connection, &tool, &connector))
             }
             Err(HostError::Blocked { .. } | HostError::NoSuchConnection(_)) => {
                 facts.outcome = Some("unknown-tool");
@@ -643,8 +651,8 @@ pub async fn serve_http_with(
     use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     let addr = listener.local_addr().map_err(|e| HostError::Usage(e.to_string()))?;
     let store = server.host.shared_store();
-    let active = store.active_engine_tokens().map_err(HostError::Storage)?;
-    let admission = access::Admission::decide(addr, active, options.tls.is_some()).map_err(HostError::Usage)?;
+    let tokens = access::Tokens::of(&store).map_err(HostError::Storage)?;
+    let admission = access::Admission::decide(addr, tokens, options.tls.is_some(), !options.public_names.is_empty()).map_err(HostError::Usage)?;
     let ct = tokio_util::sync::CancellationToken::new();
     // A 2026-07-28 request whose handler sends nothing before its result is answered with plain JSON
     // (no SSE framing to write or for the engine to read); one that reports progress still streams.

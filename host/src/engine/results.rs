@@ -262,14 +262,21 @@ struct Pending {
 
 /// Where rows kept for `claribi__next_rows` live when they must outlive this process and be read by
 /// any replica (the store, sealed: see `crate::engine::continuations`). Each entry is the serialized
-/// rows under its cursor, with their provenance beside them in clear.
+/// rows under its key (the engine that may continue it and the cursor), with their provenance beside
+/// them in clear and the connection they came from (deleted with it).
 pub trait RowStore: Send + Sync {
     /// Keep `rows` under `cursor` until `expires_at_ms`.
-    fn put(&self, cursor: &str, expires_at_ms: i64, source: &str, rows: &[u8]) -> Result<(), String>;
+    fn put(&self, cursor: &str, expires_at_ms: i64, connection: &str, source: &str, rows: &[u8]) -> Result<(), String>;
     /// Take (and forget) the rows under `cursor`, if it is known and not expired at `now_ms`.
     fn take(&self, cursor: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String>;
     /// The provenance kept with `cursor`, if it is known and not expired.
     fn source(&self, cursor: &str, now_ms: i64) -> Result<Option<String>, String>;
+}
+
+/// What a continuation is kept under: the engine that may continue it, and its cursor. Another engine
+/// holding the cursor finds nothing.
+fn owned_key(owner: &str, cursor: &str) -> String {
+    format!("{owner}\u{0}{cursor}")
 }
 
 fn unix_ms() -> i64 {
@@ -335,15 +342,17 @@ fn shrink(v: &Value, max: usize) -> Value {
 
 impl Continuations {
     #[allow(clippy::too_many_arguments)]
-    fn put(&self, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>, source: Value) -> String {
+    fn put(&self, owner: &str, field: String, rows: Vec<Value>, total: usize, offset: usize, table: Option<Value>, source: Value) -> String {
         let now = unix_ms();
         let ttl_ms = self.ttl.as_millis() as i64;
         let t = token();
+        let key = owned_key(owner, &t);
         let pending = Pending { at_ms: now, field, rows, total, offset, table, source };
         if let Some(shared) = &self.shared {
+            let connection = pending.source.get("connection").and_then(Value::as_str).unwrap_or("");
             let kept = serde_json::to_vec(&pending)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| shared.put(&t, now + ttl_ms, &pending.source.to_string(), &bytes));
+                .and_then(|bytes| shared.put(&key, now + ttl_ms, connection, &pending.source.to_string(), &bytes));
             match kept {
                 Ok(()) => return t,
                 // The cursor is handed out anyway: continuing it says it is unknown, and the engine
@@ -361,17 +370,23 @@ impl Continuations {
                 e.remove(&oldest);
             }
         }
-        e.insert(t.clone(), pending);
+        e.insert(key, pending);
         t
     }
 
     /// The next elements of a shortened result, within `max_bytes`; `None` if the cursor is unknown,
     /// used up or expired.
     pub fn next(&self, cursor: &str, max_bytes: usize) -> Option<EngineResult> {
+        self.next_for("", cursor, max_bytes)
+    }
+
+    /// [`Continuations::next`] for the engine `owner`: a cursor made for another engine is unknown.
+    pub fn next_for(&self, owner: &str, cursor: &str, max_bytes: usize) -> Option<EngineResult> {
         let now = unix_ms();
+        let key = owned_key(owner, cursor);
         let p = match &self.shared {
             Some(shared) => {
-                let bytes = shared.take(cursor, now).unwrap_or_else(|e| {
+                let bytes = shared.take(&key, now).unwrap_or_else(|e| {
                     tracing::warn!("rows for claribi__next_rows could not be read: {e}");
                     None
                 })?;
@@ -379,24 +394,30 @@ impl Continuations {
             }
             None => {
                 let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                let p = e.remove(cursor)?;
+                let p = e.remove(&key)?;
                 if now - p.at_ms >= self.ttl.as_millis() as i64 {
                     return None;
                 }
                 p
             }
         };
-        Some(self.fill(Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes, p.source))
+        Some(self.fill(owner, Map::new(), p.field, p.rows, p.total, p.offset, p.table, max_bytes, p.source))
     }
 
     /// Where the rows behind `cursor` came from (as [`Continuations::shape_from`] was told).
     pub fn source_of(&self, cursor: &str) -> Option<Value> {
+        self.source_for("", cursor)
+    }
+
+    /// [`Continuations::source_of`] for the engine `owner`.
+    pub fn source_for(&self, owner: &str, cursor: &str) -> Option<Value> {
+        let key = owned_key(owner, cursor);
         if let Some(shared) = &self.shared {
-            let text = shared.source(cursor, unix_ms()).ok()??;
+            let text = shared.source(&key, unix_ms()).ok()??;
             return serde_json::from_str(&text).ok();
         }
         let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        e.get(cursor).map(|p| p.source.clone())
+        e.get(&key).map(|p| p.source.clone())
     }
 
     /// `head` plus as many of `rows` (under `field`) as fit in `max_bytes`, and a `claribi` note with
@@ -406,6 +427,7 @@ impl Continuations {
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
+        owner: &str,
         mut head: Map<String, Value>,
         field: String,
         mut rows: Vec<Value>,
@@ -453,7 +475,7 @@ impl Continuations {
             note.insert("note".into(), Value::String(format!("The last {returned} of {total} elements of `{field}`.")));
         } else {
             let remaining = rest.len();
-            let cursor = self.put(field.clone(), rest, total, offset + returned, table, source);
+            let cursor = self.put(owner, field.clone(), rest, total, offset + returned, table, source);
             note.insert(
                 "note".into(),
                 Value::String(format!(
@@ -482,6 +504,11 @@ impl Continuations {
     /// [`Continuations::shape`], remembering `source` (where the result came from) with the rows
     /// kept for `claribi__next_rows`.
     pub fn shape_from(&self, vendor: Value, max_bytes: usize, source: Value) -> EngineResult {
+        self.shape_for("", vendor, max_bytes, source)
+    }
+
+    /// [`Continuations::shape_from`] for the engine `owner`: only it may continue the result.
+    pub fn shape_for(&self, owner: &str, vendor: Value, max_bytes: usize, source: Value) -> EngineResult {
         let structured = match vendor {
             Value::Object(_) => vendor,
             other => json!({ "items": other }),
@@ -533,7 +560,7 @@ impl Continuations {
                     };
                 }
                 let total = rows.len();
-                self.fill(obj, field, rows, total, 0, table, max_bytes, source)
+                self.fill(owner, obj, field, rows, total, 0, table, max_bytes, source)
             }
             None => {
                 let shrunk = shrink(&Value::Object(obj), max_bytes * 3 / 4);

@@ -9,12 +9,19 @@
 //! Handshakes run in their own tasks, so a client that connects and sends nothing (or trickles a
 //! ClientHello) never stops other engines from being accepted; a failed handshake is logged at debug
 //! level and dropped. Only HTTP/1.1 is offered (ALPN `http/1.1`).
+//!
+//! Connections are bounded before anyone is authenticated: at most [`MAX_CONNECTIONS`] open (further
+//! peers wait in the kernel's backlog), at most [`MAX_PER_PEER`] from one address (further ones are
+//! closed at once), and a connection that sends nothing for [`IDLE_LIMIT`] is closed. A peer that
+//! trickles one byte at a time is still held only to those bounds: on a network you do not trust,
+//! put a proxy with per-client limits in front as well.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
@@ -23,6 +30,91 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Completed handshakes waiting for the HTTP server to take them.
 const QUEUE: usize = 64;
+/// Connections open at once (handshaking or serving).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections open at once from one address.
+pub const MAX_PER_PEER: usize = 64;
+/// A connection that sends nothing this long is closed.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Open connections per peer address.
+#[derive(Default)]
+struct Peers(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl Peers {
+    fn enter(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot { peers: self.clone(), ip })
+    }
+}
+
+/// One open connection's place in [`Peers`], given back when the connection closes.
+struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut m = self.peers.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A TLS connection with its places in the bounds, closed when idle for [`IDLE_LIMIT`].
+pub struct Guarded {
+    inner: TlsStream<TcpStream>,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _peer: PeerSlot,
+}
+
+impl Guarded {
+    fn touched(&mut self) {
+        self.idle.as_mut().reset(tokio::time::Instant::now() + IDLE_LIMIT);
+    }
+}
+
+impl tokio::io::AsyncRead for Guarded {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.touched();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle connection closed"))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Guarded {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// A server configuration from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -46,7 +138,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 
 /// A listener whose connections arrive with their TLS handshake done (an [`axum::serve::Listener`]).
 pub struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: tokio::sync::mpsc::Receiver<(Guarded, SocketAddr)>,
     local: SocketAddr,
     _acceptor: tokio_util::sync::DropGuard,
 }
@@ -59,8 +151,18 @@ impl TlsListener {
         let stop = tokio_util::sync::CancellationToken::new();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let stopped = stop.clone();
+        let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let peers = Arc::new(Peers::default());
         tokio::spawn(async move {
             loop {
+                // A place first: at the cap, further peers wait in the kernel's backlog.
+                let permit = tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
                 let (stream, peer) = tokio::select! {
                     _ = stopped.cancelled() => return,
                     accepted = tcp.accept() => match accepted {
@@ -73,12 +175,17 @@ impl TlsListener {
                         }
                     },
                 };
+                let Some(slot) = peers.enter(peer.ip()) else {
+                    tracing::debug!(%peer, "closed: {MAX_PER_PEER} connections from that address are open");
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let idle = Box::pin(tokio::time::sleep(IDLE_LIMIT));
+                            let _ = tx.send((Guarded { inner: tls, idle, _permit: permit, _peer: slot }, peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake took longer than {HANDSHAKE_LIMIT:?}"),
@@ -91,7 +198,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Guarded;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -110,6 +217,17 @@ impl axum::serve::Listener for TlsListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_connections() {
+        let peers = Arc::new(Peers::default());
+        let ip: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+        let mut held: Vec<_> = (0..MAX_PER_PEER).map(|_| peers.enter(ip).expect("within the share")).collect();
+        assert!(peers.enter(ip).is_none(), "one more from the same address is refused");
+        assert!(peers.enter("10.0.0.10".parse().unwrap()).is_some(), "another address is not");
+        held.pop();
+        assert!(peers.enter(ip).is_some(), "a place is given back when a connection closes");
+    }
 
     #[test]
     fn unreadable_or_empty_files_are_one_line_errors() {

@@ -15,10 +15,13 @@
 //! ```
 //!
 //! Budgets are kept per *scope*: the connection's key (`key:<connection id>`) with the limit the
-//! vendor reports, and the organization the connection reaches (`org:<connector>:<account>`) with that
-//! limit times the vendor's organization factor ([`org_factor`]: Close's organization limit is three
-//! times its per-key limit), so several keys of one organization share the organization's budget.
-//! A call takes from every scope it has, or from none.
+//! vendor reports, and the organization the connection reaches (`org:<connector>:<endpoint
+//! origin>:<account>`) with that limit times the vendor's organization factor ([`org_factor`]:
+//! Close's organization limit is three times its per-key limit), so several keys of one organization
+//! share the organization's budget. The organization scope names the endpoint's origin, which the
+//! operator chose: a server elsewhere describing the same account cannot touch this budget. A call
+//! takes from every scope it has, or from none. One answer holds a scope shut for
+//! [`MAX_RESET_MS`] at most.
 
 /// One scope's budget, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +42,11 @@ pub struct Budget {
 pub const LEARNING_MS: i64 = 2_000;
 
 /// How long an answer that says nothing of a budget lets requests go unmetered before the next one
-/// learns again.
-pub const UNMETERED_MS: i64 = 1_000;
+/// learns again (any answer that does say something teaches the budget at once).
+pub const UNMETERED_MS: i64 = 3_600_000;
+/// The longest reset or `Retry-After` believed: a vendor (or a server pretending to be one) cannot
+/// hold a scope shut for longer than this with one answer.
+pub const MAX_RESET_MS: i64 = 3_600_000;
 const UNMETERED: i64 = i64::MAX / 4;
 
 /// The budget after an answer that says nothing of one: a scope still learning goes unmetered for
@@ -121,9 +127,9 @@ impl Observed {
         reset = reset.or_else(|| number("ratelimit-reset").map(|n| (n * 1000.0) as i64));
         if status == 429 {
             let retry = number("retry-after").map(|n| (n * 1000.0) as i64);
-            return Some(Observed { limit, remaining: 0, reset_ms: retry.or(reset).unwrap_or(1_000).max(1) });
+            return Some(Observed { limit, remaining: 0, reset_ms: retry.or(reset).unwrap_or(1_000).clamp(1, MAX_RESET_MS) });
         }
-        Some(Observed { limit, remaining: remaining?, reset_ms: reset?.max(1) })
+        Some(Observed { limit, remaining: remaining?, reset_ms: reset?.clamp(1, MAX_RESET_MS) })
     }
 
     /// The same answer seen from a scope whose limit is `factor` times the key's.
@@ -154,6 +160,8 @@ pub fn learn(state: Option<Budget>, seen: Observed, now_ms: i64) -> Budget {
         return Budget { limit: seen.remaining.max(1), remaining: seen.remaining, reset_at_ms, window_ms: seen.reset_ms.max(1), learned: false };
     };
     match state {
+        // An answer from an earlier window, arriving late, says nothing of the current one.
+        Some(b) if b.learned && now_ms < b.reset_at_ms && reset_at_ms + 1_000 <= b.reset_at_ms => b,
         Some(b) if b.learned && now_ms < b.reset_at_ms && (reset_at_ms - b.reset_at_ms).abs() < 1_000 => Budget {
             limit,
             remaining: b.remaining.min(seen.remaining),
@@ -235,6 +243,14 @@ mod tests {
         // A scope that knew its limit keeps it.
         let known = learn(None, Observed { limit: Some(50), remaining: 10, reset_ms: 1_000 }, 0);
         assert_eq!(learn(Some(known), Observed { limit: None, remaining: 0, reset_ms: 30_000 }, 2_000).limit, 50);
+    }
+
+    #[test]
+    fn a_late_answer_from_an_earlier_window_is_ignored_and_resets_are_capped() {
+        let current = Budget { limit: 10, remaining: 4, reset_at_ms: 20_000, window_ms: 10_000, learned: true };
+        assert_eq!(learn(Some(current), Observed { limit: Some(10), remaining: 9, reset_ms: 1 }, 12_000), current);
+        let h = headers(&[("Retry-After", "999999999")]);
+        assert_eq!(Observed::from_answer(429, &h).map(|o| o.reset_ms), Some(MAX_RESET_MS));
     }
 
     #[test]

@@ -71,11 +71,13 @@ impl HostService {
     }
 
     /// The rate-budget scopes of a connection's endpoint requests: its key, and the organization it
-    /// reaches (the account its connector described) with the vendor's organization factor.
+    /// reaches (the account its connector described, at the endpoint origin the operator chose) with
+    /// the vendor's organization factor.
     fn rate_scopes(&self, c: &ConnectionRecord) -> crate::wire::outbound::rate::RateScopes {
         let mut scopes = vec![(format!("key:{}", c.id), 1)];
+        let origin = c.endpoint.split('/').take(3).collect::<Vec<_>>().join("/");
         if let Some(account) = c.account.as_deref().filter(|a| !a.is_empty()) {
-            scopes.push((format!("org:{}:{account}", c.connector_id), crate::policy::rate_budget::org_factor(&c.connector_id)));
+            scopes.push((format!("org:{}:{origin}:{account}", c.connector_id), crate::policy::rate_budget::org_factor(&c.connector_id)));
         }
         crate::wire::outbound::rate::RateScopes { store: self.store.clone(), scopes }
     }

@@ -256,8 +256,8 @@ pub struct ListedTool {
 pub struct Store {
     db: Mutex<Connection>,
     /// A second connection to the same file for the vendor's rate budgets, which need no durability:
-    /// its commits are not synced to disk (`synchronous = OFF`), so metering a request costs no
-    /// fsync. `None` for an in-memory store (which uses `db`).
+    /// its commits are not synced to disk (`synchronous = NORMAL`, WAL: checkpoints still are), so
+    /// metering a request costs no fsync. `None` for an in-memory store (which uses `db`).
     rates: Option<Mutex<Connection>>,
     /// How many times either connection was taken (one statement or one transaction each): what a
     /// call costs the store, as `claribi-host bench` reports it.
@@ -463,7 +463,9 @@ impl Store {
         migrate(&mut conn).map_err(|e| format!("cannot initialise {}: {e}; is it a claribi database?", path.display()))?;
         let rates = Connection::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         rates.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
-        rates.execute_batch("PRAGMA synchronous = OFF;").map_err(db_err)?;
+        // NORMAL: in WAL mode a commit is not synced (a budget lost in a power cut is learned again),
+        // while checkpoints still are, so the database file is never left inconsistent.
+        rates.execute_batch("PRAGMA synchronous = NORMAL;").map_err(db_err)?;
         Ok(Store { db: Mutex::new(conn), rates: Some(Mutex::new(rates)), operations: Default::default() })
     }
 
@@ -703,6 +705,13 @@ impl Store {
         for table in ["tool_pins", "tool_reviews", "tool_approvals"] {
             tx.execute(&format!("DELETE FROM {table} WHERE connection_id = ?1"), params![id]).map_err(db_err)?;
         }
+        // Rows kept for its shortened results, and its key's rate budget, go with it.
+        let name: Option<String> =
+            tx.query_row("SELECT name FROM connections WHERE id = ?1", params![id], |r| r.get(0)).optional().map_err(db_err)?;
+        if let Some(name) = name {
+            tx.execute("DELETE FROM continuations WHERE connection = ?1", params![name]).map_err(db_err)?;
+        }
+        tx.execute("DELETE FROM rate_budgets WHERE scope = ?1", params![format!("key:{id}")]).map_err(db_err)?;
         let n = tx.execute("DELETE FROM connections WHERE id = ?1", params![id]).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(n > 0)
@@ -1043,12 +1052,18 @@ impl Store {
     }
 }
 
+/// What other modules' tests build connections from.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::record;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Target;
 
-    pub(super) fn record(name: &str) -> ConnectionRecord {
+    pub(crate) fn record(name: &str) -> ConnectionRecord {
         ConnectionRecord {
             id: format!("conn_{name}"),
             name: name.into(),

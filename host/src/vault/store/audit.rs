@@ -39,7 +39,9 @@ pub struct AuditEntry {
     pub connection: String,
     /// The tool, as the connection names it (one line, at most 200 characters).
     pub tool: String,
-    /// SHA-256 (hex) of the arguments' JSON text, as the engine sent it.
+    /// SHA-256 (hex) of the arguments' JSON text as the host passes it on (compact, the engine's key
+    /// order). Unsalted, as specified: short arguments (an e-mail address) can be confirmed by
+    /// guessing, never read back.
     pub arguments_sha256: String,
     /// Bytes of result text returned (0 on failure).
     pub bytes: u64,

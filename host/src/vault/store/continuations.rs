@@ -1,8 +1,9 @@
 //! Rows kept for `claribi__next_rows` ([`crate::engine::results::Continuations`]), so that a
 //! shortened result can be continued by whichever replica the engine's next request reaches. They are
 //! vendor data, so they are kept sealed like secrets (XChaCha20-Poly1305 under the master key, the
-//! cursor's digest as associated data), under the SHA-256 of their cursor, for 15 minutes at most; a
-//! row is deleted when it is read. Rows sealed under a key that `rotate-key` retired no longer open:
+//! cursor's digest as associated data), under the SHA-256 of the engine's name and their cursor, for
+//! 15 minutes at most (expired rows are deleted whenever one is kept or read); a row is deleted when
+//! it is read, and with its connection. Rows sealed under a key that `rotate-key` retired no longer open:
 //! their cursors read as expired, and the engine calls the original tool again.
 
 use super::{db_err, Res, Store};
@@ -13,12 +14,14 @@ pub(super) const MIGRATION_V9: &str = "
 CREATE TABLE IF NOT EXISTS continuations (
     cursor_sha256 TEXT PRIMARY KEY,
     expires_at_ms INTEGER NOT NULL,
+    connection TEXT NOT NULL,
     source TEXT NOT NULL,
     key_id TEXT NOT NULL,
     nonce BLOB NOT NULL,
     ciphertext BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS continuations_by_expiry ON continuations (expires_at_ms);
+CREATE INDEX IF NOT EXISTS continuations_by_connection ON continuations (connection);
 ";
 
 /// At most this many continuations are kept; the oldest go first.
@@ -33,7 +36,7 @@ pub struct SealedRows {
 
 impl Store {
     /// Keep a continuation (dropping expired ones, and the oldest beyond the cap).
-    pub fn put_continuation(&self, cursor_sha256: &str, expires_at_ms: i64, now_ms: i64, source: &str, rows: &SealedRows) -> Res<()> {
+    pub fn put_continuation(&self, cursor_sha256: &str, expires_at_ms: i64, now_ms: i64, connection: &str, source: &str, rows: &SealedRows) -> Res<()> {
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         tx.execute("DELETE FROM continuations WHERE expires_at_ms <= ?1", params![now_ms]).map_err(db_err)?;
@@ -44,8 +47,8 @@ impl Store {
         )
         .map_err(db_err)?;
         tx.execute(
-            "INSERT INTO continuations (cursor_sha256, expires_at_ms, source, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![cursor_sha256, expires_at_ms, source, rows.key_id, rows.nonce, rows.ciphertext],
+            "INSERT INTO continuations (cursor_sha256, expires_at_ms, connection, source, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![cursor_sha256, expires_at_ms, connection, source, rows.key_id, rows.nonce, rows.ciphertext],
         )
         .map_err(db_err)?;
         tx.commit().map_err(db_err)
@@ -63,7 +66,7 @@ impl Store {
             )
             .optional()
             .map_err(db_err)?;
-        tx.execute("DELETE FROM continuations WHERE cursor_sha256 = ?1", params![cursor_sha256]).map_err(db_err)?;
+        tx.execute("DELETE FROM continuations WHERE cursor_sha256 = ?1 OR expires_at_ms <= ?2", params![cursor_sha256, now_ms]).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(row)
     }
@@ -92,8 +95,8 @@ mod tests {
     #[test]
     fn a_continuation_is_read_once_and_not_after_it_expires() {
         let s = Store::in_memory().unwrap();
-        s.put_continuation("a", 1_000, 0, "{}", &rows(1)).unwrap();
-        s.put_continuation("b", 1_000, 0, "{\"tool\":\"t\"}", &rows(2)).unwrap();
+        s.put_continuation("a", 1_000, 0, "c", "{}", &rows(1)).unwrap();
+        s.put_continuation("b", 1_000, 0, "c", "{\"tool\":\"t\"}", &rows(2)).unwrap();
         assert_eq!(s.continuation_source("b", 10).unwrap().as_deref(), Some("{\"tool\":\"t\"}"));
         assert_eq!(s.take_continuation("a", 10).unwrap().map(|r| r.nonce), Some(vec![1]));
         assert!(s.take_continuation("a", 10).unwrap().is_none(), "read once");
@@ -105,7 +108,7 @@ mod tests {
     fn the_oldest_go_beyond_the_cap() {
         let s = Store::in_memory().unwrap();
         for i in 0..(MAX_KEPT + 5) {
-            s.put_continuation(&format!("c{i}"), 10_000 + i, 0, "{}", &rows(0)).unwrap();
+            s.put_continuation(&format!("c{i}"), 10_000 + i, 0, "c", "{}", &rows(0)).unwrap();
         }
         let kept: i64 = s.db().query_row("SELECT COUNT(*) FROM continuations", [], |r| r.get(0)).unwrap();
         assert_eq!(kept, MAX_KEPT);

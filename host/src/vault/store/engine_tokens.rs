@@ -68,6 +68,11 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// How many tokens were ever made (revoked ones included).
+    pub fn engine_tokens_made(&self) -> Res<usize> {
+        self.db().query_row("SELECT COUNT(*) FROM engine_tokens", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db_err)
+    }
+
     /// Revoke a token. `Ok(false)`: no working token has that name.
     pub fn revoke_engine_token(&self, name: &str) -> Res<bool> {
         let n = self
