@@ -622,7 +622,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             }
         },
         Command::Audit { connection, since, limit, json } => {
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let now_ms = claribi_host::vault::store::Store::now_ms();
             let since_ms = since.map(|s| claribi_host::vault::store::parse_since(&s, now_ms)).transpose().map_err(HostError::Usage)?;
             let query = claribi_host::vault::store::AuditQuery { connection, since_ms, limit: limit.max(1) };
             output::audit(&host.store().audit(&query).map_err(HostError::Storage)?, json);

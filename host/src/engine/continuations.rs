@@ -21,10 +21,6 @@ pub struct StoredRows {
     pub keys: Arc<MasterKeys>,
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 fn digest(cursor: &str) -> String {
     hex::encode(Sha256::digest(cursor.as_bytes()))
 }
@@ -33,7 +29,7 @@ impl RowStore for StoredRows {
     fn put(&self, cursor: &str, expires_at_ms: i64, connection: &str, source: &str, rows: &[u8]) -> Result<(), String> {
         let key = digest(cursor);
         let sealed = self.keys.seal(SEALED_AS, &key, rows)?;
-        let now = unix_ms();
+        let now = Store::now_ms();
         let rows = SealedRows { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext };
         self.store.put_continuation(&key, expires_at_ms, now, connection, source, &rows)
     }

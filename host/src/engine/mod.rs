@@ -450,7 +450,7 @@ impl ServerHandler for EngineServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let at_ms = unix_ms();
+        let at_ms = crate::vault::store::Store::now_ms();
         let started = Instant::now();
         let served = request.name.to_string();
         let args = Value::Object(request.arguments.unwrap_or_default());
@@ -470,10 +470,6 @@ struct CallFacts {
     bytes: usize,
     /// Set where the answer alone does not say (an unknown or blocked tool answered as invalid params).
     outcome: Option<&'static str>,
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Who sent a request: the engine token's name put there by [`access::require_engine`], or `stdio`.
@@ -562,9 +558,10 @@ impl EngineServer {
         let (connection, tool) = match self.resolve(served).await {
             Ok(resolved) => resolved,
             Err(e) => {
-                let name: String = crate::errors::one_line(served).chars().take(200).collect();
+                // `facts.tool` is the served name as it is logged: one line, 200 characters at most.
+                let name = &facts.tool;
                 let unknown = HostError::Connector(ConnectorError::UnknownTool { message: format!("no served tool named `{name}`") });
-                log_call("", &name, Instant::now(), &Err::<usize, _>(unknown));
+                log_call("", name, Instant::now(), &Err::<usize, _>(unknown));
                 facts.outcome = Some("unknown-tool");
                 return Err(e);
             }

@@ -279,6 +279,8 @@ fn owned_key(owner: &str, cursor: &str) -> String {
     format!("{owner}\u{0}{cursor}")
 }
 
+/// `Store::now_ms`, written here because this module is also compiled on its own (the fuzz crate),
+/// without the store.
 fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -353,15 +355,12 @@ impl Continuations {
             let kept = serde_json::to_vec(&pending)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| shared.put(&key, now + ttl_ms, connection, &pending.source.to_string(), &bytes));
-            match kept {
-                Ok(()) => return t,
-                // The cursor is handed out anyway: continuing it says it is unknown, and the engine
-                // calls the original tool again.
-                Err(e) => {
-                    tracing::warn!("rows for claribi__next_rows could not be kept: {e}");
-                    return t;
-                }
+            // A cursor whose rows could not be kept is handed out anyway: continuing it says it is
+            // unknown, and the engine calls the original tool again.
+            if let Err(e) = kept {
+                tracing::warn!("rows for claribi__next_rows could not be kept: {e}");
             }
+            return t;
         }
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         e.retain(|_, p| now - p.at_ms < ttl_ms);

@@ -73,9 +73,8 @@ impl HostService {
     /// The rate-budget scopes of a connection's endpoint requests: its key, and the organization it
     /// reaches (the account its connector described, at the endpoint origin the operator chose) with
     /// the vendor's organization factor.
-    fn rate_scopes(&self, c: &ConnectionRecord) -> crate::wire::outbound::rate::RateScopes {
+    fn rate_scopes(&self, c: &ConnectionRecord, origin: &crate::policy::Origin) -> crate::wire::outbound::rate::RateScopes {
         let mut scopes = vec![(format!("key:{}", c.id), 1)];
-        let origin = c.endpoint.split('/').take(3).collect::<Vec<_>>().join("/");
         if let Some(account) = c.account.as_deref().filter(|a| !a.is_empty()) {
             scopes.push((format!("org:{}:{origin}:{account}", c.connector_id), crate::policy::rate_budget::org_factor(&c.connector_id)));
         }
@@ -109,6 +108,7 @@ impl HostService {
             credentials.mint(m).map_err(HostError::Storage)?;
         }
         let endpoint = Target::parse(&c.endpoint).map_err(|e| HostError::Usage(format!("the endpoint of connection `{}` is invalid: {e}", c.name)))?;
+        let rate = self.rate_scopes(c, &endpoint.origin);
         let net = CallNetwork {
             connection: c.name.clone(),
             endpoint: Some(endpoint),
@@ -125,7 +125,7 @@ impl HostService {
         let outbound = Arc::new(
             OutboundContext::new(net, limits, credentials, self.resolver.clone(), budget)
                 .with_tool_gate(self.tool_gate(c, options.withheld.clone())?)
-                .with_rate_budget(self.rate_scopes(c)),
+                .with_rate_budget(rate),
         );
         let call = CallConnection {
             record: c.clone(),

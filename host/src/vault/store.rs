@@ -777,6 +777,11 @@ impl Store {
         now()
     }
 
+    /// Unix milliseconds now (the clock of the audit trail, rate budgets and continuations).
+    pub fn now_ms() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+
     /// The tools the last listing withheld (JSON written by the service), if any listing exists.
     pub fn blocked_tools(&self, connection_id: &str) -> Res<Option<String>> {
         self.db()

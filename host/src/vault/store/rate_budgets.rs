@@ -41,12 +41,14 @@ fn write(tx: &rusqlite::Transaction<'_>, scope: &str, b: &Budget) -> Res<()> {
 impl Store {
     /// Take one request from every scope, or from none: `Take::Go` (with the first scope's budget
     /// after it) when each has one, else `Take::Wait` until the latest of their resets.
-    pub fn take_rate_budget(&self, scopes: &[String], now_ms: i64) -> Res<Take> {
+    /// `scopes` as [`RateScopes`](crate::wire::outbound::rate::RateScopes) holds them (the factor is
+    /// not needed to take).
+    pub fn take_rate_budget(&self, scopes: &[(String, i64)], now_ms: i64) -> Res<Take> {
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         let mut after = Vec::with_capacity(scopes.len());
         let mut wait: Option<(i64, bool)> = None;
-        for scope in scopes {
+        for (scope, _) in scopes {
             match rate_budget::take(read(&tx, scope)?, now_ms) {
                 Take::Go(b) => after.push((scope, b)),
                 Take::Wait { until_ms, learning } => {
@@ -78,10 +80,10 @@ impl Store {
     }
 
     /// An answer said nothing of a budget: scopes still learning go unmetered for a while.
-    pub fn unmetered_rate_budget(&self, scopes: &[String], now_ms: i64) -> Res<()> {
+    pub fn unmetered_rate_budget(&self, scopes: &[(String, i64)], now_ms: i64) -> Res<()> {
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-        for scope in scopes {
+        for (scope, _) in scopes {
             if let Some(open) = rate_budget::unmetered(read(&tx, scope)?, now_ms) {
                 write(&tx, scope, &open)?;
             }
@@ -104,16 +106,16 @@ mod tests {
     #[test]
     fn a_request_takes_from_every_scope_or_from_none() {
         let s = Store::in_memory().unwrap();
-        let scopes = ["key:a".to_string(), "org:close:o".to_string()];
+        let scopes = [("key:a".to_string(), 1), ("org:close:o".to_string(), 3)];
         let seen = Observed { limit: Some(2), remaining: 2, reset_ms: 10_000 };
-        s.learn_rate_budget(&[(scopes[0].clone(), 1), (scopes[1].clone(), 3)], seen, 0).unwrap();
+        s.learn_rate_budget(&scopes, seen, 0).unwrap();
         assert_eq!(s.rate_budget("org:close:o").unwrap().map(|b| (b.limit, b.remaining)), Some((6, 6)));
         assert!(matches!(s.take_rate_budget(&scopes, 1).unwrap(), Take::Go(_)));
         assert!(matches!(s.take_rate_budget(&scopes, 2).unwrap(), Take::Go(_)));
         assert_eq!(s.take_rate_budget(&scopes, 3).unwrap(), Take::Wait { until_ms: 10_000, learning: false }, "the key is spent");
         assert_eq!(s.rate_budget("org:close:o").unwrap().unwrap().remaining, 4, "a refused request takes from no scope");
         // Another key of the organization still has its own requests and the organization's.
-        let other = ["key:b".to_string(), "org:close:o".to_string()];
+        let other = [("key:b".to_string(), 1), ("org:close:o".to_string(), 3)];
         assert!(matches!(s.take_rate_budget(&other, 4).unwrap(), Take::Go(Budget { learned: false, .. })), "key b learns");
         assert_eq!(s.rate_budget("org:close:o").unwrap().unwrap().remaining, 3);
     }

@@ -32,10 +32,6 @@ pub struct RateScopes {
     pub scopes: Vec<(String, i64)>,
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 impl OutboundContext {
     fn metered(&self, target: &Target) -> Option<&RateScopes> {
         let rate = self.rate.as_ref()?;
@@ -46,12 +42,11 @@ impl OutboundContext {
     /// 429 to answer with.
     pub(super) async fn take_rate_budget(&self, target: &Target) -> Option<http::Response<WasiBody>> {
         let rate = self.metered(target)?;
-        let names: Vec<String> = rate.scopes.iter().map(|(s, _)| s.clone()).collect();
         let max_wait = MAX_WAIT.min(self.limits.call_timeout / 2);
         let started = Instant::now();
         loop {
-            let now = unix_ms();
-            match rate.store.take_rate_budget(&names, now) {
+            let now = Store::now_ms();
+            match rate.store.take_rate_budget(&rate.scopes, now) {
                 Ok(Take::Go(_)) => return None,
                 Ok(Take::Wait { until_ms, learning }) => {
                     let left = Duration::from_millis((until_ms - now).max(0) as u64);
@@ -74,10 +69,10 @@ impl OutboundContext {
     /// Learn from an answer of the endpoint origin.
     pub(super) fn learn_rate_budget(&self, target: &Target, status: u16, headers: &http::HeaderMap) {
         let Some(rate) = self.metered(target) else { return };
-        let now = unix_ms();
+        let now = Store::now_ms();
         let learned = match Observed::from_answer(status, headers) {
             Some(seen) => rate.store.learn_rate_budget(&rate.scopes, seen, now),
-            None => rate.store.unmetered_rate_budget(&rate.scopes.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(), now),
+            None => rate.store.unmetered_rate_budget(&rate.scopes, now),
         };
         if let Err(e) = learned {
             tracing::warn!(connection = %self.connection, "the rate budget could not be updated: {e}");
