@@ -1,7 +1,9 @@
-//! Several `serve --http` replicas on one store: the vendor's rate budget is one count for all of
-//! them, so an engine's fan-out across replicas waits for the vendor's windows (or is told
-//! `rate-limited` with a retry time) instead of tripping the vendor's 429s; and the audit trail names
-//! the replica that answered each call.
+//! Several `serve --http` replicas on one store behave as one host. Each test runs twice: on one data
+//! directory (SQLite, one machine), and on one PostgreSQL database with a data directory per process,
+//! as if each ran on a machine of its own. The vendor's rate budget is one count for all replicas, so
+//! an engine's fan-out waits for the vendor's windows (or is told `rate-limited` with a retry time)
+//! instead of tripping the vendor's 429s; one refresh serves every replica; the audit trail names the
+//! replica that answered each call; cursors and catalogues work whichever replica answers.
 
 use close_standin::{RateBudget, StandIn, StandInConfig};
 use common::*;
@@ -11,16 +13,23 @@ use std::time::{Duration, Instant};
 mod common;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s() {
+async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s_on_one_machine() {
+    a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s(Fleet::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s_on_postgresql() {
+    a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s(Fleet::postgres()).await
+}
+
+async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero_429s(f: Fleet) {
     let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
     // Close's kind of budget: a window of 2 s admitting 6 requests, counted from its first.
     let budget = RateBudget { limit: 6, window_secs: 2 };
     s.set_rate_budget(Some(budget));
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    tokio::task::block_in_place(|| connect_close(&d, &s));
+    tokio::task::block_in_place(|| f.connect_close(&s));
     let org = s.dataset().organization.id.clone();
-    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+    let replicas = [f.serve(1, &["--http", "127.0.0.1:0"], "replica-a"), f.serve(2, &["--http", "127.0.0.1:0"], "replica-b")];
 
     // 36 calls at once, alternating between the replicas.
     const CALLS: u64 = 36;
@@ -66,23 +75,31 @@ async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero
     assert_eq!(s.rate_budget_counts().refused, 0);
 
     // The audit trail names the replica that answered each call.
-    let o = cli(&d, &["audit", "--json"]);
+    let o = f.cli(&["audit", "--json"]);
     let trail: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     let by = |replica: &str| trail.iter().filter(|e| e["replica"] == replica).count() as u64;
     assert_eq!((by("replica-a"), by("replica-b")), (CALLS / 2, CALLS / 2 + 1), "{trail:#?}");
     let limited_in_trail = trail.iter().filter(|e| e["outcome"] == "rate-limited").count() as u64;
     assert_eq!(limited_in_trail, limited);
+    f.assert_nothing_stored_locally();
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas() {
+async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas_on_one_machine() {
+    a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas(Fleet::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas_on_postgresql() {
+    a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas(Fleet::postgres()).await
+}
+
+async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_both_replicas(f: Fleet) {
     let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
     let budget = RateBudget { limit: 10, window_secs: 20 };
     s.set_rate_budget(Some(budget));
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    tokio::task::block_in_place(|| connect_close(&d, &s));
-    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+    tokio::task::block_in_place(|| f.connect_close(&s));
+    let replicas = [f.serve(1, &["--http", "127.0.0.1:0"], "replica-a"), f.serve(2, &["--http", "127.0.0.1:0"], "replica-b")];
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..16u64 {
@@ -112,13 +129,23 @@ async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_b
     assert_eq!(counts.admitted, u64::from(budget.limit), "the whole window was used, and no more");
     assert!(limited > 0 && ok + limited == 16);
     assert!(elapsed < Duration::from_secs(15), "failed fast instead of waiting out a 20 s window: {elapsed:?}");
-    let o = cli(&d, &["audit", "--json"]);
+    let o = f.cli(&["audit", "--json"]);
     let trail: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(trail.iter().filter(|e| e["outcome"] == "rate-limited").count() as u32, limited);
+    f.assert_nothing_stored_locally();
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls() {
+async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls_on_one_machine() {
+    two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(Fleet::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls_on_postgresql() {
+    two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(Fleet::postgres()).await
+}
+
+async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(f: Fleet) {
     const TTL_SECS: u64 = 8;
     let s = StandIn::start(StandInConfig {
         oauth: close_standin::OAuthSwitches { access_token_ttl_secs: TTL_SECS, ..Default::default() },
@@ -126,15 +153,13 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls() {
     })
     .await
     .expect("stand-in starts");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
     let (url, origin, issuer) = (s.url(), s.base_url().trim_end_matches('/').to_string(), s.issuer_url());
     let o = tokio::task::block_in_place(|| {
-        cli(&d, &["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--headless", "--allow-origin", &origin, "--allow-origin", &issuer])
+        f.cli(&["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--headless", "--allow-origin", &origin, "--allow-origin", &issuer])
     });
     assert!(o.status.success(), "connect: {}", text(&o.stderr));
     let connected = Instant::now();
-    let replicas = [serve(&d, &["--http", "127.0.0.1:0"], "replica-a"), serve(&d, &["--http", "127.0.0.1:0"], "replica-b")];
+    let replicas = [f.serve(1, &["--http", "127.0.0.1:0"], "replica-a"), f.serve(2, &["--http", "127.0.0.1:0"], "replica-b")];
     assert_eq!(s.oauth_counters().refreshes, 0);
     // Let the access token expire, then call 200 times at once, half through each replica.
     tokio::time::sleep(Duration::from_secs(TTL_SECS).saturating_sub(connected.elapsed()) + Duration::from_millis(300)).await;
@@ -158,6 +183,7 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls() {
     assert_eq!(oauth.refreshes, 1, "single flight across both processes");
     assert_eq!(oauth.refresh_token_reuse_detections, 0, "no rotated-out refresh token was used");
     assert_eq!(s.live_refresh_tokens(), 1, "no rotation lost");
+    f.assert_nothing_stored_locally();
 }
 
 /// A stateless (MCP 2026-07-28) `tools/list`: the served tool names.
@@ -179,13 +205,20 @@ async fn call_on(port: u16, id: u64, tool: &str, args: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one() {
+async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one_on_one_machine() {
+    an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one(Fleet::sqlite()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one_on_postgresql() {
+    an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one(Fleet::postgres()).await
+}
+
+async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losing_one(f: Fleet) {
     let s = StandIn::start(StandInConfig::default()).await.expect("stand-in starts");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    tokio::task::block_in_place(|| connect_close(&d, &s));
+    tokio::task::block_in_place(|| f.connect_close(&s));
     // The whole list as the connection returns it, outside `serve` (the reference).
-    let whole = tokio::task::block_in_place(|| cli(&d, &["call", "close", "get_fields", "{}", "--json"]));
+    let whole = tokio::task::block_in_place(|| f.cli(&["call", "close", "get_fields", "{}", "--json"]));
     assert!(whole.status.success(), "{}", text(&whole.stderr));
     let whole: Value = serde_json::from_slice(&whole.stdout).unwrap();
     let whole: Value = match &whole["structured_content"] {
@@ -196,8 +229,8 @@ async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losin
 
     // Small enough that the list takes several pages, large enough that each element fits whole.
     let small = ["--http", "127.0.0.1:0", "--max-result-bytes", "16384"];
-    let mut a = serve(&d, &small, "replica-a");
-    let b = serve(&d, &small, "replica-b");
+    let mut a = f.serve(1, &small, "replica-a");
+    let b = f.serve(2, &small, "replica-b");
 
     // The catalogue is the same whichever replica answers.
     let (on_a, on_b) = (served_tools(a.port).await, served_tools(b.port).await);
@@ -235,12 +268,13 @@ async fn an_engine_alternating_between_replicas_sees_one_host_and_survives_losin
     assert_eq!(org["result"]["structuredContent"]["organization"]["id"], s.dataset().organization.id.as_str());
 
     // A third replica joins; a disconnect made by the CLI is seen by both at once.
-    let c = serve(&d, &small, "replica-c");
+    let c = f.serve(3, &small, "replica-c");
     assert_eq!(served_tools(c.port).await.len(), 67);
-    let o = tokio::task::block_in_place(|| cli(&d, &["disconnect", "close"]));
+    let o = tokio::task::block_in_place(|| f.cli(&["disconnect", "close"]));
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(served_tools(b.port).await, ["claribi__next_rows"], "replica b sees the disconnect");
     assert_eq!(served_tools(c.port).await, ["claribi__next_rows"], "replica c sees the disconnect");
     let gone = call_on(c.port, 60, "close__org_info", json!({})).await;
     assert_eq!(gone["error"]["code"], -32602, "{gone}");
+    f.assert_nothing_stored_locally();
 }

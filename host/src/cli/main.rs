@@ -24,6 +24,10 @@ struct Cli {
     /// Where connections, secrets and caches live [env: CLARIBI_HOME] [default: ~/.local/share/claribi]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by a fleet of replicas, postgres://USER@HOST:PORT/DATABASE
+    /// [env: CLARIBI_DATABASE_URL] [default: SQLite in the data directory]
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
     /// More logging on stderr (-v info, -vv debug). CLARIBI_LOG takes a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -422,6 +426,16 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         Some(d) => d,
         None => default_data_dir()?,
     };
+    // Read here rather than by clap, whose help would print the value (and a password in it).
+    let database = cli.database.clone().or_else(|| std::env::var("CLARIBI_DATABASE_URL").ok()).filter(|u| !u.trim().is_empty());
+    if let Some(url) = &database {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(HostError::Usage(format!(
+                "--database `{}` is not a PostgreSQL URL; give postgres://USER@HOST:PORT/DATABASE, or leave it out for SQLite in the data directory",
+                claribi_host::vault::store::postgres::redacted(url)
+            )));
+        }
+    }
     match cli.command {
         #[cfg(feature = "demo")]
         Command::Demo { sse } => return demo::run(sse).await,
@@ -432,7 +446,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         #[cfg(feature = "demo")]
         Command::Console { listen, no_browser, demo: true } => return demo::console(&listen, no_browser).await,
         Command::RotateKey { json } => {
-            let (id, n) = HostService::rotate_key(&data_dir)?;
+            let (id, n) = HostService::rotate_key(&data_dir, database.as_deref())?;
             if json {
                 output::print_json(&json!({"key_id": id, "reencrypted": n}));
             } else {
@@ -442,7 +456,7 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         }
         _ => {}
     }
-    let host = HostService::open(HostConfig::new(&data_dir))?;
+    let host = HostService::open(HostConfig { database: database.clone(), ..HostConfig::new(&data_dir) })?;
     match cli.command {
         Command::Connect {
             name, plugin, endpoint, api_key_env, oauth, scopes, allow_origins, api_key_header, policy, options, client_secret_env, json,
@@ -630,12 +644,16 @@ async fn run(cli: Cli) -> Result<(), HostError> {
         Command::Migrate { json } => {
             // Opening the store applied whatever was pending.
             let version = host.store().schema_version().map_err(HostError::Storage)?;
-            let migrations = claribi_host::vault::store::MIGRATIONS;
+            let migrations = host.store().migrations();
+            let place = match &database {
+                Some(url) => claribi_host::vault::store::postgres::redacted(url),
+                None => host.data_dir().join("claribi.db").display().to_string(),
+            };
             if json {
                 let list: Vec<_> = migrations.iter().map(|(v, what, _)| json!({"version": v, "what": what, "applied": *v <= version})).collect();
-                output::print_json(&json!({"database": host.data_dir().join("claribi.db"), "schema_version": version, "migrations": list}));
+                output::print_json(&json!({"database": place, "schema_version": version, "migrations": list}));
             } else {
-                println!("{}: schema version {version}", host.data_dir().join("claribi.db").display());
+                println!("{place}: schema version {version}");
                 for (v, what, _) in migrations {
                     println!("  {} {v}  {what}", if *v <= version { "applied" } else { "pending" });
                 }

@@ -221,8 +221,15 @@ impl HostService {
         Ok(record)
     }
 
-    /// Keep the component, addressed by its digest.
+    /// Keep the component, addressed by its digest: in the shared store (a fleet's replicas load it
+    /// from there) and as a file in the data directory.
     fn pin(&self, bytes: &[u8], digest: &str) -> Result<(), HostError> {
+        self.store.put_component(digest, bytes).map_err(HostError::Storage)?;
+        self.keep_component_file(digest, bytes)
+    }
+
+    /// Write a component's file in the data directory, unless it is there already.
+    pub(crate) fn keep_component_file(&self, digest: &str, bytes: &[u8]) -> Result<(), HostError> {
         let plugins = self.data_dir.join("plugins");
         crate::sandbox::runtime::create_private_dir(&plugins).map_err(HostError::Storage)?;
         let path = self.plugin_path(digest);

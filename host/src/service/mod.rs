@@ -73,12 +73,15 @@ pub struct HostConfig {
     pub cache_dir: Option<PathBuf>,
     /// The blocklist (default: `<data-dir>/blocklist.toml`, else the defaults).
     pub blocklist: Option<Blocklist>,
+    /// A PostgreSQL database shared by a fleet of replicas (`postgres://…`); `None`: SQLite in the
+    /// data directory.
+    pub database: Option<String>,
 }
 
 impl HostConfig {
     /// Defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> HostConfig {
-        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16, cache_dir: None, blocklist: None }
+        HostConfig { data_dir: data_dir.into(), resolver: Arc::new(SystemResolver), max_instances: 16, cache_dir: None, blocklist: None, database: None }
     }
 }
 
@@ -155,7 +158,16 @@ impl HostService {
         crate::sandbox::runtime::create_private_dir(dir).map_err(HostError::Storage)?;
         let key_use = crate::vault::locks::KeyUseLock::shared(dir).map_err(HostError::Storage)?;
         let keys = MasterKeys::load_or_create(dir).map_err(HostError::Storage)?;
-        let store = Store::open(dir).map_err(HostError::Storage)?;
+        let replica = replica_id();
+        let (store, locks) = match &config.database {
+            Some(url) => {
+                let store = Store::open_postgres(url).map_err(HostError::Storage)?;
+                store.join_fleet(&replica, &keys).map_err(HostError::Storage)?;
+                let locks = store.postgres().map(|pg| CredentialLocks::database(pg.locks())).unwrap_or_else(|| CredentialLocks::new(None));
+                (store, locks)
+            }
+            None => (Store::open(dir).map_err(HostError::Storage)?, CredentialLocks::new(Some(dir.join("locks")))),
+        };
         let blocklist = match config.blocklist {
             Some(b) => b,
             None => Blocklist::load(&dir.join("blocklist.toml")).map_err(HostError::Usage)?,
@@ -172,7 +184,7 @@ impl HostService {
             data_dir: dir.clone(),
             store: Arc::new(store),
             keys: Arc::new(keys),
-            locks: CredentialLocks::new(Some(dir.join("locks"))),
+            locks,
             runtime,
             blocklist_fingerprint: blocklist.fingerprint(),
             blocklist: Arc::new(blocklist),
@@ -181,7 +193,7 @@ impl HostService {
             relisting: Default::default(),
             prepared: Default::default(),
             matchers: Default::default(),
-            replica: replica_id(),
+            replica,
         })
     }
 
@@ -233,9 +245,27 @@ impl HostService {
             return Ok(plugin);
         }
         let path = self.plugin_path(&c.plugin_digest);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            HostError::Storage(format!("the component of connection `{}` is missing ({}: {e}); connect it again", c.name, path.display()))
-        })?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // A replica of a fleet finds the component in the shared store, and keeps a copy on its disk.
+            Err(e) => match self.store.component(&c.plugin_digest).map_err(HostError::Storage)? {
+                Some(bytes) => {
+                    if crate::sandbox::runtime::digest(&bytes) == c.plugin_digest {
+                        if let Err(e) = self.keep_component_file(&c.plugin_digest, &bytes) {
+                            tracing::warn!("cannot keep a copy of the component of connection `{}`: {e}", c.name);
+                        }
+                    }
+                    bytes
+                }
+                None => {
+                    return Err(HostError::Storage(format!(
+                        "the component of connection `{}` is missing ({}: {e}); connect it again",
+                        c.name,
+                        path.display()
+                    )))
+                }
+            },
+        };
         if crate::sandbox::runtime::digest(&bytes) != c.plugin_digest {
             return Err(HostError::Storage(format!(
                 "the component of connection `{}` changed on disk ({}); connect it again",
@@ -302,9 +332,17 @@ impl HostService {
         }
     }
 
-    /// Re-encrypt every secret under a new master key (see [`crate::vault::sealing`]).
-    pub fn rotate_key(data_dir: &Path) -> Result<(String, usize), HostError> {
+    /// Re-encrypt every secret under a new master key (see [`crate::vault::sealing`]). With a
+    /// PostgreSQL store (`database`), the new key is the one the operator put first in every
+    /// replica's key source, and the fleet moves to it (see [`crate::vault::store::fleet`]).
+    pub fn rotate_key(data_dir: &Path, database: Option<&str>) -> Result<(String, usize), HostError> {
         crate::sandbox::runtime::create_private_dir(data_dir).map_err(HostError::Storage)?;
+        if let Some(url) = database {
+            let keys = MasterKeys::load_or_create(data_dir).map_err(HostError::Storage)?;
+            let store = Store::open_postgres(url).map_err(HostError::Storage)?;
+            let n = store.rotate_fleet(&keys).map_err(HostError::Usage)?;
+            return Ok((keys.current_id().to_string(), n));
+        }
         let _exclusive = crate::vault::locks::KeyUseLock::exclusive_now(data_dir).map_err(HostError::Usage)?;
         let mut keys = MasterKeys::load_or_create(data_dir).map_err(HostError::Storage)?;
         let store = Store::open(data_dir).map_err(HostError::Storage)?;

@@ -12,20 +12,30 @@ use std::sync::{Arc, Mutex};
 pub struct CredentialLock {
     _local: tokio::sync::OwnedMutexGuard<()>,
     _file: Option<std::fs::File>,
+    _database: Option<crate::vault::store::postgres::DatabaseLock>,
 }
 
 /// Hands out [`CredentialLock`]s: one per connection, across tasks of this process (a mutex) and
-/// across processes sharing the data directory (an exclusive `flock` on `locks/<connection>.lock`).
+/// across processes — those sharing the data directory (an exclusive `flock` on
+/// `locks/<connection>.lock`), or, with a PostgreSQL store, every replica of the fleet (an advisory
+/// lock, see [`crate::vault::store::postgres::DatabaseLocks`]). A task takes the process's mutex
+/// before the shared lock, so a process has at most one session waiting per connection.
 #[derive(Clone)]
 pub struct CredentialLocks {
     local: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     dir: Option<PathBuf>,
+    database: Option<crate::vault::store::postgres::DatabaseLocks>,
 }
 
 impl CredentialLocks {
     /// Locks whose cross-process files live under `dir` (`None`: in-process only).
     pub fn new(dir: Option<PathBuf>) -> CredentialLocks {
-        CredentialLocks { local: Arc::default(), dir }
+        CredentialLocks { local: Arc::default(), dir, database: None }
+    }
+
+    /// Locks held in a PostgreSQL database shared by the fleet.
+    pub fn database(locks: crate::vault::store::postgres::DatabaseLocks) -> CredentialLocks {
+        CredentialLocks { local: Arc::default(), dir: None, database: Some(locks) }
     }
 
     /// Wait for and take the lock of `connection_id`.
@@ -35,6 +45,10 @@ impl CredentialLocks {
             map.entry(connection_id.to_string()).or_default().clone()
         };
         let local = mutex.lock_owned().await;
+        if let Some(db) = &self.database {
+            let held = db.lock(connection_id).await?;
+            return Ok(CredentialLock { _local: local, _file: None, _database: Some(held) });
+        }
         let file = match &self.dir {
             None => None,
             Some(dir) => {
@@ -57,7 +71,7 @@ impl CredentialLocks {
                 Some(f)
             }
         };
-        Ok(CredentialLock { _local: local, _file: file })
+        Ok(CredentialLock { _local: local, _file: file, _database: None })
     }
 }
 

@@ -53,6 +53,7 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+#[derive(Clone)]
 struct MasterKey {
     id: String,
     bytes: Zeroizing<[u8; 32]>,
@@ -69,7 +70,9 @@ pub enum KeySource {
     Memory,
 }
 
-/// The master keys: the first encrypts, all of them decrypt.
+/// The master keys: the first encrypts, all of them decrypt. A clone is zeroized when dropped, as
+/// the original is.
+#[derive(Clone)]
 pub struct MasterKeys {
     keys: Vec<MasterKey>,
     source: KeySource,
@@ -136,20 +139,26 @@ impl MasterKeys {
         MasterKeys { keys: vec![random_key()], source: KeySource::Memory }
     }
 
+    /// The keys of a `CLARIBI_MASTER_KEY` value: base64 32-byte keys, comma-separated, the first
+    /// current.
+    pub fn from_list(value: &str) -> Result<MasterKeys, String> {
+        let keys = value
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(decode_key)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{MASTER_KEY_ENV}: {e}; generate one with `openssl rand -base64 32`"))?;
+        if keys.is_empty() {
+            return Err(format!("{MASTER_KEY_ENV} is set but empty; unset it or give a base64 32-byte key"));
+        }
+        Ok(MasterKeys { keys, source: KeySource::Env })
+    }
+
     /// Load the keys from `CLARIBI_MASTER_KEY`, else from `<data_dir>/master.key`, creating the file
     /// (mode 0600) with a new random key on first use.
     pub fn load_or_create(data_dir: &Path) -> Result<MasterKeys, String> {
         if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
-            let keys = value
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(decode_key)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{MASTER_KEY_ENV}: {e}; generate one with `openssl rand -base64 32`"))?;
-            if keys.is_empty() {
-                return Err(format!("{MASTER_KEY_ENV} is set but empty; unset it or give a base64 32-byte key"));
-            }
-            return Ok(MasterKeys { keys, source: KeySource::Env });
+            return MasterKeys::from_list(&value);
         }
         let path = data_dir.join("master.key");
         match std::fs::read_to_string(&path) {

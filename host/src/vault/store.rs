@@ -20,8 +20,10 @@ use zeroize::Zeroizing;
 mod audit;
 mod continuations;
 mod engine_tokens;
+pub mod fleet;
 mod generation;
 mod pins;
+pub mod postgres;
 mod rate_budgets;
 pub use audit::{parse_since, AuditEntry, AuditQuery};
 pub use continuations::SealedRows;
@@ -179,6 +181,48 @@ fn credential_meta(kind: Kind, binding_json: &str) -> Vec<u8> {
     m
 }
 
+/// A secret change sealed and ready to write: `None` deletes the secret.
+type SealedChange = (String, Option<SealedWrite>);
+
+/// One sealed secret row to write.
+struct SealedWrite {
+    /// The credential's kind (`None`: the connector's own value).
+    kind: Option<String>,
+    placeholder: Option<String>,
+    binding: Option<String>,
+    sealed: Sealed,
+}
+
+/// Seal a batch of secret changes (format 2: kind and binding bound into the sealed value), checking
+/// every name before anything is written.
+fn seal_changes(keys: &MasterKeys, connection_id: &str, changes: &[(String, Option<SecretWrite>)]) -> Res<Vec<SealedChange>> {
+    let mut out = Vec::with_capacity(changes.len());
+    for (name, value) in changes {
+        if name.is_empty() || name.len() > 128 {
+            return Err("secret names must be 1 to 128 characters".into());
+        }
+        let row = match value {
+            None => None,
+            Some(SecretWrite::Own(v)) => {
+                Some(SealedWrite { kind: None, placeholder: None, binding: None, sealed: keys.seal_with(connection_id, name, Some(b""), v.as_bytes())? })
+            }
+            Some(SecretWrite::Credential(c)) => {
+                let binding = json(&c.binding);
+                let meta = credential_meta(c.kind, &binding);
+                let sealed = keys.seal_with(connection_id, name, Some(&meta), c.value.as_bytes())?;
+                Some(SealedWrite {
+                    kind: Some(c.kind.as_str().to_string()),
+                    placeholder: Some(c.placeholder.as_str().to_string()),
+                    binding: Some(binding),
+                    sealed,
+                })
+            }
+        };
+        out.push((name.clone(), row));
+    }
+    Ok(out)
+}
+
 /// A secret row, not opened yet.
 struct SecretRow {
     name: String,
@@ -252,16 +296,26 @@ pub struct ListedTool {
     pub filtered_by: Option<String>,
 }
 
-/// The database.
+/// The database: SQLite in the data directory (one machine), or PostgreSQL shared by a fleet of
+/// replicas ([`postgres`]). Every method means the same on both; the SQL of the PostgreSQL store is in
+/// `postgres/queries.rs`, and each method here hands over to it first.
 pub struct Store {
-    db: Mutex<Connection>,
-    /// A second connection to the same file for the vendor's rate budgets, which need no durability:
-    /// its commits are not synced to disk (`synchronous = NORMAL`, WAL: checkpoints still are), so
-    /// metering a request costs no fsync. `None` for an in-memory store (which uses `db`).
-    rates: Option<Mutex<Connection>>,
-    /// How many times either connection was taken (one statement or one transaction each): what a
-    /// call costs the store, as `claribi-host bench` reports it.
+    backend: Backend,
+    /// How many times the database was asked (one statement or one transaction each): what a call
+    /// costs the store, as `claribi-host bench` reports it.
     operations: std::sync::atomic::AtomicU64,
+}
+
+enum Backend {
+    Sqlite {
+        db: Mutex<Connection>,
+        /// A second connection to the same file for the vendor's rate budgets, which need no
+        /// durability: its commits are not synced to disk (`synchronous = NORMAL`, WAL: checkpoints
+        /// still are), so metering a request costs no fsync. `None` for an in-memory store (which uses
+        /// `db`).
+        rates: Option<Mutex<Connection>>,
+    },
+    Postgres(postgres::Pg),
 }
 
 fn now() -> i64 {
@@ -466,7 +520,7 @@ impl Store {
         // NORMAL: in WAL mode a commit is not synced (a budget lost in a power cut is learned again),
         // while checkpoints still are, so the database file is never left inconsistent.
         rates.execute_batch("PRAGMA synchronous = NORMAL;").map_err(db_err)?;
-        Ok(Store { db: Mutex::new(conn), rates: Some(Mutex::new(rates)), operations: Default::default() })
+        Ok(Store { backend: Backend::Sqlite { db: Mutex::new(conn), rates: Some(Mutex::new(rates)) }, operations: Default::default() })
     }
 
     /// An in-memory database (tests).
@@ -474,17 +528,55 @@ impl Store {
         let mut conn = Connection::open_in_memory().map_err(db_err)?;
         conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(db_err)?;
         migrate(&mut conn)?;
-        Ok(Store { db: Mutex::new(conn), rates: None, operations: Default::default() })
+        Ok(Store { backend: Backend::Sqlite { db: Mutex::new(conn), rates: None }, operations: Default::default() })
+    }
+
+    /// Connect to a PostgreSQL database (`postgres://…`) shared by a fleet of replicas, applying the
+    /// migrations it lacks.
+    pub fn open_postgres(url: &str) -> Res<Store> {
+        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(url)?), operations: Default::default() })
+    }
+
+    /// The PostgreSQL store, when this is one (its credential locks, its fleet registry).
+    pub fn postgres(&self) -> Option<&postgres::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => {
+                self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(pg)
+            }
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// Whether replicas on other machines share this store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The migrations of this store's backend.
+    pub fn migrations(&self) -> &'static [(u32, &'static str, &'static str)] {
+        match self.backend {
+            Backend::Postgres(_) => postgres::schema::MIGRATIONS,
+            Backend::Sqlite { .. } => MIGRATIONS,
+        }
     }
 
     /// The schema version of the database.
     pub fn schema_version(&self) -> Res<u32> {
+        if let Some(pg) = self.postgres() {
+            return pg.schema_version();
+        }
         schema_version(&self.db())
     }
 
+    /// The SQLite connection. Only reached on the SQLite backend: every method hands a PostgreSQL
+    /// store over to [`postgres`] before it.
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        match &self.backend {
+            Backend::Sqlite { db, .. } => db.lock().unwrap_or_else(|p| p.into_inner()),
+            Backend::Postgres(_) => unreachable!("a PostgreSQL store reached a SQLite statement"),
+        }
     }
 
     /// How many store operations (a statement or a transaction) this handle has run.
@@ -494,12 +586,12 @@ impl Store {
 
     /// The connection the rate budgets are kept through (see `rates`).
     fn rates_db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        match &self.rates {
-            Some(r) => {
+        match &self.backend {
+            Backend::Sqlite { rates: Some(r), .. } => {
                 self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 r.lock().unwrap_or_else(|p| p.into_inner())
             }
-            None => self.db(),
+            _ => self.db(),
         }
     }
 
@@ -530,6 +622,9 @@ impl Store {
 
     /// Insert a new connection. Fails if the name is taken.
     pub fn insert_connection(&self, c: &ConnectionRecord) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.insert_connection(c);
+        }
         let db = self.db();
         db.execute(
             "INSERT INTO connections (id, name, plugin_digest, connector_id, connector_name, endpoint, auth_method,
@@ -553,6 +648,9 @@ impl Store {
 
     /// Look a connection up by name.
     pub fn connection(&self, name: &str) -> Res<Option<ConnectionRecord>> {
+        if let Some(pg) = self.postgres() {
+            return pg.connection(name);
+        }
         self.db()
             .query_row("SELECT * FROM connections WHERE name = ?1", params![name], Self::row_to_record)
             .optional()
@@ -561,6 +659,9 @@ impl Store {
 
     /// All connections, by name.
     pub fn connections(&self) -> Res<Vec<ConnectionRecord>> {
+        if let Some(pg) = self.postgres() {
+            return pg.connections();
+        }
         let db = self.db();
         let mut stmt = db.prepare("SELECT * FROM connections ORDER BY name").map_err(db_err)?;
         let rows = stmt.query_map([], Self::row_to_record).map_err(db_err)?;
@@ -570,6 +671,9 @@ impl Store {
     /// Record the outcome of authorization or a check: account, granted scopes, warnings, and status
     /// `ready`.
     pub fn mark_connected(&self, id: &str, account: Option<&str>, granted: &[String], warnings: &[String]) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.mark_connected(id, account, granted, warnings);
+        }
         self.db()
             .execute(
                 "UPDATE connections SET account = ?2, granted_scopes = ?3, warnings = ?4, status = 'ready',
@@ -582,6 +686,9 @@ impl Store {
 
     /// Replace what the host learned of a connection's authorization.
     pub fn set_oauth(&self, id: &str, oauth: &OAuthState) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_connection_text(id, "oauth", Some(json(oauth)));
+        }
         self.db()
             .execute("UPDATE connections SET oauth = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(oauth), now()])
             .map_err(db_err)?;
@@ -590,6 +697,9 @@ impl Store {
 
     /// Replace the scopes a connection holds, as the host read them (a refresh may narrow them).
     pub fn set_granted_scopes(&self, id: &str, granted: &[String]) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_connection_text(id, "granted_scopes", Some(json(&granted)));
+        }
         self.db()
             .execute("UPDATE connections SET granted_scopes = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(&granted), now()])
             .map_err(db_err)?;
@@ -598,6 +708,9 @@ impl Store {
 
     /// Re-pin a connection to another component (`claribi-host upgrade`).
     pub fn set_plugin(&self, id: &str, digest: &str, api_key_header: Option<&str>) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_plugin(id, digest, api_key_header);
+        }
         self.db()
             .execute(
                 "UPDATE connections SET plugin_digest = ?2, api_key_header = ?3, updated_at = ?4 WHERE id = ?1",
@@ -609,6 +722,9 @@ impl Store {
 
     /// Replace a connection's policy (grant and limits).
     pub fn set_policy(&self, id: &str, policy: &Policy) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_connection_text(id, "policy", Some(policy.to_toml()));
+        }
         self.db()
             .execute(
                 "UPDATE connections SET policy = ?2, updated_at = ?3 WHERE id = ?1",
@@ -620,6 +736,9 @@ impl Store {
 
     /// Replace the scopes a connection requests.
     pub fn set_scopes(&self, id: &str, scopes: &[String]) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_connection_text(id, "scopes", Some(json(&scopes)));
+        }
         self.db()
             .execute("UPDATE connections SET scopes = ?2, updated_at = ?3 WHERE id = ?1", params![id, json(&scopes), now()])
             .map_err(db_err)?;
@@ -628,6 +747,9 @@ impl Store {
 
     /// Record the status and last error after a call.
     pub fn set_status(&self, id: &str, status: Status, last_error: Option<&str>) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_status(id, status, last_error);
+        }
         self.db()
             .execute(
                 "UPDATE connections SET status = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
@@ -640,15 +762,18 @@ impl Store {
     /// Give a connection another name (a pending connection named at the end of the console's setup).
     /// Fails, changing nothing, when the name is taken.
     pub fn rename_connection(&self, id: &str, name: &str) -> Res<()> {
-        let n = self
-            .db()
+        let n = if let Some(pg) = self.postgres() {
+            pg.rename_connection(id, name)? as usize
+        } else {
+            self.db()
             .execute("UPDATE connections SET name = ?2, updated_at = ?3 WHERE id = ?1", params![id, name, now()])
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
                     format!("a connection named `{name}` already exists; choose another name")
                 }
                 other => db_err(other),
-            })?;
+            })?
+        };
         if n == 0 {
             return Err(format!("the connection to name ({id}) no longer exists"));
         }
@@ -657,6 +782,9 @@ impl Store {
 
     /// Pin a call to the dashboard.
     pub fn insert_pin(&self, p: &PinRecord) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.insert_pin(p);
+        }
         self.db()
             .execute(
                 "INSERT INTO pins (id, connection_id, title, kind, target, arguments, chart, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -668,6 +796,9 @@ impl Store {
 
     /// Every pin, oldest first.
     pub fn pins(&self) -> Res<Vec<PinRecord>> {
+        if let Some(pg) = self.postgres() {
+            return pg.pins();
+        }
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT id, connection_id, title, kind, target, arguments, chart, created_at FROM pins ORDER BY created_at, rowid")
@@ -691,11 +822,17 @@ impl Store {
 
     /// Unpin. Returns whether the pin existed.
     pub fn delete_pin(&self, id: &str) -> Res<bool> {
+        if let Some(pg) = self.postgres() {
+            return pg.delete_pin(id);
+        }
         Ok(self.db().execute("DELETE FROM pins WHERE id = ?1", params![id]).map_err(db_err)? > 0)
     }
 
     /// Delete a connection with its secrets and state. Returns whether it existed.
     pub fn delete_connection(&self, id: &str) -> Res<bool> {
+        if let Some(pg) = self.postgres() {
+            return pg.delete_connection(id);
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         tx.execute("DELETE FROM secrets WHERE connection_id = ?1", params![id]).map_err(db_err)?;
@@ -719,6 +856,9 @@ impl Store {
 
     /// Non-secret state of a connection.
     pub fn state(&self, connection_id: &str, key: &str) -> Res<Option<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.state(connection_id, key);
+        }
         self.db()
             .query_row(
                 "SELECT value FROM state WHERE connection_id = ?1 AND key = ?2",
@@ -731,6 +871,9 @@ impl Store {
 
     /// How many state keys a connection has.
     pub fn state_key_count(&self, connection_id: &str) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.state_key_count(connection_id);
+        }
         self.db()
             .query_row("SELECT COUNT(*) FROM state WHERE connection_id = ?1", params![connection_id], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
@@ -739,6 +882,9 @@ impl Store {
 
     /// The host's cached tool listing of a connection (JSON written by the service), if any.
     pub fn tool_cache(&self, connection_id: &str) -> Res<Option<(i64, String)>> {
+        if let Some(pg) = self.postgres() {
+            return pg.tool_cache(connection_id);
+        }
         self.db()
             .query_row(
                 "SELECT listed_at, listing FROM tool_cache WHERE connection_id = ?1",
@@ -753,6 +899,9 @@ impl Store {
     /// which caching hint and blocklist; `None`: no listing yet. Read with SQLite's JSON functions,
     /// so a call does not parse the whole cached listing.
     pub fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<ListedTool>> {
+        if let Some(pg) = self.postgres() {
+            return pg.listed_tool(connection_id, tool);
+        }
         self.db()
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM json_each(listing, '$.tools') WHERE json_extract(value, '$.name') = ?2), listed_at,
@@ -784,6 +933,9 @@ impl Store {
 
     /// The tools the last listing withheld (JSON written by the service), if any listing exists.
     pub fn blocked_tools(&self, connection_id: &str) -> Res<Option<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.blocked_tools(connection_id);
+        }
         self.db()
             .query_row("SELECT blocked FROM tool_cache WHERE connection_id = ?1", params![connection_id], |r| r.get(0))
             .optional()
@@ -793,6 +945,9 @@ impl Store {
     /// Replace the host's cached tool listing of a connection, with the withheld tools kept apart so
     /// that the per-call check reads only them.
     pub fn set_tool_cache(&self, connection_id: &str, listing: &str, blocked: &str) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_tool_cache(connection_id, listing, blocked);
+        }
         self.db()
             .execute(
                 "INSERT INTO tool_cache (connection_id, listed_at, listing, blocked) VALUES (?1, ?2, ?3, ?4)
@@ -806,6 +961,9 @@ impl Store {
 
     /// Set or delete non-secret state of a connection.
     pub fn set_state(&self, connection_id: &str, key: &str, value: Option<&str>) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_state(connection_id, key, value);
+        }
         let db = self.db();
         match value {
             Some(v) => db.execute(
@@ -821,6 +979,9 @@ impl Store {
 
     /// State shared by every connection of one connector.
     pub fn shared_state(&self, connector_id: &str, key: &str) -> Res<Option<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.shared_state(connector_id, key);
+        }
         self.db()
             .query_row(
                 "SELECT value FROM shared_state WHERE connector_id = ?1 AND key = ?2",
@@ -833,6 +994,9 @@ impl Store {
 
     /// How many shared-state keys one connector component has.
     pub fn shared_state_key_count(&self, connector_id: &str) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.shared_state_key_count(connector_id);
+        }
         self.db()
             .query_row("SELECT COUNT(*) FROM shared_state WHERE connector_id = ?1", params![connector_id], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
@@ -841,6 +1005,9 @@ impl Store {
 
     /// Set or delete state shared by every connection of one connector.
     pub fn set_shared_state(&self, connector_id: &str, key: &str, value: Option<&str>) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.set_shared_state(connector_id, key, value);
+        }
         let db = self.db();
         match value {
             Some(v) => db.execute(
@@ -859,6 +1026,9 @@ impl Store {
 
     /// Read and open one secret.
     pub fn secret(&self, keys: &MasterKeys, connection_id: &str, name: &str) -> Res<Option<StoredSecret>> {
+        if let Some(pg) = self.postgres() {
+            return pg.secret_row(connection_id, name)?.map(|r| r.open(keys, connection_id)).transpose();
+        }
         let row = self
             .db()
             .query_row(
@@ -878,8 +1048,10 @@ impl Store {
 
     /// The credential a placeholder stands for, if it is one of this connection's.
     pub fn credential_by_placeholder(&self, keys: &MasterKeys, connection_id: &str, placeholder: &Placeholder) -> Res<Option<Credential>> {
-        let row = self
-            .db()
+        let row = if let Some(pg) = self.postgres() {
+            pg.secret_row_by_placeholder(connection_id, placeholder)?
+        } else {
+            self.db()
             .query_row(
                 "SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets
                  WHERE connection_id = ?1 AND placeholder = ?2",
@@ -887,7 +1059,8 @@ impl Store {
                 SecretRow::read,
             )
             .optional()
-            .map_err(db_err)?;
+            .map_err(db_err)?
+        };
         match row.map(|r| r.open(keys, connection_id)).transpose()? {
             Some(StoredSecret::Credential(c)) => Ok(Some(c)),
             _ => Ok(None),
@@ -896,7 +1069,9 @@ impl Store {
 
     /// Every secret of a connection, opened.
     pub fn secrets(&self, keys: &MasterKeys, connection_id: &str) -> Res<Vec<(String, StoredSecret)>> {
-        let rows: Vec<SecretRow> = {
+        let rows: Vec<SecretRow> = if let Some(pg) = self.postgres() {
+            pg.secret_rows(connection_id)?
+        } else {
             let db = self.db();
             let mut stmt = db
                 .prepare("SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets WHERE connection_id = ?1 ORDER BY name")
@@ -926,6 +1101,9 @@ impl Store {
 
     /// What each secret of a connection is and where it may go, without opening any (for display).
     pub fn secret_summaries(&self, connection_id: &str) -> Res<Vec<SecretSummary>> {
+        if let Some(pg) = self.postgres() {
+            return pg.secret_summaries(connection_id);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT name, format, kind, binding FROM secrets WHERE connection_id = ?1 ORDER BY name")
@@ -948,6 +1126,9 @@ impl Store {
 
     /// Names of a connection's secrets (never their values).
     pub fn secret_names(&self, connection_id: &str) -> Res<Vec<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.secret_names(connection_id);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT name FROM secrets WHERE connection_id = ?1 ORDER BY name")
@@ -958,28 +1139,15 @@ impl Store {
 
     /// Set (`Some`) or delete (`None`) several secrets of a connection in one transaction.
     pub fn update_secrets(&self, keys: &MasterKeys, connection_id: &str, changes: &[(String, Option<SecretWrite>)]) -> Res<()> {
-        let mut sealed = Vec::with_capacity(changes.len());
-        for (name, value) in changes {
-            if name.is_empty() || name.len() > 128 {
-                return Err("secret names must be 1 to 128 characters".into());
-            }
-            let row = match value {
-                None => None,
-                Some(SecretWrite::Own(v)) => Some((None, None, None, keys.seal_with(connection_id, name, Some(b""), v.as_bytes())?)),
-                Some(SecretWrite::Credential(c)) => {
-                    let binding = json(&c.binding);
-                    let meta = credential_meta(c.kind, &binding);
-                    let s = keys.seal_with(connection_id, name, Some(&meta), c.value.as_bytes())?;
-                    Some((Some(c.kind.as_str()), Some(c.placeholder.as_str().to_string()), Some(binding), s))
-                }
-            };
-            sealed.push((name, row));
+        let sealed = seal_changes(keys, connection_id, changes)?;
+        if let Some(pg) = self.postgres() {
+            return pg.write_secrets(connection_id, sealed);
         }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         for (name, row) in sealed {
             match row {
-                Some((kind, placeholder, binding, s)) => tx.execute(
+                Some(SealedWrite { kind, placeholder, binding, sealed: s }) => tx.execute(
                     "INSERT INTO secrets (connection_id, name, key_id, nonce, ciphertext, updated_at, format, kind, placeholder, binding)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 2, ?7, ?8, ?9)
                      ON CONFLICT (connection_id, name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
@@ -1001,6 +1169,9 @@ impl Store {
 
     /// Delete every secret of a connection.
     pub fn delete_secrets(&self, connection_id: &str) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.delete_secrets(connection_id);
+        }
         self.db()
             .execute("DELETE FROM secrets WHERE connection_id = ?1", params![connection_id])
             .map_err(db_err)?;
@@ -1009,6 +1180,9 @@ impl Store {
 
     /// Re-seal every secret under the current master key, in one transaction. Returns how many.
     pub fn reencrypt_all(&self, keys: &MasterKeys) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.reencrypt_all(std::sync::Arc::new(keys.clone()));
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         let rows: Vec<(String, SecretRow)> = {
@@ -1050,6 +1224,9 @@ impl Store {
 
     /// Key ids in use by stored secrets.
     pub fn key_ids_in_use(&self) -> Res<Vec<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.key_ids_in_use();
+        }
         let db = self.db();
         let mut stmt = db.prepare("SELECT DISTINCT key_id FROM secrets ORDER BY key_id").map_err(db_err)?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(db_err)?;

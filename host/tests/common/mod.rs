@@ -65,10 +65,15 @@ impl Drop for Serving {
 }
 
 pub fn serve(dir: &std::path::Path, args: &[&str], replica: &str) -> Serving {
-    let mut child = bin()
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir);
+    serve_with(cmd, args, replica)
+}
+
+/// `serve` run by `cmd` (which names the store).
+pub fn serve_with(mut cmd: Command, args: &[&str], replica: &str) -> Serving {
+    let mut child = cmd
         .env("CLARIBI_REPLICA_ID", replica)
-        .arg("--data-dir")
-        .arg(dir)
         .arg("serve")
         .args(args)
         .stdin(Stdio::null())
@@ -197,4 +202,88 @@ pub fn connect_close(dir: &std::path::Path, s: &close_standin::StandIn) {
         .output()
         .unwrap();
     assert!(o.status.success(), "connect: {}", text(&o.stderr));
+}
+
+/// Where a test's host processes keep their state: one data directory for all of them (SQLite, one
+/// machine), or a PostgreSQL database of the test's own with a data directory per process, as if each
+/// ran on a machine of its own, and one master key given to all through `CLARIBI_MASTER_KEY`.
+pub struct Fleet {
+    dirs: Vec<tempfile::TempDir>,
+    pub database: Option<claribi_host::vault::store::postgres::testing::TestDatabase>,
+    master_key: Option<String>,
+}
+
+impl Fleet {
+    /// SQLite in one shared data directory.
+    pub fn sqlite() -> Fleet {
+        Fleet { dirs: vec![tempfile::tempdir().unwrap()], database: None, master_key: None }
+    }
+
+    /// PostgreSQL (a fresh database, dropped after) and a data directory per process.
+    pub fn postgres() -> Fleet {
+        use base64::Engine as _;
+        let database = claribi_host::vault::store::postgres::testing::TestDatabase::create();
+        let key: [u8; 32] = rand_bytes();
+        Fleet {
+            dirs: (0..4).map(|_| tempfile::tempdir().unwrap()).collect(),
+            database: Some(database),
+            master_key: Some(base64::engine::general_purpose::STANDARD.encode(key)),
+        }
+    }
+
+    /// With PostgreSQL, no process kept a store of its own: no data directory holds a database file,
+    /// and every connection is in the shared database.
+    pub fn assert_nothing_stored_locally(&self) {
+        if self.database.is_none() {
+            return;
+        }
+        for d in &self.dirs {
+            assert!(!d.path().join("claribi.db").exists(), "{} holds a SQLite store", d.path().display());
+        }
+    }
+
+    /// The data directory of process `i` (0: the operator's CLI).
+    pub fn dir(&self, i: usize) -> &std::path::Path {
+        self.dirs[i.min(self.dirs.len() - 1)].path()
+    }
+
+    /// `claribi-host` as process `i` runs it.
+    pub fn cmd(&self, i: usize) -> Command {
+        let mut cmd = bin();
+        cmd.arg("--data-dir").arg(self.dir(i));
+        if let Some(db) = &self.database {
+            cmd.arg("--database").arg(&db.url);
+        }
+        match &self.master_key {
+            Some(k) => cmd.env("CLARIBI_MASTER_KEY", k),
+            None => cmd.env_remove("CLARIBI_MASTER_KEY"),
+        };
+        cmd
+    }
+
+    /// The operator's CLI.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cmd(0).args(args).output().expect("the binary runs")
+    }
+
+    /// `serve` as process `i` (1, 2, 3: replicas).
+    pub fn serve(&self, i: usize, args: &[&str], replica: &str) -> Serving {
+        serve_with(self.cmd(i), args, replica)
+    }
+
+    /// Connect `close` to the stand-in with its API key, through the operator's CLI.
+    pub fn connect_close(&self, s: &close_standin::StandIn) {
+        let o = self
+            .cmd(0)
+            .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &s.url(), "--api-key-env", KEY_VAR])
+            .args(["--allow-origin", s.base_url().trim_end_matches('/')])
+            .env(KEY_VAR, s.api_key())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "connect: {}", text(&o.stderr));
+    }
+}
+
+fn rand_bytes() -> [u8; 32] {
+    rand::random()
 }

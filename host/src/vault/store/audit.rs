@@ -95,6 +95,9 @@ pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, String> {
 impl Store {
     /// Append one row.
     pub fn record_audit(&self, e: &AuditEntry) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.record_audit(e);
+        }
         self.db()
             .execute(
                 "INSERT INTO audit (at_ms, engine, connection, tool, arguments_sha256, bytes, duration_ms, outcome, replica)
@@ -117,6 +120,9 @@ impl Store {
 
     /// The rows a query selects, oldest first.
     pub fn audit(&self, q: &AuditQuery) -> Res<Vec<AuditEntry>> {
+        if let Some(pg) = self.postgres() {
+            return pg.audit(q);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare(

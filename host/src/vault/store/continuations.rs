@@ -37,6 +37,9 @@ pub struct SealedRows {
 impl Store {
     /// Keep a continuation (dropping expired ones, and the oldest beyond the cap).
     pub fn put_continuation(&self, cursor_sha256: &str, expires_at_ms: i64, now_ms: i64, connection: &str, source: &str, rows: &SealedRows) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.put_continuation(cursor_sha256, expires_at_ms, now_ms, connection, source, rows, MAX_KEPT);
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         tx.execute("DELETE FROM continuations WHERE expires_at_ms <= ?1", params![now_ms]).map_err(db_err)?;
@@ -56,6 +59,9 @@ impl Store {
 
     /// Take (delete and return) a continuation that has not expired.
     pub fn take_continuation(&self, cursor_sha256: &str, now_ms: i64) -> Res<Option<SealedRows>> {
+        if let Some(pg) = self.postgres() {
+            return pg.take_continuation(cursor_sha256, now_ms);
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         let row = tx
@@ -73,6 +79,9 @@ impl Store {
 
     /// The provenance kept with a continuation that has not expired.
     pub fn continuation_source(&self, cursor_sha256: &str, now_ms: i64) -> Res<Option<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.continuation_source(cursor_sha256, now_ms);
+        }
         self.db()
             .query_row(
                 "SELECT source FROM continuations WHERE cursor_sha256 = ?1 AND expires_at_ms > ?2",

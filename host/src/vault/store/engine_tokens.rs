@@ -31,6 +31,9 @@ impl Store {
     /// Record a new engine token by the SHA-256 (hex) of its value. Fails if the name is taken, even by
     /// a revoked token (the audit trail names tokens; a name means one token forever).
     pub fn insert_engine_token(&self, name: &str, sha256_hex: &str) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.insert_engine_token(name, sha256_hex);
+        }
         let db = self.db();
         db.execute("INSERT INTO engine_tokens (name, sha256, created_at) VALUES (?1, ?2, ?3)", params![name, sha256_hex, now()])
             .map_err(|e| match e {
@@ -44,6 +47,9 @@ impl Store {
 
     /// The name of the working (not revoked) token whose value hashes to `sha256_hex`.
     pub fn engine_token_by_hash(&self, sha256_hex: &str) -> Res<Option<String>> {
+        if let Some(pg) = self.postgres() {
+            return pg.engine_token_by_hash(sha256_hex);
+        }
         self.db()
             .query_row("SELECT name FROM engine_tokens WHERE sha256 = ?1 AND revoked_at IS NULL", params![sha256_hex], |r| r.get(0))
             .optional()
@@ -52,6 +58,9 @@ impl Store {
 
     /// Every token, oldest first.
     pub fn engine_tokens(&self) -> Res<Vec<EngineTokenRecord>> {
+        if let Some(pg) = self.postgres() {
+            return pg.engine_tokens();
+        }
         let db = self.db();
         let mut stmt = db.prepare("SELECT name, created_at, revoked_at FROM engine_tokens ORDER BY created_at, name").map_err(db_err)?;
         let rows = stmt
@@ -62,6 +71,9 @@ impl Store {
 
     /// How many tokens work now.
     pub fn active_engine_tokens(&self) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.active_engine_tokens();
+        }
         self.db()
             .query_row("SELECT COUNT(*) FROM engine_tokens WHERE revoked_at IS NULL", [], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
@@ -70,11 +82,17 @@ impl Store {
 
     /// How many tokens were ever made (revoked ones included).
     pub fn engine_tokens_made(&self) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.engine_tokens_made();
+        }
         self.db().query_row("SELECT COUNT(*) FROM engine_tokens", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(db_err)
     }
 
     /// Revoke a token. `Ok(false)`: no working token has that name.
     pub fn revoke_engine_token(&self, name: &str) -> Res<bool> {
+        if let Some(pg) = self.postgres() {
+            return pg.revoke_engine_token(name);
+        }
         let n = self
             .db()
             .execute("UPDATE engine_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name, now()])

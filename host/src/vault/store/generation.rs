@@ -36,6 +36,9 @@ CREATE TRIGGER IF NOT EXISTS generation_tool_reviews_delete AFTER DELETE ON tool
 impl Store {
     /// The current generation (see the module docs).
     pub fn generation(&self) -> Res<i64> {
+        if let Some(pg) = self.postgres() {
+            return pg.generation();
+        }
         self.db().query_row("SELECT n FROM generation WHERE id = 1", [], |r| r.get(0)).map_err(db_err)
     }
 }

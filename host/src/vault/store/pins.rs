@@ -67,6 +67,9 @@ pub struct Approval {
 impl Store {
     /// The approved definitions of a connection.
     pub fn tool_pins(&self, connection_id: &str) -> Res<Vec<Pin>> {
+        if let Some(pg) = self.postgres() {
+            return pg.tool_pins(connection_id);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare("SELECT tool, digest, definition FROM tool_pins WHERE connection_id = ?1 ORDER BY tool")
@@ -79,6 +82,9 @@ impl Store {
 
     /// Whether the connection's first listing has been pinned.
     pub fn tools_pinned(&self, connection_id: &str) -> Res<bool> {
+        if let Some(pg) = self.postgres() {
+            return pg.tools_pinned(connection_id);
+        }
         let at: Option<Option<i64>> = self
             .db()
             .query_row("SELECT tools_pinned_at FROM connections WHERE id = ?1", params![connection_id], |r| r.get(0))
@@ -90,6 +96,9 @@ impl Store {
     /// Approve `pins` (replacing earlier approvals of the same tools) and record who and how; `first`
     /// marks the connection's first listing as pinned. Approved tools leave the pending reviews.
     pub fn pin_tools(&self, connection_id: &str, pins: &[Pin], by: &str, how: &str, first: bool) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.pin_tools(connection_id, pins, by, how, first);
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         let at = now();
@@ -122,7 +131,9 @@ impl Store {
     /// tool removed upstream, or changed back, stops waiting). Returns the reviews that are new or
     /// whose definition changed since they were recorded (each is logged once).
     pub fn set_pending_reviews(&self, connection_id: &str, reviews: &[PendingReview]) -> Res<Vec<PendingReview>> {
-        let before: Vec<(String, String)> = {
+        let before: Vec<(String, String)> = if let Some(pg) = self.postgres() {
+            pg.review_digests(connection_id)?
+        } else {
             let db = self.db();
             let mut stmt = db.prepare("SELECT tool, digest FROM tool_reviews WHERE connection_id = ?1").map_err(db_err)?;
             let rows = stmt.query_map(params![connection_id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_err)?;
@@ -130,6 +141,14 @@ impl Store {
         };
         let fresh: Vec<PendingReview> =
             reviews.iter().filter(|r| !before.iter().any(|(t, d)| *t == r.tool && *d == r.digest)).cloned().collect();
+        if let Some(pg) = self.postgres() {
+            let stamped = reviews
+                .iter()
+                .map(|r| PendingReview { seen_at: if fresh.iter().any(|f| f.tool == r.tool) { now() } else { r.seen_at }, ..r.clone() })
+                .collect();
+            pg.replace_reviews(connection_id, stamped)?;
+            return Ok(fresh);
+        }
         let mut db = self.db();
         let tx = db.transaction().map_err(db_err)?;
         tx.execute("DELETE FROM tool_reviews WHERE connection_id = ?1", params![connection_id]).map_err(db_err)?;
@@ -147,6 +166,9 @@ impl Store {
 
     /// The reviews waiting for the operator, by tool name.
     pub fn pending_reviews(&self, connection_id: &str) -> Res<Vec<PendingReview>> {
+        if let Some(pg) = self.postgres() {
+            return pg.pending_reviews(connection_id);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare(
@@ -170,6 +192,9 @@ impl Store {
 
     /// How many tools of a connection wait for a review.
     pub fn pending_review_count(&self, connection_id: &str) -> Res<usize> {
+        if let Some(pg) = self.postgres() {
+            return pg.pending_review_count(connection_id);
+        }
         self.db()
             .query_row("SELECT COUNT(*) FROM tool_reviews WHERE connection_id = ?1", params![connection_id], |r| r.get::<_, i64>(0))
             .map(|n| n as usize)
@@ -178,6 +203,9 @@ impl Store {
 
     /// Every approval of a connection, oldest first.
     pub fn approvals(&self, connection_id: &str) -> Res<Vec<Approval>> {
+        if let Some(pg) = self.postgres() {
+            return pg.approvals(connection_id);
+        }
         let db = self.db();
         let mut stmt = db
             .prepare(

@@ -44,6 +44,9 @@ impl Store {
     /// `scopes` as [`RateScopes`](crate::wire::outbound::rate::RateScopes) holds them (the factor is
     /// not needed to take).
     pub fn take_rate_budget(&self, scopes: &[(String, i64)], now_ms: i64) -> Res<Take> {
+        if let Some(pg) = self.postgres() {
+            return pg.take_rate_budget(scopes, now_ms);
+        }
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         let mut after = Vec::with_capacity(scopes.len());
@@ -69,6 +72,9 @@ impl Store {
 
     /// Learn from an answer: each scope with its factor times the key's limit.
     pub fn learn_rate_budget(&self, scopes: &[(String, i64)], seen: Observed, now_ms: i64) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.learn_rate_budget(scopes, seen, now_ms);
+        }
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         for (scope, factor) in scopes {
@@ -81,6 +87,9 @@ impl Store {
 
     /// An answer said nothing of a budget: scopes still learning go unmetered for a while.
     pub fn unmetered_rate_budget(&self, scopes: &[(String, i64)], now_ms: i64) -> Res<()> {
+        if let Some(pg) = self.postgres() {
+            return pg.unmetered_rate_budget(scopes, now_ms);
+        }
         let mut db = self.rates_db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         for (scope, _) in scopes {
@@ -93,6 +102,9 @@ impl Store {
 
     /// One scope's budget as stored.
     pub fn rate_budget(&self, scope: &str) -> Res<Option<Budget>> {
+        if let Some(pg) = self.postgres() {
+            return pg.rate_budget(scope);
+        }
         let mut db = self.rates_db();
         let tx = db.transaction().map_err(db_err)?;
         read(&tx, scope)

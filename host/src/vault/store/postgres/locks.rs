@@ -1,0 +1,71 @@
+//! The credential lock across replicas: a session-level `pg_advisory_lock` per connection, held on a
+//! session of the lock pool (never the store's pool), released by `pg_advisory_unlock` when the lock is
+//! dropped — or by PostgreSQL when the holder's session ends, so a replica that dies holding it
+//! blocks nobody.
+
+use super::{pg_err, Res};
+use deadpool_postgres::Pool;
+use sha2::{Digest, Sha256};
+
+/// Hands out [`DatabaseLock`]s (see the module docs).
+#[derive(Clone)]
+pub struct DatabaseLocks {
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+}
+
+/// A held credential lock; dropping it releases it.
+pub struct DatabaseLock {
+    client: Option<deadpool_postgres::Object>,
+    key: i64,
+    handle: tokio::runtime::Handle,
+}
+
+/// The advisory-lock key of a connection's credentials: the first 8 bytes of a SHA-256.
+pub fn lock_key(connection_id: &str) -> i64 {
+    let d = Sha256::digest(format!("claribi/credential-lock/{connection_id}").as_bytes());
+    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+async fn unlock(client: deadpool_postgres::Object, key: i64) {
+    if client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.is_err() {
+        // A session that may still hold the lock never goes back to the pool: closing it releases.
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+impl DatabaseLocks {
+    pub(super) fn new(handle: tokio::runtime::Handle, pool: Pool) -> DatabaseLocks {
+        DatabaseLocks { handle, pool }
+    }
+
+    /// Wait for and take the lock of `connection_id`.
+    pub async fn lock(&self, connection_id: &str) -> Res<DatabaseLock> {
+        let key = lock_key(connection_id);
+        let pool = self.pool.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.handle.spawn(async move {
+            let taken = async {
+                let client = pool.get().await.map_err(|e| format!("database error: no session for the credential lock ({e})"))?;
+                client.execute("SELECT pg_advisory_lock($1)", &[&key]).await.map_err(pg_err)?;
+                Ok::<_, String>(client)
+            }
+            .await;
+            if let Err(Ok(client)) = tx.send(taken) {
+                // The caller stopped waiting (its call was cancelled): release at once.
+                unlock(client, key).await;
+            }
+        });
+        let client = rx.await.map_err(|_| "database error: the store's runtime stopped".to_string())??;
+        Ok(DatabaseLock { client: Some(client), key, handle: self.handle.clone() })
+    }
+}
+
+impl Drop for DatabaseLock {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let key = self.key;
+            self.handle.spawn(unlock(client, key));
+        }
+    }
+}
