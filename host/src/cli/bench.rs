@@ -180,6 +180,20 @@ async fn bench(standin: &StandIn, large: &StandIn, data_dir: &std::path::Path, i
     // Calls through the host, natively, and through the host's MCP server, interleaved.
     let mut cfg = HostConfig::new(data_dir);
     cfg.cache_dir = Some(cache);
+    // CLARIBI_BENCH_POSTGRES=1: the calls below on a fresh PostgreSQL database (the tests' server),
+    // as a replica of a fleet keeps its store.
+    let database = match std::env::var("CLARIBI_BENCH_POSTGRES").as_deref() {
+        Ok("1") => Some(claribi_host::vault::store::postgres::testing::TestDatabase::try_create().map_err(HostError::Usage)?),
+        _ => None,
+    };
+    cfg.database = database.as_ref().map(|d| d.url.clone());
+    println!(
+        "store        {}",
+        match &cfg.database {
+            Some(url) => format!("PostgreSQL, a fresh database at {} (CLARIBI_BENCH_POSTGRES=1)", claribi_host::vault::store::postgres::redacted(url)),
+            None => "SQLite in the bench's data directory (CLARIBI_BENCH_POSTGRES=1: PostgreSQL)".into(),
+        }
+    );
     let host = Arc::new(HostService::open(cfg)?);
     connect(&host, "bench", standin).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| HostError::Usage(format!("cannot listen: {e}")))?;

@@ -191,7 +191,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-encrypt every stored secret under a new master key.
+    /// Re-encrypt every stored secret under a new master key. With --database (a fleet): under the key
+    /// every replica now holds first in CLARIBI_MASTER_KEY; refused while a replica seals with another.
     RotateKey {
         /// Machine-readable output.
         #[arg(long)]
@@ -449,6 +450,8 @@ async fn run(cli: Cli) -> Result<(), HostError> {
             let (id, n) = HostService::rotate_key(&data_dir, database.as_deref())?;
             if json {
                 output::print_json(&json!({"key_id": id, "reencrypted": n}));
+            } else if database.is_some() {
+                println!("re-encrypted {n} secret(s) under master key {id}, which every replica in service seals with; the old keys may now leave CLARIBI_MASTER_KEY");
             } else {
                 println!("re-encrypted {n} secret(s) under the new master key {id}");
             }

@@ -37,19 +37,24 @@ fn admin(sql: String) -> Result<(), String> {
 impl TestDatabase {
     /// Create one. Panics, naming the server and what to do, when PostgreSQL cannot be reached.
     pub fn create() -> TestDatabase {
+        TestDatabase::try_create().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Create one, or say why not in one line.
+    pub fn try_create() -> Result<TestDatabase, String> {
         use rand::RngCore;
         let mut b = [0u8; 6];
         rand::rngs::OsRng.fill_bytes(&mut b);
         let name = format!("claribi_test_{}", hex::encode(b));
-        if let Err(e) = admin(format!("CREATE DATABASE {name}")) {
-            panic!(
+        admin(format!("CREATE DATABASE {name}")).map_err(|e| {
+            format!(
                 "the PostgreSQL tests need a server at {} ({e}); start PostgreSQL there, or point CLARIBI_TEST_DATABASE_URL at one",
                 super::redacted(&server_url())
-            );
-        }
-        let mut url = url::Url::parse(&server_url()).expect("CLARIBI_TEST_DATABASE_URL is a URL");
+            )
+        })?;
+        let mut url = url::Url::parse(&server_url()).map_err(|e| format!("CLARIBI_TEST_DATABASE_URL is not a URL ({e})"))?;
         url.set_path(&format!("/{name}"));
-        TestDatabase { name, url: url.to_string() }
+        Ok(TestDatabase { name, url: url.to_string() })
     }
 }
 
