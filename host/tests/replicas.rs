@@ -60,8 +60,8 @@ async fn a_fan_out_across_two_replicas_stays_within_the_vendors_budget_with_zero
     let elapsed = started.elapsed();
     let counts = s.rate_budget_counts();
     eprintln!(
-        "{CALLS} calls over two replicas in {elapsed:?}: {ok} answered, {limited} rate-limited by the host; the vendor admitted {} requests, at most {} in one window, refused {}",
-        counts.admitted, counts.most_in_one_window, counts.refused
+        "{}: {CALLS} calls over two replicas in {elapsed:?}: {ok} answered, {limited} rate-limited by the host; the vendor admitted {} requests, at most {} in one window, refused {}",
+        f.backend(), counts.admitted, counts.most_in_one_window, counts.refused
     );
     assert_eq!(ok + limited, CALLS, "every call answered");
     assert_eq!(counts.refused, 0, "no request reached the vendor past its budget");
@@ -124,7 +124,7 @@ async fn a_spent_budget_with_a_distant_reset_fails_fast_with_its_retry_time_on_b
     }
     let elapsed = started.elapsed();
     let counts = s.rate_budget_counts();
-    eprintln!("16 calls with the budget nearly spent: {ok} answered, {limited} rate-limited in {elapsed:?}; the vendor admitted {}, refused {}", counts.admitted, counts.refused);
+    eprintln!("{}: 16 calls with the budget nearly spent: {ok} answered, {limited} rate-limited in {elapsed:?}; the vendor admitted {}, refused {}", f.backend(), counts.admitted, counts.refused);
     assert_eq!(counts.refused, 0, "the vendor never answered 429");
     assert_eq!(counts.admitted, u64::from(budget.limit), "the whole window was used, and no more");
     assert!(limited > 0 && ok + limited == 16);
@@ -146,7 +146,7 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls_on_
 }
 
 async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(f: Fleet) {
-    const TTL_SECS: u64 = 8;
+    const TTL_SECS: u64 = 16;
     let s = StandIn::start(StandInConfig {
         oauth: close_standin::OAuthSwitches { access_token_ttl_secs: TTL_SECS, ..Default::default() },
         ..StandInConfig::default()
@@ -160,6 +160,13 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(f: 
     assert!(o.status.success(), "connect: {}", text(&o.stderr));
     let connected = Instant::now();
     let replicas = [f.serve(1, &["--http", "127.0.0.1:0"], "replica-a"), f.serve(2, &["--http", "127.0.0.1:0"], "replica-b")];
+    // Each replica answers once while the token is fresh (the connector refreshes a token this short
+    // when half its life is left), so both have their component compiled and race for the refresh.
+    let warm: Vec<_> = replicas.iter().enumerate().map(|(i, r)| call_on(r.port, 1_000 + i as u64, "close__org_info", json!({}))).collect();
+    for r in futures::future::join_all(warm).await {
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    assert!(connected.elapsed() < Duration::from_secs(TTL_SECS / 2), "warmed up before a refresh is due: {:?}", connected.elapsed());
     assert_eq!(s.oauth_counters().refreshes, 0);
     // Let the access token expire, then call 200 times at once, half through each replica.
     tokio::time::sleep(Duration::from_secs(TTL_SECS).saturating_sub(connected.elapsed()) + Duration::from_millis(300)).await;
@@ -178,7 +185,7 @@ async fn two_replicas_refresh_an_expired_token_once_for_200_concurrent_calls(f: 
     }
     let elapsed = started.elapsed();
     let oauth = s.oauth_counters();
-    eprintln!("200 calls over two replicas with an expired token: {answered} answered in {elapsed:?}, {} refresh(es)", oauth.refreshes);
+    eprintln!("{}: 200 calls over two replicas with an expired token: {answered} answered in {elapsed:?}, {} refresh(es)", f.backend(), oauth.refreshes);
     assert!(elapsed < Duration::from_secs(TTL_SECS), "the run fits in one token lifetime, so one refresh is right: {elapsed:?}");
     assert_eq!(oauth.refreshes, 1, "single flight across both processes");
     assert_eq!(oauth.refresh_token_reuse_detections, 0, "no rotated-out refresh token was used");

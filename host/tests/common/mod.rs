@@ -242,6 +242,11 @@ impl Fleet {
         }
     }
 
+    /// Which store this is, for the figures a test prints.
+    pub fn backend(&self) -> &'static str {
+        if self.database.is_some() { "PostgreSQL" } else { "SQLite" }
+    }
+
     /// The data directory of process `i` (0: the operator's CLI).
     pub fn dir(&self, i: usize) -> &std::path::Path {
         self.dirs[i.min(self.dirs.len() - 1)].path()
