@@ -157,12 +157,17 @@ impl HostService {
         let dir = &config.data_dir;
         crate::sandbox::runtime::create_private_dir(dir).map_err(HostError::Storage)?;
         let key_use = crate::vault::locks::KeyUseLock::shared(dir).map_err(HostError::Storage)?;
-        let keys = MasterKeys::load_or_create(dir).map_err(HostError::Storage)?;
+        let keys = Arc::new(match &config.database {
+            Some(_) => MasterKeys::load_existing(dir).map_err(HostError::Usage)?,
+            None => MasterKeys::load_or_create(dir).map_err(HostError::Storage)?,
+        });
         let replica = replica_id();
         let (store, locks) = match &config.database {
             Some(url) => {
                 let store = Store::open_postgres(url).map_err(HostError::Storage)?;
-                store.join_fleet(&replica, &keys).map_err(HostError::Storage)?;
+                // Its row in the fleet's registry: the replica's name and a random part, so replicas
+                // given one CLARIBI_REPLICA_ID are still told apart.
+                store.join_fleet(&random_id(&replica), &keys).map_err(HostError::Usage)?;
                 let locks = store.postgres().map(|pg| CredentialLocks::database(pg.locks())).unwrap_or_else(|| CredentialLocks::new(None));
                 (store, locks)
             }
@@ -183,7 +188,7 @@ impl HostService {
         Ok(HostService {
             data_dir: dir.clone(),
             store: Arc::new(store),
-            keys: Arc::new(keys),
+            keys,
             locks,
             runtime,
             blocklist_fingerprint: blocklist.fingerprint(),
@@ -250,10 +255,14 @@ impl HostService {
             // A replica of a fleet finds the component in the shared store, and keeps a copy on its disk.
             Err(e) => match self.store.component(&c.plugin_digest).map_err(HostError::Storage)? {
                 Some(bytes) => {
-                    if crate::sandbox::runtime::digest(&bytes) == c.plugin_digest {
-                        if let Err(e) = self.keep_component_file(&c.plugin_digest, &bytes) {
-                            tracing::warn!("cannot keep a copy of the component of connection `{}`: {e}", c.name);
-                        }
+                    if crate::sandbox::runtime::digest(&bytes) != c.plugin_digest {
+                        return Err(HostError::Storage(format!(
+                            "the component of connection `{}` in the database does not match the digest it was pinned to; connect it again",
+                            c.name
+                        )));
+                    }
+                    if let Err(e) = self.keep_component_file(&c.plugin_digest, &bytes) {
+                        tracing::warn!("cannot keep a copy of the component of connection `{}`: {e}", c.name);
                     }
                     bytes
                 }
@@ -338,7 +347,7 @@ impl HostService {
     pub fn rotate_key(data_dir: &Path, database: Option<&str>) -> Result<(String, usize), HostError> {
         crate::sandbox::runtime::create_private_dir(data_dir).map_err(HostError::Storage)?;
         if let Some(url) = database {
-            let keys = MasterKeys::load_or_create(data_dir).map_err(HostError::Storage)?;
+            let keys = MasterKeys::load_existing(data_dir).map_err(HostError::Usage)?;
             let store = Store::open_postgres(url).map_err(HostError::Storage)?;
             let n = store.rotate_fleet(&keys).map_err(HostError::Usage)?;
             return Ok((keys.current_id().to_string(), n));

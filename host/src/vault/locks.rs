@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 /// `host.credential-lock`). Dropping it releases both the in-process mutex and the cross-process
 /// file lock.
 pub struct CredentialLock {
-    _local: tokio::sync::OwnedMutexGuard<()>,
-    _file: Option<std::fs::File>,
+    // Fields drop in this order: the lock shared with other processes goes before this process's.
     _database: Option<crate::vault::store::postgres::DatabaseLock>,
+    _file: Option<std::fs::File>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Hands out [`CredentialLock`]s: one per connection, across tasks of this process (a mutex) and

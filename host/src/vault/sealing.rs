@@ -70,12 +70,19 @@ pub enum KeySource {
     Memory,
 }
 
-/// The master keys: the first encrypts, all of them decrypt. A clone is zeroized when dropped, as
-/// the original is.
-#[derive(Clone)]
+/// The master keys: one seals (the first, unless a fleet's database names another, see
+/// [`MasterKeys::seal_under`]), all of them open. A clone is zeroized when dropped, as the original is.
 pub struct MasterKeys {
     keys: Vec<MasterKey>,
     source: KeySource,
+    /// Which of `keys` seals.
+    sealing: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for MasterKeys {
+    fn clone(&self) -> MasterKeys {
+        MasterKeys { keys: self.keys.clone(), source: self.source.clone(), sealing: self.sealing_index().into() }
+    }
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -136,7 +143,7 @@ fn random_key() -> MasterKey {
 impl MasterKeys {
     /// A fresh random key held in memory only.
     pub fn generate() -> MasterKeys {
-        MasterKeys { keys: vec![random_key()], source: KeySource::Memory }
+        MasterKeys { keys: vec![random_key()], source: KeySource::Memory, sealing: 0.into() }
     }
 
     /// The keys of a `CLARIBI_MASTER_KEY` value: base64 32-byte keys, comma-separated, the first
@@ -151,7 +158,19 @@ impl MasterKeys {
         if keys.is_empty() {
             return Err(format!("{MASTER_KEY_ENV} is set but empty; unset it or give a base64 32-byte key"));
         }
-        Ok(MasterKeys { keys, source: KeySource::Env })
+        Ok(MasterKeys { keys, source: KeySource::Env, sealing: 0.into() })
+    }
+
+    /// Load the keys from `CLARIBI_MASTER_KEY`, else from an existing `<data_dir>/master.key`; never
+    /// create one (a fleet's processes must all hold the fleet's key, which a new random key is not).
+    pub fn load_existing(data_dir: &Path) -> Result<MasterKeys, String> {
+        if std::env::var_os(MASTER_KEY_ENV).is_none() && !data_dir.join("master.key").exists() {
+            return Err(format!(
+                "a process of a fleet (--database) needs the fleet's master key: set {MASTER_KEY_ENV} (the same on every replica) or put the fleet's master.key in {}",
+                data_dir.display()
+            ));
+        }
+        MasterKeys::load_or_create(data_dir)
     }
 
     /// Load the keys from `CLARIBI_MASTER_KEY`, else from `<data_dir>/master.key`, creating the file
@@ -174,10 +193,10 @@ impl MasterKeys {
                     return Err(format!("{} holds no key; restore it from backup", path.display()));
                 }
                 check_private(&path)?;
-                Ok(MasterKeys { keys, source: KeySource::File(path) })
+                Ok(MasterKeys { keys, source: KeySource::File(path), sealing: 0.into() })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let keys = MasterKeys { keys: vec![random_key()], source: KeySource::File(path.clone()) };
+                let keys = MasterKeys { keys: vec![random_key()], source: KeySource::File(path.clone()), sealing: 0.into() };
                 keys.write_file(&path, true)?;
                 Ok(keys)
             }
@@ -185,9 +204,30 @@ impl MasterKeys {
         }
     }
 
+    fn sealing_index(&self) -> usize {
+        self.sealing.load(std::sync::atomic::Ordering::Relaxed).min(self.keys.len() - 1)
+    }
+
     /// Id of the key new secrets are sealed with.
     pub fn current_id(&self) -> &str {
-        &self.keys[0].id
+        &self.keys[self.sealing_index()].id
+    }
+
+    /// Seal from now on under the held key `id` (the key a fleet's database names). `false`, changing
+    /// nothing, when this process does not hold it.
+    pub fn seal_under(&self, id: &str) -> bool {
+        match self.keys.iter().position(|k| k.id == id) {
+            Some(i) => {
+                self.sealing.store(i, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether this process holds the key `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.keys.iter().any(|k| k.id == id)
     }
 
     /// Ids of all keys that can open secrets.
@@ -213,7 +253,7 @@ impl MasterKeys {
     /// Seal a value for `(connection_id, name)` and, in format 2, `meta` (what the value is and where
     /// it may go), under the current key.
     pub fn seal_with(&self, connection_id: &str, name: &str, meta: Option<&[u8]>, plaintext: &[u8]) -> Result<Sealed, String> {
-        let key = &self.keys[0];
+        let key = &self.keys[self.sealing_index()];
         let cipher = XChaCha20Poly1305::new(key.bytes.as_ref().into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -253,11 +293,13 @@ impl MasterKeys {
             KeySource::Env => Ok(()),
             KeySource::Memory => {
                 self.keys.insert(0, random_key());
+                self.sealing = 0.into();
                 Ok(())
             }
             KeySource::File(path) => {
                 let path = path.clone();
                 self.keys.insert(0, random_key());
+                self.sealing = 0.into();
                 self.write_file(&path, false)
             }
         }
@@ -266,7 +308,9 @@ impl MasterKeys {
     /// Finish a rotation once every secret is sealed with the current key: forget the old keys (and
     /// drop them from the key file).
     pub fn retire_old_keys(&mut self) -> Result<(), String> {
-        self.keys.truncate(1);
+        let sealing = self.keys.remove(self.sealing_index());
+        self.keys = vec![sealing];
+        self.sealing = 0.into();
         if let KeySource::File(path) = &self.source {
             let path = path.clone();
             self.write_file(&path, false)?;

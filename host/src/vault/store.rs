@@ -533,8 +533,15 @@ impl Store {
 
     /// Connect to a PostgreSQL database (`postgres://…`) shared by a fleet of replicas, applying the
     /// migrations it lacks.
+    /// TLS is verified against the web's roots and the PEM file `CLARIBI_DATABASE_CA` names, if any.
     pub fn open_postgres(url: &str) -> Res<Store> {
-        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(url)?), operations: Default::default() })
+        let ca = std::env::var_os("CLARIBI_DATABASE_CA").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        Store::open_postgres_with_ca(url, ca.as_deref())
+    }
+
+    /// [`Store::open_postgres`] trusting the certificates of the PEM file `ca` too.
+    pub fn open_postgres_with_ca(url: &str, ca: Option<&Path>) -> Res<Store> {
+        Ok(Store { backend: Backend::Postgres(postgres::Pg::connect(url, ca)?), operations: Default::default() })
     }
 
     /// The PostgreSQL store, when this is one (its credential locks, its fleet registry).

@@ -57,6 +57,21 @@ pub struct Serving {
     pub port: u16,
 }
 
+impl Serving {
+    /// Stop it as an orchestrator does (SIGTERM), and wait for it to end.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("serve did not stop within {WAIT:?} of SIGTERM");
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -43,17 +43,39 @@ impl DatabaseLocks {
     pub async fn lock(&self, connection_id: &str) -> Res<DatabaseLock> {
         let key = lock_key(connection_id);
         let pool = self.pool.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (mut tx, rx) = tokio::sync::oneshot::channel();
         self.handle.spawn(async move {
-            let taken = async {
-                let client = pool.get().await.map_err(|e| format!("database error: no session for the credential lock ({e})"))?;
-                client.execute("SELECT pg_advisory_lock($1)", &[&key]).await.map_err(pg_err)?;
-                Ok::<_, String>(client)
-            }
-            .await;
-            if let Err(Ok(client)) = tx.send(taken) {
-                // The caller stopped waiting (its call was cancelled): release at once.
-                unlock(client, key).await;
+            let client = match pool.get().await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("database error: no session for the credential lock ({e})")));
+                    return;
+                }
+            };
+            let cancel = client.cancel_token();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let taken = tokio::select! {
+                r = client.execute("SELECT pg_advisory_lock($1)", &params) => Some(r.map(drop).map_err(pg_err)),
+                _ = tx.closed() => None,
+            };
+            let Some(taken) = taken else {
+                // The caller stopped waiting (its call was cancelled or timed out): stop waiting too,
+                // and close the session, which releases the lock should it have been granted meanwhile.
+                let _ = cancel.cancel_query(tokio_postgres::NoTls).await; // best effort: the session is closed next
+                drop(deadpool_postgres::Object::take(client));
+                return;
+            };
+            match taken {
+                Ok(()) => {
+                    if let Err(Ok(client)) = tx.send(Ok(client)) {
+                        unlock(client, key).await;
+                    }
+                }
+                Err(e) => {
+                    // A session whose lock request failed part-way is not reused.
+                    drop(deadpool_postgres::Object::take(client));
+                    let _ = tx.send(Err(e));
+                }
             }
         });
         let client = rx.await.map_err(|_| "database error: the store's runtime stopped".to_string())??;

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use super::Res;
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -43,6 +44,10 @@ const POOL_SIZE: usize = 16;
 const LOCK_POOL_SIZE: usize = 32;
 /// How long a store operation waits for a pooled connection, or for a new one.
 const WAIT: Duration = Duration::from_secs(30);
+/// How long one statement, one wait for a lock, or one idle transaction may last on the server.
+const STATEMENT_LIMIT: Duration = Duration::from_secs(60);
+/// How long a caller waits for its answer at most (the server's limits end a job well before).
+const ANSWER_LIMIT: Duration = Duration::from_secs(120);
 
 /// One statement parameter, owned (it travels to the store's runtime).
 pub(super) type P = Box<dyn ToSql + Send + Sync>;
@@ -145,18 +150,33 @@ pub(super) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_post
     row.try_get(i).map_err(|e| format!("database error: column {i}: {e}"))
 }
 
-/// The address of a database without its password (for messages).
+/// The address of a database for messages: rebuilt from what the driver reads (user, hosts, ports,
+/// database), so no part of a password is ever in it, wherever the URL put it.
 pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
+    let Ok(c) = tokio_postgres::Config::from_str(url) else { return "the PostgreSQL URL".into() };
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            match c.get_ports().get(i).or(c.get_ports().first()) {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
             }
-            u.set_query(None);
-            u.to_string()
-        }
-        Err(_) => "the PostgreSQL URL".into(),
-    }
+        })
+        .collect();
+    let user = match (c.get_user(), c.get_password().is_some()) {
+        (Some(u), true) => format!("{u}:***@"),
+        (Some(u), false) => format!("{u}@"),
+        (None, true) => ":***@".into(),
+        (None, false) => String::new(),
+    };
+    format!("postgres://{user}{}/{}", hosts.join(","), c.get_dbname().unwrap_or(""))
 }
 
 /// Parameters as the driver takes them.
@@ -172,8 +192,8 @@ pub struct Pg {
     locks: Pool,
     /// The address, password removed (for messages).
     pub(super) address: String,
-    /// The replica this handle registered as, if any (unregistered when dropped).
-    pub(super) registered: std::sync::Mutex<Option<String>>,
+    /// The replica this handle registered as and its heartbeat, if any (both ended when dropped).
+    pub(super) registered: std::sync::Mutex<Option<(String, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Drop for Pg {
@@ -186,8 +206,8 @@ impl Drop for Pg {
     }
 }
 
-fn pool(config: &tokio_postgres::Config, size: usize, handle: &tokio::runtime::Handle) -> Res<Pool> {
-    let manager = Manager::from_config(config.clone(), tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+fn pool(config: &tokio_postgres::Config, tls: &tls::MakeRustls, size: usize, handle: &tokio::runtime::Handle) -> Res<Pool> {
+    let manager = Manager::from_config(config.clone(), tls.clone(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let _guard = handle.enter();
     Pool::builder(manager)
         .max_size(size)
@@ -199,13 +219,38 @@ fn pool(config: &tokio_postgres::Config, size: usize, handle: &tokio::runtime::H
 }
 
 impl Pg {
-    /// Connect to `url` (`postgres://user@host:port/database`), check that the server answers, and
-    /// apply the migrations it lacks.
-    pub fn connect(url: &str) -> Res<Pg> {
+    /// Connect to `url` (`postgres://user@host:port/database`), over TLS verified against the web's
+    /// roots and `ca` (see [`tls`]), check that the server answers, and apply the migrations it lacks.
+    pub fn connect(url: &str, ca: Option<&std::path::Path>) -> Res<Pg> {
         let address = redacted(url);
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             format!("`{address}` is not a PostgreSQL URL ({e}); give postgres://USER@HOST:PORT/DATABASE")
         })?;
+        // A replica that freezes or loses the network must not hold locks or sessions for long: the
+        // server drops its session (and so its advisory locks) once keepalives go unanswered, a
+        // statement or an idle transaction ends after a minute, and so does waiting for a lock.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3)
+            .connect_timeout(Duration::from_secs(10));
+        let options = format!(
+            "{} -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={ms} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+            config.get_options().unwrap_or(""),
+            ms = STATEMENT_LIMIT.as_millis()
+        );
+        config.options(options.trim());
+        if !tls::local_only(&config) && config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            return Err(format!(
+                "the database at {address} is on another machine: add sslmode=require to its URL (and CLARIBI_DATABASE_CA=ca.pem for a private CA), so rows never cross the network in clear"
+            ));
+        }
+        if tls::local_only(&config) && config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+            // Traffic that never leaves this machine goes plain unless the URL asks for TLS.
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
+        let tls = tls::MakeRustls::new(ca)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("claribi-store")
@@ -214,8 +259,8 @@ impl Pg {
             .map_err(|e| format!("cannot start the database runtime: {e}"))?;
         let handle = runtime.handle().clone();
         let pg = Pg {
-            pool: pool(&config, POOL_SIZE, &handle)?,
-            locks: pool(&config, LOCK_POOL_SIZE, &handle)?,
+            pool: pool(&config, &tls, POOL_SIZE, &handle)?,
+            locks: pool(&config, &tls, LOCK_POOL_SIZE, &handle)?,
             runtime: Some(runtime),
             handle,
             address,
@@ -244,7 +289,18 @@ impl Pg {
             };
             let _ = tx.send(out);
         });
-        rx.recv().map_err(|_| "database error: the store's runtime stopped".to_string())?
+        // A worker of a multi-threaded runtime hands its other tasks over while it waits.
+        let wait = || match rx.recv_timeout(ANSWER_LIMIT) {
+            Ok(out) => out,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(format!("database error: no answer from PostgreSQL in {} s", ANSWER_LIMIT.as_secs()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err("database error: the store's runtime stopped".to_string()),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
+            _ => wait(),
+        }
     }
 
     /// One statement; how many rows it changed.
@@ -277,36 +333,48 @@ impl Pg {
         })
     }
 
-    /// Say every [`HEARTBEAT`](super::fleet::HEARTBEAT) that `replica` is in service and which key it
-    /// seals with, until this store is dropped (which also removes its row).
-    pub(super) fn keep_alive(&self, replica: &str, sealing_key_id: &str, key_ids: &[String]) {
-        if let Ok(mut r) = self.registered.lock() {
-            *r = Some(replica.to_string());
-        }
+    /// Every [`HEARTBEAT`](super::fleet::HEARTBEAT) until this store is dropped: seal under the key
+    /// the fleet's database names (when held), and say that `replica` is in service, which key it
+    /// seals with and which it holds.
+    pub(super) fn keep_alive(&self, replica: &str, keys: std::sync::Arc<crate::vault::sealing::MasterKeys>) {
         let pool = self.pool.clone();
-        let (replica, key, ids) = (replica.to_string(), sealing_key_id.to_string(), key_ids.join(","));
-        self.handle.spawn(async move {
+        let id = replica.to_string();
+        let replica = id.clone();
+        let task = self.handle.spawn(async move {
             let mut tick = tokio::time::interval(super::fleet::HEARTBEAT);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Ok(c) = pool.get().await {
-                    let now = super::Store::now_ms();
-                    let _ = c
-                        .execute(
-                            "INSERT INTO replicas (id, sealing_key_id, key_ids, started_at_ms, seen_at_ms) VALUES ($1, $2, $3, $4, $4)
-                             ON CONFLICT (id) DO UPDATE SET seen_at_ms = excluded.seen_at_ms",
-                            &[&replica, &key, &ids, &now],
-                        )
-                        .await;
+                let Ok(c) = pool.get().await else { continue };
+                if let Ok(Some(row)) = c.query_opt("SELECT value FROM meta WHERE key = 'sealing_key_id'", &[]).await {
+                    if let Ok(fleet) = row.try_get::<_, String>(0) {
+                        if !keys.seal_under(&fleet) {
+                            tracing::error!("the fleet now seals with master key {fleet}, which this replica does not hold; give it that key and restart it");
+                        }
+                    }
+                }
+                let sql = format!(
+                    "INSERT INTO replicas (id, sealing_key_id, key_ids, started_at_ms, seen_at_ms) VALUES ($1, $2, $3, {now}, {now})
+                     ON CONFLICT (id) DO UPDATE SET sealing_key_id = excluded.sealing_key_id, key_ids = excluded.key_ids, seen_at_ms = excluded.seen_at_ms",
+                    now = queries::DB_NOW_MS
+                );
+                if let Err(e) = c.execute(&sql, &[&replica, &keys.current_id(), &keys.ids().join(",")]).await {
+                    tracing::warn!("cannot tell the fleet this replica is in service: {}", pg_err(e));
                 }
             }
         });
+        if let Ok(mut r) = self.registered.lock() {
+            if let Some((_, old)) = r.replace((id, task)) {
+                old.abort();
+            }
+        }
     }
 
     fn unregister(&self) {
-        let replica = self.registered.lock().ok().and_then(|mut r| r.take());
-        if let Some(replica) = replica {
+        let registered = self.registered.lock().ok().and_then(|mut r| r.take());
+        if let Some((replica, heartbeat)) = registered {
+            // The heartbeat stops first, so it cannot write the row again after it is removed.
+            heartbeat.abort();
             if let Err(e) = self.forget_replica(&replica) {
                 tracing::debug!("cannot remove replica `{replica}` from the fleet: {e}");
             }

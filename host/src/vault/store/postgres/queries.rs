@@ -15,6 +15,9 @@ use crate::vault::store::{
 use crate::policy::pinning::Pin;
 use tokio_postgres::Row;
 
+/// Now, in milliseconds, by the database's clock (one clock for every replica's heartbeat).
+pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 fn secret_row(r: &Row) -> Res<SecretRow> {
     Ok(SecretRow {
         name: col(r, 0)?,
@@ -104,7 +107,7 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn connections(&self) -> Res<Vec<ConnectionRecord>> {
-        self.rows("SELECT * FROM connections ORDER BY name", p![])?.iter().map(record).collect()
+        self.rows("SELECT * FROM connections ORDER BY name COLLATE \"C\"", p![])?.iter().map(record).collect()
     }
 
     pub(in crate::vault::store) fn mark_connected(&self, id: &str, account: Option<&str>, granted: &[String], warnings: &[String]) -> Res<()> {
@@ -257,7 +260,26 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn listed_tool(&self, connection_id: &str, tool: &str) -> Res<Option<ListedTool>> {
-        // The listing is JSON text written by the service; read as jsonb so a call does not parse it here.
+        // The listing is JSON text written by the service, read with PostgreSQL's JSON functions so a
+        // call does not parse it here; a listing they refuse (jsonb has no `\u0000`, which a vendor may
+        // put in a description) is read here instead.
+        match self.listed_tool_in_sql(connection_id, tool) {
+            Ok(found) => Ok(found),
+            Err(_) => self.tool_cache(connection_id).map(|cached| {
+                cached.map(|(listed_at, listing)| {
+                    let v: serde_json::Value = serde_json::from_str(&listing).unwrap_or_default();
+                    ListedTool {
+                        offered: v["tools"].as_array().is_some_and(|t| t.iter().any(|t| t["name"].as_str() == Some(tool))),
+                        listed_at,
+                        ttl_ms: v["ttl_ms"].as_u64(),
+                        filtered_by: v["filtered_by"].as_str().map(str::to_string),
+                    }
+                })
+            }),
+        }
+    }
+
+    fn listed_tool_in_sql(&self, connection_id: &str, tool: &str) -> Res<Option<ListedTool>> {
         single(
             self.row(
                 "SELECT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(l -> 'tools') = 'array' THEN l -> 'tools' ELSE '[]'::jsonb END) t
@@ -316,7 +338,7 @@ impl Pg {
 
     pub(in crate::vault::store) fn secret_rows(&self, connection_id: &str) -> Res<Vec<SecretRow>> {
         self.rows(
-            "SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets WHERE connection_id = $1 ORDER BY name",
+            "SELECT name, format, kind, placeholder, binding, key_id, nonce, ciphertext FROM secrets WHERE connection_id = $1 ORDER BY name COLLATE \"C\"",
             p![connection_id],
         )?
         .iter()
@@ -325,7 +347,7 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn secret_summaries(&self, connection_id: &str) -> Res<Vec<SecretSummary>> {
-        self.rows("SELECT name, format, kind, binding FROM secrets WHERE connection_id = $1 ORDER BY name", p![connection_id])?
+        self.rows("SELECT name, format, kind, binding FROM secrets WHERE connection_id = $1 ORDER BY name COLLATE \"C\"", p![connection_id])?
             .iter()
             .map(|r| {
                 let format: i64 = col(r, 1)?;
@@ -342,7 +364,7 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn secret_names(&self, connection_id: &str) -> Res<Vec<String>> {
-        self.rows("SELECT name FROM secrets WHERE connection_id = $1 ORDER BY name", p![connection_id])?.iter().map(|r| col(r, 0)).collect()
+        self.rows("SELECT name FROM secrets WHERE connection_id = $1 ORDER BY name COLLATE \"C\"", p![connection_id])?.iter().map(|r| col(r, 0)).collect()
     }
 
     /// Rows already sealed by the caller: `(name, Some((kind, placeholder, binding, sealed)))` to set, `None` to delete.
@@ -418,7 +440,7 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn key_ids_in_use(&self) -> Res<Vec<String>> {
-        self.rows("SELECT DISTINCT key_id FROM secrets ORDER BY key_id", p![])?.iter().map(|r| col(r, 0)).collect()
+        self.rows("SELECT DISTINCT key_id COLLATE \"C\" AS key_id FROM secrets ORDER BY 1", p![])?.iter().map(|r| col(r, 0)).collect()
     }
 
     // ---- generation ----
@@ -430,7 +452,7 @@ impl Pg {
     // ---- tool pins and reviews ----
 
     pub(in crate::vault::store) fn tool_pins(&self, connection_id: &str) -> Res<Vec<Pin>> {
-        self.rows("SELECT tool, digest, definition FROM tool_pins WHERE connection_id = $1 ORDER BY tool", p![connection_id])?
+        self.rows("SELECT tool, digest, definition FROM tool_pins WHERE connection_id = $1 ORDER BY tool COLLATE \"C\"", p![connection_id])?
             .iter()
             .map(|r| Ok(Pin { tool: col(r, 0)?, digest: col(r, 1)?, definition: col(r, 2)? }))
             .collect()
@@ -501,7 +523,7 @@ impl Pg {
 
     pub(in crate::vault::store) fn pending_reviews(&self, connection_id: &str) -> Res<Vec<PendingReview>> {
         self.rows(
-            "SELECT tool, kind, digest, definition, detail, seen_at FROM tool_reviews WHERE connection_id = $1 ORDER BY tool",
+            "SELECT tool, kind, digest, definition, detail, seen_at FROM tool_reviews WHERE connection_id = $1 ORDER BY tool COLLATE \"C\"",
             p![connection_id],
         )?
         .iter()
@@ -550,7 +572,7 @@ impl Pg {
     }
 
     pub(in crate::vault::store) fn engine_tokens(&self) -> Res<Vec<EngineTokenRecord>> {
-        self.rows("SELECT name, created_at, revoked_at FROM engine_tokens ORDER BY created_at, name", p![])?
+        self.rows("SELECT name, created_at, revoked_at FROM engine_tokens ORDER BY created_at, name COLLATE \"C\"", p![])?
             .iter()
             .map(|r| Ok(EngineTokenRecord { name: col(r, 0)?, created_at: col(r, 1)?, revoked_at: col(r, 2)? }))
             .collect()
@@ -765,7 +787,8 @@ impl Pg {
 
     pub(in crate::vault::store) fn put_component(&self, digest: &str, bytes: &[u8]) -> Res<()> {
         self.exec(
-            "INSERT INTO components (digest, bytes, stored_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+            "INSERT INTO components (digest, bytes, stored_at) VALUES ($1, $2, $3)
+             ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes, stored_at = excluded.stored_at WHERE components.bytes <> excluded.bytes",
             p![digest, bytes, now()],
         )
         .map(drop)
@@ -777,40 +800,72 @@ impl Pg {
 
     // ---- the fleet's master keys ----
 
-    /// The key the fleet seals with (set by the first replica, moved by `rotate-key`).
-    pub(in crate::vault::store) fn fleet_key(&self, mine: &str) -> Res<String> {
-        let mine = mine.to_string();
+    /// Join the fleet: in one transaction holding the fleet-key row (so a rotation and a join never
+    /// interleave), record `mine` as the fleet's key if none is, read the fleet's key, and — when this
+    /// process holds it (`held`) — register `replica` as sealing with it. Returns the fleet's key.
+    pub(in crate::vault::store) fn join(&self, replica: &str, mine: &str, held: Vec<String>) -> Res<String> {
+        let (replica, mine) = (replica.to_string(), mine.to_string());
         self.run(move |c| {
             Box::pin(async move {
-                c.execute("INSERT INTO meta (key, value) VALUES ('sealing_key_id', $1) ON CONFLICT (key) DO NOTHING", &[&mine]).await.q()?;
-                let row = c.query_one("SELECT value FROM meta WHERE key = 'sealing_key_id'", &[]).await.q()?;
-                col(&row, 0)
+                let tx = c.transaction().await.q()?;
+                tx.execute("INSERT INTO meta (key, value) VALUES ('sealing_key_id', $1) ON CONFLICT (key) DO NOTHING", &[&mine]).await.q()?;
+                let fleet: String = col(&tx.query_one("SELECT value FROM meta WHERE key = 'sealing_key_id' FOR UPDATE", &[]).await.q()?, 0)?;
+                if held.contains(&fleet) {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO replicas (id, sealing_key_id, key_ids, started_at_ms, seen_at_ms) VALUES ($1, $2, $3, {DB_NOW_MS}, {DB_NOW_MS})
+                             ON CONFLICT (id) DO UPDATE SET sealing_key_id = excluded.sealing_key_id, key_ids = excluded.key_ids, seen_at_ms = excluded.seen_at_ms"
+                        ),
+                        &[&replica, &fleet, &held.join(",")],
+                    )
+                    .await
+                    .q()?;
+                }
+                tx.commit().await.q()?;
+                Ok(fleet)
             })
         })
     }
 
-    pub(in crate::vault::store) fn set_fleet_key(&self, key_id: &str) -> Res<()> {
-        self.exec(
-            "INSERT INTO meta (key, value) VALUES ('sealing_key_id', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            p![key_id],
-        )
-        .map(drop)
+    /// Move the fleet to key `new`, in one transaction holding the fleet-key row: refused when a
+    /// replica seen in the last `gone_after_ms` (by the database's clock) does not hold it. Returns
+    /// the key the fleet sealed with before.
+    pub(in crate::vault::store) fn move_fleet_key(&self, new: &str, gone_after_ms: i64) -> Res<String> {
+        let new = new.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await.q()?;
+                tx.execute("INSERT INTO meta (key, value) VALUES ('sealing_key_id', $1) ON CONFLICT (key) DO NOTHING", &[&new]).await.q()?;
+                let before: String = col(&tx.query_one("SELECT value FROM meta WHERE key = 'sealing_key_id' FOR UPDATE", &[]).await.q()?, 0)?;
+                let live = tx
+                    .query(&format!("SELECT id, key_ids FROM replicas WHERE seen_at_ms >= {DB_NOW_MS} - $1 ORDER BY id"), &[&gone_after_ms])
+                    .await
+                    .q()?;
+                for r in &live {
+                    let (id, ids): (String, String) = (col(r, 0)?, col(r, 1)?);
+                    if !ids.split(',').any(|k| k == new) {
+                        return Err(format!(
+                            "replica `{id}` does not hold master key {new}; add it to that replica's CLARIBI_MASTER_KEY (the old keys after it), restart it, then run rotate-key again"
+                        ));
+                    }
+                }
+                tx.execute("UPDATE meta SET value = $1 WHERE key = 'sealing_key_id'", &[&new]).await.q()?;
+                tx.commit().await.q()?;
+                Ok(before)
+            })
+        })
     }
 
-    pub(in crate::vault::store) fn heartbeat(&self, replica: &str, sealing_key_id: &str, key_ids: &[String], now_ms: i64) -> Res<()> {
-        self.exec(
-            "INSERT INTO replicas (id, sealing_key_id, key_ids, started_at_ms, seen_at_ms) VALUES ($1, $2, $3, $4, $4)
-             ON CONFLICT (id) DO UPDATE SET sealing_key_id = excluded.sealing_key_id, key_ids = excluded.key_ids, seen_at_ms = excluded.seen_at_ms",
-            p![replica, sealing_key_id, key_ids.join(","), now_ms],
-        )
-        .map(drop)
-    }
-
-    pub(in crate::vault::store) fn replicas_seen_since(&self, since_ms: i64) -> Res<Vec<(String, String)>> {
-        self.rows("SELECT id, sealing_key_id FROM replicas WHERE seen_at_ms >= $1 ORDER BY id", p![since_ms])?
-            .iter()
-            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
-            .collect()
+    /// The replicas seen in the last `gone_after_ms` that do not seal with `key` yet.
+    pub(in crate::vault::store) fn replicas_not_sealing_with(&self, key: &str, gone_after_ms: i64) -> Res<Vec<(String, String)>> {
+        self.rows(
+            "SELECT id, sealing_key_id FROM replicas
+             WHERE seen_at_ms >= (extract(epoch from clock_timestamp()) * 1000)::bigint - $1 AND sealing_key_id <> $2 ORDER BY id",
+            p![gone_after_ms, key],
+        )?
+        .iter()
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+        .collect()
     }
 
     pub(super) fn forget_replica(&self, replica: &str) -> Res<()> {

@@ -147,8 +147,10 @@ CREATE INDEX IF NOT EXISTS continuations_by_expiry ON continuations (expires_at_
 CREATE INDEX IF NOT EXISTS continuations_by_connection ON continuations (connection);
 ";
 
-/// Migration 2: the generation counter (see `super::super::generation`), bumped by statement-level
-/// triggers in the writing transaction, so a replica that reads a new number also reads what changed.
+/// Migration 2: the generation counter (see `super::super::generation`), bumped by row triggers
+/// deferred to the writing transaction's commit: a replica that reads a new number also reads what
+/// changed, and the counter's row is always the last lock a transaction takes, so two writers never
+/// wait for each other in a cycle through it.
 const V2: &str = "
 CREATE TABLE IF NOT EXISTS generation (id BIGINT PRIMARY KEY CHECK (id = 1), n BIGINT NOT NULL);
 INSERT INTO generation (id, n) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
@@ -158,14 +160,14 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER generation_connections AFTER INSERT OR UPDATE OR DELETE ON connections
-    FOR EACH STATEMENT EXECUTE FUNCTION claribi_bump_generation();
-CREATE TRIGGER generation_tool_cache AFTER INSERT OR UPDATE OR DELETE ON tool_cache
-    FOR EACH STATEMENT EXECUTE FUNCTION claribi_bump_generation();
-CREATE TRIGGER generation_tool_pins AFTER INSERT OR UPDATE OR DELETE ON tool_pins
-    FOR EACH STATEMENT EXECUTE FUNCTION claribi_bump_generation();
-CREATE TRIGGER generation_tool_reviews AFTER INSERT OR UPDATE OR DELETE ON tool_reviews
-    FOR EACH STATEMENT EXECUTE FUNCTION claribi_bump_generation();
+CREATE CONSTRAINT TRIGGER generation_connections AFTER INSERT OR UPDATE OR DELETE ON connections
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION claribi_bump_generation();
+CREATE CONSTRAINT TRIGGER generation_tool_cache AFTER INSERT OR UPDATE OR DELETE ON tool_cache
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION claribi_bump_generation();
+CREATE CONSTRAINT TRIGGER generation_tool_pins AFTER INSERT OR UPDATE OR DELETE ON tool_pins
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION claribi_bump_generation();
+CREATE CONSTRAINT TRIGGER generation_tool_reviews AFTER INSERT OR UPDATE OR DELETE ON tool_reviews
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION claribi_bump_generation();
 ";
 
 /// Migration 3: connector components by digest, so every replica loads the same pinned code.
@@ -192,7 +194,7 @@ CREATE TABLE IF NOT EXISTS replicas (
 /// The versioned migrations of a PostgreSQL store, applied in order at open.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "connections, sealed secrets, state, listings, pins, approvals, engine tokens, audit trail, rate budgets, continuations", V1),
-    (2, "a generation counter every write a call prepares from changes (triggers)", V2),
+    (2, "a generation counter every write a call prepares from changes (triggers deferred to commit)", V2),
     (3, "connector components by digest, for every replica", V3),
     (4, "the replicas in service and the master key each seals with", V4),
 ];

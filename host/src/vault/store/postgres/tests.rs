@@ -327,31 +327,73 @@ fn a_replica_without_the_fleets_key_is_refused_and_rotation_waits_for_every_repl
         base64::engine::general_purpose::STANDARD.encode(b)
     };
     let (old_b64, new_b64) = (random(), random());
-    let old = MasterKeys::from_list(&old_b64).unwrap();
+    let keys = |list: &str| std::sync::Arc::new(MasterKeys::from_list(list).unwrap());
+    let (old, new) = (keys(&old_b64), keys(&new_b64));
     let first = Store::open_postgres(&db.url).unwrap();
     first.join_fleet("replica-a", &old).unwrap();
     first.insert_connection(&record("a")).unwrap();
     first.update_secrets(&old, "conn_a", &[("api-key".into(), Some(SecretWrite::Credential(api_key("sk_secret_value_123"))))]).unwrap();
 
     // A replica holding another key only could open nothing: refused.
-    let stranger = MasterKeys::from_list(&new_b64).unwrap();
-    let e = Store::open_postgres(&db.url).unwrap().join_fleet("replica-x", &stranger).err().expect("refused");
+    let e = Store::open_postgres(&db.url).unwrap().join_fleet("replica-x", &keys(&new_b64)).err().expect("refused");
     assert!(e.contains(old.current_id()) && e.contains("does not hold"), "{e}");
 
-    // The new key first, the old after it: it joins (it reads both).
-    let both = MasterKeys::from_list(&format!("{new_b64},{old_b64}")).unwrap();
+    // The new key listed first, the old after it: it joins, and seals with the fleet's key (the old).
+    let both = keys(&format!("{new_b64},{old_b64}"));
     let second = Store::open_postgres(&db.url).unwrap();
     second.join_fleet("replica-b", &both).unwrap();
-    // Replica a still seals with the old key: the rotation is refused and changes nothing.
-    let e = second.rotate_fleet(&both).err().expect("refused while replica-a seals with the old key");
-    assert!(e.contains("replica-a") && e.contains("restart it"), "{e}");
+    assert_eq!(both.current_id(), old.current_id(), "the fleet's key seals, whatever the order of the list");
+    // Replica a does not hold the new key: the rotation is refused and changes nothing.
+    let operator = MasterKeys::from_list(&format!("{new_b64},{old_b64}")).unwrap();
+    let e = second.rotate_fleet(&operator).err().expect("refused while replica-a lacks the new key");
+    assert!(e.contains("replica-a") && e.contains("does not hold master key") && e.contains("restart it"), "{e}");
     assert_eq!(second.key_ids_in_use().unwrap(), vec![old.current_id().to_string()]);
-    // Replica a stops; the rotation re-seals everything under the new key.
+    assert_eq!(both.current_id(), old.current_id());
+    // Replica a stops; the rotation moves replica b to the new key and re-seals everything under it.
     drop(first);
-    assert_eq!(second.rotate_fleet(&both).unwrap(), 1);
-    assert_eq!(second.key_ids_in_use().unwrap(), vec![stranger.current_id().to_string()]);
-    assert_eq!(second.secret_value(&stranger, "conn_a", "api-key").unwrap().unwrap().as_str(), "sk_secret_value_123");
-    // From now on a replica holding only the old key is refused.
+    assert_eq!(second.rotate_fleet(&operator).unwrap(), 1);
+    assert_eq!(both.current_id(), new.current_id(), "replica b followed the fleet's key");
+    assert_eq!(second.key_ids_in_use().unwrap(), vec![new.current_id().to_string()]);
+    assert_eq!(second.secret_value(&new, "conn_a", "api-key").unwrap().unwrap().as_str(), "sk_secret_value_123");
+    // What replica b seals from now on opens with the new key alone.
+    second.update_secrets(&both, "conn_a", &[("expiry".into(), Some(SecretWrite::Own("later".into())))]).unwrap();
+    assert_eq!(second.secret_value(&new, "conn_a", "expiry").unwrap().unwrap().as_str(), "later");
+    // A process left with the old key alone is refused.
     let e = Store::open_postgres(&db.url).unwrap().join_fleet("replica-c", &old).err().expect("refused");
-    assert!(e.contains(stranger.current_id()), "{e}");
+    assert!(e.contains(new.current_id()), "{e}");
+}
+
+#[test]
+fn a_database_on_another_machine_needs_tls_and_tls_is_verified() {
+    // Refused before anything is sent.
+    let e = Store::open_postgres("postgres://claribi@db.example.com:5432/fleet").err().expect("refused");
+    assert!(e.contains("sslmode=require") && e.contains("on another machine"), "{e}");
+    // The local server speaks TLS with a certificate for `localhost` (Debian's own, self-signed):
+    // untrusted, the handshake fails and says so in one line …
+    let db = TestDatabase::create();
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_host(Some("localhost")).unwrap();
+    url.set_query(Some("sslmode=require"));
+    let e = Store::open_postgres_with_ca(url.as_str(), None).err().expect("an unknown issuer");
+    assert!(e.contains("cannot reach PostgreSQL") && e.contains("certificate") && !e.contains('\n'), "{e}");
+    // … trusted as the operator's CA, every session is TLS.
+    let ca = Store::open_postgres(&db.url)
+        .unwrap()
+        .postgres()
+        .unwrap()
+        .rows("SELECT current_setting('ssl_cert_file')", super::p![])
+        .map(|r| super::col::<String>(&r[0], 0).unwrap())
+        .unwrap();
+    let s = Store::open_postgres_with_ca(url.as_str(), Some(std::path::Path::new(&ca))).unwrap();
+    let ssl: Vec<bool> = s
+        .postgres()
+        .unwrap()
+        .rows("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", super::p![])
+        .unwrap()
+        .iter()
+        .map(|r| super::col(r, 0).unwrap())
+        .collect();
+    assert_eq!(ssl, vec![true]);
+    s.insert_connection(&record("over-tls")).unwrap();
+    assert!(s.connection("over-tls").unwrap().is_some());
 }
