@@ -17,18 +17,24 @@ pub struct DatabaseLocks {
 /// A held credential lock; dropping it releases it.
 pub struct DatabaseLock {
     client: Option<deadpool_postgres::Object>,
-    key: i64,
+    key: i32,
     handle: tokio::runtime::Handle,
 }
 
-/// The advisory-lock key of a connection's credentials: the first 8 bytes of a SHA-256.
-pub fn lock_key(connection_id: &str) -> i64 {
+/// The class of credential locks in PostgreSQL's two-key advisory locks, a key space apart from the
+/// one-key locks of rate budgets and migrations (so a rate transaction never waits on a credential
+/// holder however keys collide).
+const CREDENTIAL_CLASS: i32 = 0x636c_6169;
+
+/// The advisory-lock key of a connection's credentials: 4 bytes of a SHA-256 (two connections whose
+/// keys collide only refresh one after the other).
+pub fn lock_key(connection_id: &str) -> i32 {
     let d = Sha256::digest(format!("claribi/credential-lock/{connection_id}").as_bytes());
-    i64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
-async fn unlock(client: deadpool_postgres::Object, key: i64) {
-    if client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.is_err() {
+async fn unlock(client: deadpool_postgres::Object, key: i32) {
+    if client.execute("SELECT pg_advisory_unlock($1, $2)", &[&CREDENTIAL_CLASS, &key]).await.is_err() {
         // A session that may still hold the lock never goes back to the pool: closing it releases.
         drop(deadpool_postgres::Object::take(client));
     }
@@ -53,9 +59,9 @@ impl DatabaseLocks {
                 }
             };
             let cancel = client.cancel_token();
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&CREDENTIAL_CLASS, &key];
             let taken = tokio::select! {
-                r = client.execute("SELECT pg_advisory_lock($1)", &params) => Some(r.map(drop).map_err(pg_err)),
+                r = client.execute("SELECT pg_advisory_lock($1, $2)", &params) => Some(r.map(drop).map_err(pg_err)),
                 _ = tx.closed() => None,
             };
             let Some(taken) = taken else {
