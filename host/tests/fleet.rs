@@ -46,13 +46,7 @@ async fn a_key_rotation_moves_the_whole_fleet_and_no_replica_loses_a_secret() {
     let (old, new) = (random_key(), random_key());
     let both = format!("{new},{old}");
     // The operator connects with the fleet's first key; two replicas serve with it.
-    let o = with_key(&f, 0, &old)
-        .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &s.url(), "--api-key-env", KEY_VAR])
-        .args(["--allow-origin", s.base_url().trim_end_matches('/')])
-        .env(KEY_VAR, s.api_key())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "connect: {}", text(&o.stderr));
+    connect_close_with(with_key(&f, 0, &old), &s);
     let org = s.dataset().organization.id.clone();
     let org_info = |port: u16, id: u64| async move {
         let (status, _, r) = post(port, None, &call_headers("close__org_info", None), &call(id, "close__org_info", json!({}))).await;

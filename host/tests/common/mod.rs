@@ -205,12 +205,16 @@ pub fn sha256(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-
 /// Connect `close` to the stand-in with its API key, through the CLI.
 pub fn connect_close(dir: &std::path::Path, s: &close_standin::StandIn) {
-    let o = bin()
-        .arg("--data-dir")
-        .arg(dir)
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir);
+    connect_close_with(cmd, s);
+}
+
+/// Connect `close` to the stand-in with its API key, through the CLI `cmd` runs.
+pub fn connect_close_with(mut cmd: Command, s: &close_standin::StandIn) {
+    let o = cmd
         .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &s.url(), "--api-key-env", KEY_VAR])
         .args(["--allow-origin", s.base_url().trim_end_matches('/')])
         .env(KEY_VAR, s.api_key())
@@ -238,7 +242,7 @@ impl Fleet {
     pub fn postgres() -> Fleet {
         use base64::Engine as _;
         let database = claribi_host::vault::store::postgres::testing::TestDatabase::create();
-        let key: [u8; 32] = rand_bytes();
+        let key: [u8; 32] = rand::random();
         Fleet {
             dirs: (0..4).map(|_| tempfile::tempdir().unwrap()).collect(),
             database: Some(database),
@@ -293,17 +297,6 @@ impl Fleet {
 
     /// Connect `close` to the stand-in with its API key, through the operator's CLI.
     pub fn connect_close(&self, s: &close_standin::StandIn) {
-        let o = self
-            .cmd(0)
-            .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &s.url(), "--api-key-env", KEY_VAR])
-            .args(["--allow-origin", s.base_url().trim_end_matches('/')])
-            .env(KEY_VAR, s.api_key())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "connect: {}", text(&o.stderr));
+        connect_close_with(self.cmd(0), s);
     }
-}
-
-fn rand_bytes() -> [u8; 32] {
-    rand::random()
 }
