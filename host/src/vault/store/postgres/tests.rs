@@ -397,3 +397,31 @@ fn a_database_on_another_machine_needs_tls_and_tls_is_verified() {
     s.insert_connection(&record("over-tls")).unwrap();
     assert!(s.connection("over-tls").unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_waiter_that_gives_up_leaves_no_session_waiting() {
+    let db = TestDatabase::create();
+    let (a, b) = (Store::open_postgres(&db.url).unwrap(), Store::open_postgres(&db.url).unwrap());
+    let held = a.postgres().unwrap().locks().lock("conn_one").await.unwrap();
+    let waiting = || {
+        a.postgres().unwrap().rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", super::p![]).map(|r| super::col::<i64>(&r[0], 0).unwrap())
+    };
+    // Ten calls of replica b give up waiting (their deadline passed) …
+    let locks_b = b.postgres().unwrap().locks();
+    for _ in 0..10 {
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(100), locks_b.lock("conn_one")).await;
+        assert!(gave_up.is_err(), "the lock is held by replica a");
+    }
+    // … and none of their sessions is still waiting for the lock.
+    let mut left = i64::MAX;
+    for _ in 0..50 {
+        left = tokio::task::block_in_place(|| waiting().unwrap());
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "sessions still waiting after their callers gave up");
+    drop(held);
+    tokio::time::timeout(std::time::Duration::from_secs(5), locks_b.lock("conn_one")).await.expect("free once released").unwrap();
+}
