@@ -1,6 +1,7 @@
 //! The PostgreSQL store against the SQLite store as its reference: the same operations, in the same
 //! order, must give the same answers (timestamps aside); then what only a fleet needs — migrations
-//! raced by two replicas, the advisory credential lock, the fleet's sealing key.
+//! raced by two replicas, the advisory credential lock, the generation counter's locks, the fleet's
+//! sealing key.
 
 use super::schema;
 use super::testing::TestDatabase;
@@ -424,4 +425,57 @@ async fn a_lock_waiter_that_gives_up_leaves_no_session_waiting() {
     assert_eq!(left, 0, "sessions still waiting after their callers gave up");
     drop(held);
     tokio::time::timeout(std::time::Duration::from_secs(5), locks_b.lock("conn_one")).await.expect("free once released").unwrap();
+}
+
+/// Writes that touch several counted tables (an operator approving tools: pins, then the connection,
+/// then the catalogue) race single-row writes of another replica (a relisted catalogue, a status) on
+/// the same connection. Were the generation counter bumped by each row as it is written, the approval
+/// would hold the counter's row while waiting for a row the other replica holds while waiting for the
+/// counter — a lock cycle PostgreSQL breaks by aborting one of them. Bumped at commit, every write
+/// goes through.
+#[test]
+fn replicas_writing_one_connection_at_once_never_deadlock_on_the_generation_counter() {
+    let db = TestDatabase::create();
+    let (a, b) = (Store::open_postgres(&db.url).unwrap(), Store::open_postgres(&db.url).unwrap());
+    a.insert_connection(&record("one")).unwrap();
+    let g0 = a.generation().unwrap();
+    let pin = |t: &str, d: &str| Pin { tool: t.into(), digest: d.into(), definition: format!("{{\"name\":\"{t}\"}}") };
+    const ROUNDS: usize = 150;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let approving = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            (0..ROUNDS)
+                .filter_map(|i| {
+                    let pins = [pin("find_leads", &format!("d{i}")), pin("org_info", &format!("e{i}"))];
+                    a.pin_tools("conn_one", &pins, "operator", "review", true).err()
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let relisting: Vec<_> = (0..2)
+        .map(|t| {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                (0..ROUNDS)
+                    .filter_map(|i| {
+                        let listing = format!(r#"{{"tools":[{{"name":"t{t}_{i}"}}]}}"#);
+                        b.set_tool_cache("conn_one", &listing, "[]")
+                            .and_then(|_| b.set_status("conn_one", Status::Ready, None))
+                            .and_then(|_| b.mark_connected("conn_one", Some("Org"), &["mcp.read".into()], &[]))
+                            .err()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut failures = approving.join().unwrap();
+    for r in relisting {
+        failures.extend(r.join().unwrap());
+    }
+    assert!(failures.is_empty(), "{} of {} writes failed, first: {}", failures.len(), ROUNDS * 7, failures[0]);
+    // Every committed write moved the counter, and the last approval is what both replicas read.
+    assert!(b.generation().unwrap() >= g0 + (ROUNDS * 3) as i64, "the counter follows every write");
+    let digests: Vec<_> = b.tool_pins("conn_one").unwrap().into_iter().map(|p| p.digest).collect();
+    assert_eq!(digests, [format!("d{}", ROUNDS - 1), format!("e{}", ROUNDS - 1)]);
 }
