@@ -32,11 +32,26 @@ fn migrate_reports_the_postgresql_schema_and_an_unreachable_database_is_one_line
     assert_eq!(v["schema_version"], migrations.last().unwrap()["version"]);
     assert!(v["database"].as_str().unwrap().starts_with("postgres://"), "{v}");
 
-    let o = bin().args(["--database", "postgres://claribi:hunter2@127.0.0.1:1/fleet", "connections"]).output().unwrap();
+    // A replica of its own (a data directory and the fleet's key, nothing from this machine's home).
+    let elsewhere = |database: &str| {
+        let mut c = bin();
+        c.arg("--data-dir").arg(f.dir(1)).env("CLARIBI_MASTER_KEY", random_key());
+        c.args(["--database", database, "connections"]).output().unwrap()
+    };
+    let o = elsewhere("postgres://claribi:hunter2@127.0.0.1:1/fleet");
     assert_one_line_error(&o, "cannot reach PostgreSQL at postgres://claribi:***@127.0.0.1:1/fleet");
     assert!(!text(&o.stderr).contains("hunter2"));
-    let o = bin().args(["--database", "mysql://x@127.0.0.1/fleet", "connections"]).output().unwrap();
+    let o = elsewhere("mysql://x@127.0.0.1/fleet");
     assert_one_line_error(&o, "is not a PostgreSQL URL");
+    // Without the fleet's key a process is refused before it reaches the database, saying where to put it.
+    let o = bin()
+        .arg("--data-dir")
+        .arg(f.dir(2))
+        .env_remove("CLARIBI_MASTER_KEY")
+        .args(["--database", "postgres://claribi@127.0.0.1:1/fleet", "connections"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "needs the fleet's master key: set CLARIBI_MASTER_KEY");
 }
 
 #[tokio::test(flavor = "multi_thread")]
