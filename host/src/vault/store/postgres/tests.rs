@@ -19,6 +19,11 @@ fn api_key(v: &str) -> Credential {
     Credential::new(Kind::ApiKey, Zeroizing::new(v.into()), Binding::api_key(&endpoint, Some("close-api-key")))
 }
 
+/// A tool pinned with this digest (its definition names it).
+fn tool_pin(tool: &str, digest: &str) -> Pin {
+    Pin { tool: tool.into(), digest: digest.into(), definition: format!("{{\"name\":\"{tool}\"}}") }
+}
+
 /// A connection as read back, with the clock's stamps removed.
 fn unstamped(c: Option<ConnectionRecord>) -> String {
     format!("{:?}", c.map(|c| ConnectionRecord { created_at: 0, updated_at: 0, ..c }))
@@ -134,9 +139,8 @@ fn script(s: &Store, keys: &MasterKeys, key: &Credential) -> Vec<String> {
     say("unpin", format!("{:?} {:?}", s.delete_pin("pin_2"), s.delete_pin("pin_2")));
 
     // Tool pins, reviews, approvals.
-    let p = |t: &str, d: &str| Pin { tool: t.into(), digest: d.into(), definition: format!("{{\"name\":\"{t}\"}}") };
     say("not pinned yet", format!("{:?}", s.tools_pinned("conn_a")));
-    s.pin_tools("conn_a", &[p("find_leads", "d1"), p("org_info", "d2")], "connect", "connect", true).unwrap();
+    s.pin_tools("conn_a", &[tool_pin("find_leads", "d1"), tool_pin("org_info", "d2")], "connect", "connect", true).unwrap();
     say("pinned", format!("{:?} {:?}", s.tools_pinned("conn_a"), s.tool_pins("conn_a")));
     say("pinning dropped the listing", format!("{:?}", s.tool_cache("conn_a").unwrap().is_none()));
     let review = |t: &str, d: &str| PendingReview { tool: t.into(), kind: "changed".into(), digest: d.into(), definition: "{}".into(), detail: "diff".into(), seen_at: 0 };
@@ -145,7 +149,7 @@ fn script(s: &Store, keys: &MasterKeys, key: &Credential) -> Vec<String> {
     let again = s.set_pending_reviews("conn_a", &[review("org_info", "d3")]).unwrap();
     say("nothing fresh the second time", format!("{}", again.is_empty()));
     say("reviews", format!("{:?} {:?}", s.pending_reviews("conn_a").unwrap().iter().map(|r| (r.tool.clone(), r.seen_at > 0)).collect::<Vec<_>>(), s.pending_review_count("conn_a")));
-    s.pin_tools("conn_a", &[p("org_info", "d3")], "operator", "review", false).unwrap();
+    s.pin_tools("conn_a", &[tool_pin("org_info", "d3")], "operator", "review", false).unwrap();
     say("approved leaves the reviews", format!("{:?}", s.pending_review_count("conn_a")));
     say(
         "approvals",
@@ -439,7 +443,6 @@ fn replicas_writing_one_connection_at_once_never_deadlock_on_the_generation_coun
     let (a, b) = (Store::open_postgres(&db.url).unwrap(), Store::open_postgres(&db.url).unwrap());
     a.insert_connection(&record("one")).unwrap();
     let g0 = a.generation().unwrap();
-    let pin = |t: &str, d: &str| Pin { tool: t.into(), digest: d.into(), definition: format!("{{\"name\":\"{t}\"}}") };
     const ROUNDS: usize = 150;
     let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
     let approving = {
@@ -447,7 +450,7 @@ fn replicas_writing_one_connection_at_once_never_deadlock_on_the_generation_coun
         std::thread::spawn(move || {
             (0..ROUNDS)
                 .filter_map(|i| {
-                    let pins = [pin("find_leads", &format!("d{i}")), pin("org_info", &format!("e{i}"))];
+                    let pins = [tool_pin("find_leads", &format!("d{i}")), tool_pin("org_info", &format!("e{i}"))];
                     a.pin_tools("conn_one", &pins, "operator", "review", true).err()
                 })
                 .collect::<Vec<_>>()
