@@ -3,13 +3,14 @@
 
 use close_standin::{StandIn, StandInConfig};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
-const KEY_VAR: &str = "CLARIBI_TEST_CLOSE_KEY";
+mod common;
+use common::{bin, KEY_VAR};
 
 fn cli(dir: &std::path::Path, args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
-    cmd.arg("--data-dir").arg(dir).args(args).env_remove("CLARIBI_HOME").env_remove(KEY_VAR);
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir).args(args);
     if let Some(k) = key {
         cmd.env(KEY_VAR, k);
     }
@@ -184,7 +185,7 @@ async fn claribi_home_selects_the_data_directory() {
     let key = s.api_key().to_string();
     let origin = s.base_url().trim_end_matches('/').to_string();
     tokio::task::spawn_blocking(move || {
-        let o = Command::new(env!("CARGO_BIN_EXE_claribi-host"))
+        let o = bin()
             .args(["connect", "close", "--plugin", "builtin:close", "--endpoint", &url, "--api-key-env", KEY_VAR, "--allow-origin", &origin])
             .env("CLARIBI_HOME", &d)
             .env(KEY_VAR, &key)
@@ -289,7 +290,7 @@ async fn the_master_key_can_come_from_the_environment_and_be_rotated() {
         use base64::Engine as _;
         let master = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let with_env = |args: &[&str], api_key: Option<&str>| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
+            let mut cmd = bin();
             cmd.arg("--data-dir").arg(&d).args(args).env("CLARIBI_MASTER_KEY", &master);
             if let Some(k) = api_key {
                 cmd.env(KEY_VAR, k);

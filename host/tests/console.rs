@@ -9,6 +9,7 @@
 //! Screenshots of each step go to `target/console-screenshots/`.
 
 mod browser;
+mod common;
 
 use browser::{Browser, ConsoleProcess};
 use claribi_host::vault::sealing::MasterKeys;

@@ -37,6 +37,7 @@
 #[allow(dead_code)]
 #[path = "../../tests/mcp-fixture/src/lib.rs"]
 mod mcp_fixture;
+mod common;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -122,22 +123,20 @@ impl Served {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let fixture = runtime.block_on(mcp_fixture::Fixture::start()).expect("the fixture starts");
         let dir = tempfile::tempdir().unwrap();
-        let connect = Command::new(env!("CARGO_BIN_EXE_claribi-host"))
+        let connect = common::bin()
             .arg("--data-dir")
             .arg(dir.path())
             .args(["connect", "fixture", "--plugin", "builtin:mcp", "--endpoint", &fixture.url()])
             .args(["--allow-origin", &fixture.origin(), "--api-key-env", KEY_VAR])
-            .env_remove("CLARIBI_HOME")
             .env(KEY_VAR, "any-key-will-do")
             .output()
             .expect("the binary runs");
         assert!(connect.status.success(), "connect to the fixture failed:\n{}", text_of(&connect));
 
-        let mut serve = Command::new(env!("CARGO_BIN_EXE_claribi-host"))
+        let mut serve = common::bin()
             .arg("--data-dir")
             .arg(dir.path())
             .args(["serve", "--http", "127.0.0.1:0", "--bare-names"])
-            .env_remove("CLARIBI_HOME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -44,13 +44,7 @@ fn migrate_reports_the_postgresql_schema_and_an_unreachable_database_is_one_line
     let o = elsewhere("mysql://x@127.0.0.1/fleet");
     assert_one_line_error(&o, "is not a PostgreSQL URL");
     // Without the fleet's key a process is refused before it reaches the database, saying where to put it.
-    let o = bin()
-        .arg("--data-dir")
-        .arg(f.dir(2))
-        .env_remove("CLARIBI_MASTER_KEY")
-        .args(["--database", "postgres://claribi@127.0.0.1:1/fleet", "connections"])
-        .output()
-        .unwrap();
+    let o = cli(f.dir(2), &["--database", "postgres://claribi@127.0.0.1:1/fleet", "connections"]);
     assert_one_line_error(&o, "needs the fleet's master key: set CLARIBI_MASTER_KEY");
 }
 

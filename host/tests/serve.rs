@@ -9,14 +9,8 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const KEY_VAR: &str = "CLARIBI_TEST_CLOSE_KEY";
-const WAIT: Duration = Duration::from_secs(60);
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
-    cmd.env_remove("CLARIBI_HOME").env_remove(KEY_VAR).env_remove("CLARIBI_LOG");
-    cmd
-}
+mod common;
+use common::{bin, KEY_VAR, WAIT};
 
 fn cli(dir: &std::path::Path, args: &[&str], key: Option<&str>) -> Output {
     let mut cmd = bin();
@@ -598,8 +592,8 @@ async fn a_grant_narrowed_below_the_read_scope_shows_as_insufficient_scope_until
 }
 
 fn cli_env(d: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_claribi-host"));
-    cmd.arg("--data-dir").arg(d).args(args).env_remove("CLARIBI_HOME");
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(d).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -332,7 +332,7 @@ pub struct ConsoleProcess {
 impl ConsoleProcess {
     /// Start `claribi-host --data-dir DIR console --listen 127.0.0.1:0 --no-browser` and read its link.
     pub fn start(data_dir: &Path) -> ConsoleProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_claribi-host"))
+        let mut child = crate::common::bin()
             .arg("--data-dir")
             .arg(data_dir)
             .args(["console", "--listen", "127.0.0.1:0", "--no-browser"])

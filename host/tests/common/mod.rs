@@ -13,9 +13,13 @@ use std::time::Duration;
 pub const KEY_VAR: &str = "CLARIBI_TEST_CLOSE_KEY";
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// The binary with none of the host's settings from the shell that runs the tests (a home, a log
+/// filter, a replica name, a fleet's database or master key): each test gives what it means to.
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_claribi-host"));
-    cmd.env_remove("CLARIBI_HOME").env_remove(KEY_VAR).env_remove("CLARIBI_LOG").env_remove("CLARIBI_REPLICA_ID");
+    for var in ["CLARIBI_HOME", KEY_VAR, "CLARIBI_LOG", "CLARIBI_REPLICA_ID", "CLARIBI_DATABASE_URL", "CLARIBI_DATABASE_CA", "CLARIBI_MASTER_KEY"] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -278,10 +282,9 @@ impl Fleet {
         if let Some(db) = &self.database {
             cmd.arg("--database").arg(&db.url);
         }
-        match &self.master_key {
-            Some(k) => cmd.env("CLARIBI_MASTER_KEY", k),
-            None => cmd.env_remove("CLARIBI_MASTER_KEY"),
-        };
+        if let Some(k) = &self.master_key {
+            cmd.env("CLARIBI_MASTER_KEY", k);
+        }
         cmd
     }
 
